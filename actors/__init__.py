@@ -1,0 +1,1 @@
+"""The actor system an application embeds: plugins, supervisor, error handler, metrics."""

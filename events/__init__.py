@@ -1,0 +1,95 @@
+"""Typed messages and events, their registry, codec and schema evolution.
+
+    >>> from typing import ClassVar
+    >>> from actorlog.events import Event, register
+    >>> @register
+    ... class OrderPlaced(Event, tag="shop.order_placed"):
+    ...     version: ClassVar[int] = 1
+    ...     order_id: str
+"""
+
+from actorlog.events.base import Event, Message, UnknownEvent, tag_of
+from actorlog.events.catalogue import (
+    BUILTIN_EVENTS,
+    CounterIncremented,
+    Escalated,
+    FailureRaised,
+    GaugeSet,
+    HistogramObserved,
+    MeasurementsDropped,
+    MessageReceived,
+    PluginFailed,
+    PluginHealthChecked,
+    PluginRegistered,
+    PluginRestarted,
+    PluginStarted,
+    PluginStarting,
+    PluginStopped,
+    PluginStopping,
+    RecoveryAction,
+    RecoveryDecided,
+    RetryScheduled,
+    RunStarted,
+    RunStopped,
+    Severity,
+    TaskGaveUp,
+    TaskSucceeded,
+)
+from actorlog.events.codec import Codec, default_codec
+from actorlog.events.errors import (
+    ActorlogError,
+    DecodeError,
+    EncodeError,
+    NotRegisteredError,
+    RegistrationError,
+    UnknownKindError,
+)
+from actorlog.events.registry import TypeRegistry, Upcaster, default_registry, register, upcaster
+
+for _cls in BUILTIN_EVENTS:
+    default_registry.register(_cls)
+del _cls
+
+__all__ = [
+    "BUILTIN_EVENTS",
+    "ActorlogError",
+    "Codec",
+    "CounterIncremented",
+    "DecodeError",
+    "EncodeError",
+    "Escalated",
+    "Event",
+    "FailureRaised",
+    "GaugeSet",
+    "HistogramObserved",
+    "MeasurementsDropped",
+    "Message",
+    "MessageReceived",
+    "NotRegisteredError",
+    "PluginFailed",
+    "PluginHealthChecked",
+    "PluginRegistered",
+    "PluginRestarted",
+    "PluginStarted",
+    "PluginStarting",
+    "PluginStopped",
+    "PluginStopping",
+    "RecoveryAction",
+    "RecoveryDecided",
+    "RegistrationError",
+    "RetryScheduled",
+    "RunStarted",
+    "RunStopped",
+    "Severity",
+    "TaskGaveUp",
+    "TaskSucceeded",
+    "TypeRegistry",
+    "UnknownEvent",
+    "UnknownKindError",
+    "Upcaster",
+    "default_codec",
+    "default_registry",
+    "register",
+    "tag_of",
+    "upcaster",
+]

@@ -1,0 +1,237 @@
+"""The built-in event catalogue: every fact the actor system itself records.
+
+Tags are grouped by family (``run.*``, ``plugin.*``, failures and recovery,
+``message.*``, measurements). The SQL views ``lifecycle``, ``failures`` and
+``measurements`` are built on these tags.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import msgspec
+
+from actorlog.events.base import Event
+
+Severity = Literal["low", "medium", "high", "critical"]
+"""How serious a failure is; assessed by the error handler."""
+
+RecoveryAction = Literal["continue", "retry", "restart", "restart_with_dependents", "stop", "escalate"]
+"""What the error handler decided to do about a failure."""
+
+
+class RunStarted(Event, tag="run.started"):
+    """An actor-system run began writing to this log (the run id is the row's ``run``)."""
+
+    pid: int
+    host: str
+    python: str
+    actorlog_version: str
+
+
+class RunStopped(Event, tag="run.stopped"):
+    """An actor-system run ended. ``clean`` is False when it stopped by escalation."""
+
+    reason: str = "normal"
+    clean: bool = True
+
+
+class PluginRegistered(Event, tag="plugin.registered"):
+    """A plugin was registered: enough to build a fresh instance of it later."""
+
+    plugin: str
+    class_path: str
+    plugin_version: str
+    config: dict[str, Any] = msgspec.field(default_factory=dict)
+    depends_on: tuple[str, ...] = ()
+
+
+class PluginStarting(Event, tag="plugin.starting"):
+    """A plugin's ``on_start`` is about to run."""
+
+    plugin: str
+
+
+class PluginStarted(Event, tag="plugin.started"):
+    """A plugin's ``on_start`` finished; it now handles messages."""
+
+    plugin: str
+
+
+class PluginHealthChecked(Event, tag="plugin.health_checked"):
+    """The result of one health check of a plugin."""
+
+    plugin: str
+    healthy: bool
+    detail: str = ""
+
+
+class PluginStopping(Event, tag="plugin.stopping"):
+    """A plugin's ``on_stop`` is about to run."""
+
+    plugin: str
+
+
+class PluginStopped(Event, tag="plugin.stopped"):
+    """A plugin stopped; it handles no more messages."""
+
+    plugin: str
+
+
+class PluginFailed(Event, tag="plugin.failed"):
+    """A plugin could not start or was stopped because of a failure."""
+
+    plugin: str
+    reason: str
+    exc_type: str | None = None
+
+
+class PluginRestarted(Event, tag="plugin.restarted"):
+    """A fresh instance of a plugin replaced a failed one."""
+
+    plugin: str
+    restart_count: int
+    reason: str = ""
+
+
+class FailureRaised(Event, tag="failure.raised"):
+    """A handler, start, stop or health check raised.
+
+    ``exc_type`` is the exception's qualified type (``module.QualName``);
+    ``trigger_seq`` is the seq of the ``message.received`` event that caused it, if any.
+    """
+
+    plugin: str
+    exc_type: str
+    message: str
+    traceback: str
+    severity: Severity | None = None
+    trigger_seq: int | None = None
+
+
+class RecoveryDecided(Event, tag="recovery.decided"):
+    """The error handler's decision about one failure."""
+
+    plugin: str
+    action: RecoveryAction
+    delay: float = 0.0
+    reason: str = ""
+    severity: Severity | None = None
+    failure_seq: int | None = None
+
+
+class RetryScheduled(Event, tag="retry.scheduled"):
+    """Attempt ``attempt`` of a task failed; the next one runs after ``delay`` seconds."""
+
+    task: str
+    attempt: int
+    delay: float
+    exc_type: str = ""
+
+
+class TaskSucceeded(Event, tag="task.succeeded"):
+    """A task run with recovery succeeded after ``attempts`` attempts."""
+
+    task: str
+    attempts: int
+
+
+class TaskGaveUp(Event, tag="task.gave_up"):
+    """A task run with recovery failed for good; its last exception was re-raised."""
+
+    task: str
+    attempts: int
+    exc_type: str
+    message: str
+
+
+class Escalated(Event, tag="escalated"):
+    """A failure was escalated: the system stops with an error."""
+
+    plugin: str
+    reason: str
+    exc_type: str | None = None
+
+
+class MessageReceived(Event, tag="message.received"):
+    """A plugin received a message. With the row's ``ts`` (the receive time) and
+    ``seed`` (for the handler's random numbers), this is what reproduction replays."""
+
+    recipient: str
+    sender: str
+    message: dict[str, Any]
+    seed: int = 0
+
+
+class CounterIncremented(Event, tag="counter.incremented"):
+    """A counter went up by ``value``."""
+
+    name: str
+    value: float = 1.0
+    tags: dict[str, str] = msgspec.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _require_finite(self)
+
+
+class GaugeSet(Event, tag="gauge.set"):
+    """A gauge was set to ``value``."""
+
+    name: str
+    value: float
+    tags: dict[str, str] = msgspec.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _require_finite(self)
+
+
+class HistogramObserved(Event, tag="histogram.observed"):
+    """A histogram observed ``value``."""
+
+    name: str
+    value: float
+    tags: dict[str, str] = msgspec.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _require_finite(self)
+
+
+def _require_finite(event: CounterIncremented | GaugeSet | HistogramObserved) -> None:
+    if not math.isfinite(event.value):
+        raise ValueError(
+            f"{type(event).__name__} {event.name!r}: value must be a finite number, got {event.value!r}"
+        )
+
+
+class MeasurementsDropped(Event, tag="measurements.dropped"):
+    """Measurements were dropped under an explicit sampling policy; ``count`` says how many."""
+
+    count: int
+    reason: str
+
+
+BUILTIN_EVENTS: tuple[type[Event], ...] = (
+    RunStarted,
+    RunStopped,
+    PluginRegistered,
+    PluginStarting,
+    PluginStarted,
+    PluginHealthChecked,
+    PluginStopping,
+    PluginStopped,
+    PluginFailed,
+    PluginRestarted,
+    FailureRaised,
+    RecoveryDecided,
+    RetryScheduled,
+    TaskSucceeded,
+    TaskGaveUp,
+    Escalated,
+    MessageReceived,
+    CounterIncremented,
+    GaugeSet,
+    HistogramObserved,
+    MeasurementsDropped,
+)
+"""Every built-in event type, registered in the default registry at import."""

@@ -1,0 +1,48 @@
+"""Errors raised by the event layer. Every actorlog error derives from `ActorlogError`."""
+
+from __future__ import annotations
+
+
+class ActorlogError(Exception):
+    """Base class of every error actorlog raises on purpose."""
+
+
+class NotRegisteredError(ActorlogError, TypeError):
+    """An object that is not an instance of a registered message or event type was given."""
+
+
+class RegistrationError(ActorlogError, TypeError):
+    """A type cannot be registered (bad tag, tag clash, not a Message or Event subclass)."""
+
+
+class UnknownKindError(ActorlogError, LookupError):
+    """A stored event names a kind this process has no registered type for."""
+
+    def __init__(self, kind: str, seq: int | None) -> None:
+        where = f"event seq {seq}" if seq is not None else "a payload"
+        super().__init__(
+            f"{where} has kind {kind!r}, which no registered type carries; "
+            f"register the type that defines it (actorlog.events.register) "
+            f"or read with lenient=True to get UnknownEvent placeholders"
+        )
+        self.kind = kind
+        self.seq = seq
+
+
+class DecodeError(ActorlogError, ValueError):
+    """A stored payload cannot be turned back into its typed event."""
+
+    def __init__(self, kind: str, version: int, seq: int | None, problem: str) -> None:
+        where = f"event seq {seq}" if seq is not None else "a payload"
+        super().__init__(
+            f"{where} (kind {kind!r}, version {version}) cannot be decoded: {problem}; "
+            f"read with lenient=True to get an UnknownEvent placeholder instead"
+        )
+        self.kind = kind
+        self.version = version
+        self.seq = seq
+        self.problem = problem
+
+
+class EncodeError(ActorlogError, ValueError):
+    """An event cannot be encoded faithfully (for example a NaN or infinite float)."""

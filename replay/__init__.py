@@ -1,0 +1,1 @@
+"""Replay of an event log: projections, rebuilt statistics, failure reproduction, and the CLI."""

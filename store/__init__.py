@@ -1,0 +1,36 @@
+"""The SQLite event log: schema, the single-writer store actor, readers and verification."""
+
+from actorlog.store.chain import row_hash
+from actorlog.store.errors import (
+    NotAnEventLogError,
+    PayloadTooLargeError,
+    ReadOnlyError,
+    SchemaVersionError,
+    StoreClosedError,
+    StoreError,
+    StoreWriteError,
+)
+from actorlog.store.event_store import DEFAULT_MAX_PAYLOAD_BYTES, EventStore, Synchronous, new_run_id
+from actorlog.store.query import EventFilter
+from actorlog.store.records import EventRecord
+from actorlog.store.schema import SCHEMA_VERSION
+from actorlog.store.verify import VerifyReport
+
+__all__ = [
+    "DEFAULT_MAX_PAYLOAD_BYTES",
+    "SCHEMA_VERSION",
+    "EventFilter",
+    "EventRecord",
+    "EventStore",
+    "NotAnEventLogError",
+    "PayloadTooLargeError",
+    "ReadOnlyError",
+    "SchemaVersionError",
+    "StoreClosedError",
+    "StoreError",
+    "StoreWriteError",
+    "Synchronous",
+    "VerifyReport",
+    "new_run_id",
+    "row_hash",
+]

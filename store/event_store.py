@@ -1,0 +1,273 @@
+"""`EventStore`: open, append to, read, and verify one SQLite event log."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import secrets
+import threading
+import time
+import weakref
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+import pykka
+import sqlite_utils
+
+from actorlog.events import Codec, TypeRegistry
+from actorlog.events.codec import default_codec
+from actorlog.store.errors import PayloadTooLargeError, ReadOnlyError, StoreClosedError
+from actorlog.store.query import EventFilter, iter_rows, make_filter
+from actorlog.store.records import EventRecord
+from actorlog.store.schema import open_database
+from actorlog.store.verify import VerifyReport, verify_log
+from actorlog.store.writer import Flush, PendingRow, StoreWriter, WriterState
+
+Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
+
+DEFAULT_MAX_PAYLOAD_BYTES = 1 << 20
+_BATCH_MESSAGE_ROWS = 1000
+
+_open_stores: weakref.WeakSet[EventStore] = weakref.WeakSet()
+
+
+def new_run_id() -> str:
+    """A run id that sorts by start time: ``20261124T101800-3fa2c1``."""
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+class EventStore:
+    """One SQLite event log, opened for appending (default) or read-only.
+
+    ::
+
+        with EventStore("app.db") as store:
+            store.append(GaugeSet(name="queue_depth", value=3), actor="worker")
+            store.flush()
+            for record in store.events(kinds=["gauge.set"]):
+                print(record.seq, record.event)
+
+    Appends are handed to the store actor, which commits them in groups; they return
+    without waiting for the disk unless its backlog is full (back-pressure). `flush`
+    waits until everything appended before it is committed. Closing flushes.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        readonly: bool = False,
+        run: str | None = None,
+        registry: TypeRegistry | None = None,
+        synchronous: Synchronous = "NORMAL",
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+        max_pending_rows: int = 20_000,
+        max_batch_rows: int = 20_000,
+        busy_timeout: float = 5.0,
+        chunk_size: int = 1000,
+    ) -> None:
+        if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"synchronous must be one of OFF, NORMAL, FULL, EXTRA, got {synchronous!r}")
+        for name, value in (
+            ("max_payload_bytes", max_payload_bytes), ("max_pending_rows", max_pending_rows),
+            ("max_batch_rows", max_batch_rows), ("chunk_size", chunk_size),
+        ):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        self.path = Path(path)
+        self.readonly = readonly
+        self.run = run if run is not None else new_run_id()
+        self.codec = Codec(registry) if registry is not None else default_codec
+        self.max_payload_bytes = max_payload_bytes
+        self.chunk_size = chunk_size
+        self.db: sqlite_utils.Database = open_database(self.path, readonly=readonly, busy_timeout=busy_timeout)
+        """A sqlite-utils `Database` on the reading connection, for ad-hoc queries."""
+        self._read_lock = threading.Lock()
+        self._closed = False
+        self._state = WriterState()
+        self._writer: pykka.ActorRef[StoreWriter] | None = None
+        if not readonly:
+            self._writer = StoreWriter.start(
+                self.path, self._state, synchronous=synchronous, busy_timeout=busy_timeout,
+                max_batch_rows=max_batch_rows, max_pending_rows=max_pending_rows,
+            )
+        _open_stores.add(self)
+
+    @classmethod
+    def open_readonly(cls, path: str | os.PathLike[str], **options: Any) -> EventStore:
+        """Open an existing log for reading only: audits and replay never change the file."""
+        return cls(path, readonly=True, **options)
+
+    def __enter__(self) -> EventStore:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        mode = "read-only" if self.readonly else f"run={self.run}"
+        return f"<EventStore {str(self.path)!r} {mode}{' closed' if self._closed else ''}>"
+
+    # -- writing -------------------------------------------------------------------------
+
+    def append(
+        self, event: object, *, actor: str = "app", correlation: str | None = None, ts: float | None = None
+    ) -> None:
+        """Append one event; returns once the store actor has it (not when it is committed).
+
+        Raises `NotRegisteredError` for anything but a registered type's instance,
+        `PayloadTooLargeError` over the payload limit, and `StoreWriteError` once a
+        commit has failed. ``ts`` defaults to now.
+        """
+        writer = self._writable()
+        writer.tell(self._pending(event, actor, correlation, ts))
+
+    def append_many(
+        self,
+        events: Iterable[object],
+        *,
+        actor: str = "app",
+        correlation: str | None = None,
+        ts: float | None = None,
+    ) -> None:
+        """Append several events in order; all are encoded and checked before any is sent."""
+        writer = self._writable()
+        rows = [self._pending(event, actor, correlation, ts) for event in events]
+        for start in range(0, len(rows), _BATCH_MESSAGE_ROWS):
+            writer.tell(rows[start : start + _BATCH_MESSAGE_ROWS])
+
+    def flush(self, timeout: float | None = None) -> int:
+        """Wait until every event appended before this call is committed; return the last seq committed."""
+        writer = self._writable()
+        try:
+            seq: int = writer.ask(Flush(), timeout=timeout)
+        except pykka.ActorDeadError:
+            raise StoreClosedError(f"{self!r}: the store actor has stopped") from None
+        return seq
+
+    @property
+    def failure(self) -> Exception | None:
+        """The commit failure that stopped writing, if any."""
+        return self._state.failure
+
+    def _writable(self) -> pykka.ActorRef[StoreWriter]:
+        if self._closed:
+            raise StoreClosedError(f"{self!r} is closed; open the log again to write")
+        if self._writer is None:
+            raise ReadOnlyError(f"{self!r} was opened read-only; open it without readonly=True to append")
+        if self._state.failure is not None:
+            raise self._state.failure
+        return self._writer
+
+    def _pending(self, event: object, actor: str, correlation: str | None, ts: float | None) -> PendingRow:
+        kind, version, payload = self.codec.encode(event)
+        if len(payload) > self.max_payload_bytes:
+            raise PayloadTooLargeError(
+                f"{kind} event is {len(payload):,} bytes encoded, over this store's limit of "
+                f"{self.max_payload_bytes:,}; store large data elsewhere and log a reference, "
+                f"or open the store with a larger max_payload_bytes"
+            )
+        if type(actor) is not str or (correlation is not None and type(correlation) is not str):
+            raise TypeError(f"actor must be a str and correlation a str or None, got {actor!r} and {correlation!r}")
+        return (time.time() if ts is None else float(ts), self.run, actor, kind, version, correlation, payload.decode())
+
+    # -- reading -------------------------------------------------------------------------
+
+    def events(
+        self,
+        *,
+        run: str | None = None,
+        actor: str | None = None,
+        kinds: Iterable[str] | str | None = None,
+        from_seq: int | None = None,
+        to_seq: int | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        correlation: str | None = None,
+        lenient: bool = False,
+    ) -> Iterator[EventRecord]:
+        """Stream committed events in seq order, decoded, matching every filter given.
+
+        Reads in chunks of ``chunk_size`` rows: memory does not grow with the log.
+        Strict reads raise on an event whose kind is not registered (naming its seq);
+        ``lenient=True`` yields `UnknownEvent` placeholders instead.
+        """
+        selection = make_filter(
+            run=run, actor=actor, kinds=kinds, from_seq=from_seq, to_seq=to_seq,
+            since=since, until=until, correlation=correlation,
+        )
+        return self.select(selection, lenient=lenient)
+
+    def select(self, selection: EventFilter, *, lenient: bool = False) -> Iterator[EventRecord]:
+        """Like `events`, with the filter given as an `EventFilter`."""
+        self._check_open()
+        decode = self.codec.decode
+        for seq, ts, run, actor, kind, version, correlation, payload, digest in iter_rows(
+            self.db.conn, self._read_lock, selection, self.chunk_size
+        ):
+            yield EventRecord(
+                seq=seq, ts=ts, run=run, actor=actor, kind=kind, version=version, correlation=correlation,
+                event=decode(kind, version, payload, seq=seq, lenient=lenient), hash=digest,
+            )
+
+    def count(self) -> int:
+        """How many events the log holds (committed ones only)."""
+        self._check_open()
+        with self._read_lock:
+            row = self.db.conn.execute("SELECT count(*) FROM events").fetchone()
+        return int(row[0])
+
+    def last_seq(self) -> int:
+        """The seq of the newest committed event, 0 for an empty log."""
+        self._check_open()
+        with self._read_lock:
+            row = self.db.conn.execute("SELECT max(seq) FROM events").fetchone()
+        return int(row[0] or 0)
+
+    def verify(self) -> VerifyReport:
+        """Check the append-only triggers and recompute the hash chain over every committed row."""
+        self._check_open()
+        return verify_log(self.db.conn, self._read_lock)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosedError(f"{self!r} is closed")
+
+    # -- closing -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Flush pending events, stop the store actor and close the file. Idempotent.
+
+        A pending commit failure is raised after everything is closed.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        failure: Exception | None = None
+        if self._writer is not None:
+            try:
+                self._writer.ask(Flush())
+            except Exception as exc:  # noqa: BLE001 - re-raised once the file is closed
+                failure = exc
+            try:
+                self._writer.stop(block=True)
+            except pykka.ActorDeadError:
+                pass
+        with self._read_lock:
+            self.db.conn.close()
+        _open_stores.discard(self)
+        if failure is not None:
+            raise failure
+
+
+@atexit.register
+def _close_open_stores() -> None:
+    for store in list(_open_stores):
+        try:
+            store.close()
+        except Exception:  # noqa: BLE001, S110 - interpreter exit: nothing left to report to
+            pass

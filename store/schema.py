@@ -1,0 +1,193 @@
+"""The event-log schema: creation with sqlite-utils, and the checks made before opening a file.
+
+Nothing here writes to a file that is not already an actorlog log or an empty file.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import sqlite_utils
+
+from actorlog.store.errors import NotAnEventLogError, SchemaVersionError
+
+SCHEMA_VERSION = 1
+"""The schema version this code writes and the newest it reads."""
+
+FORMAT_NAME = "actorlog"
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+EVENT_COLUMNS = ("seq", "ts", "run", "actor", "kind", "version", "correlation", "payload", "hash")
+INDEXED_COLUMNS = ("actor", "kind", "ts", "correlation", "run")
+
+LIFECYCLE_KINDS = (
+    "run.started", "run.stopped", "plugin.registered", "plugin.starting", "plugin.started",
+    "plugin.health_checked", "plugin.stopping", "plugin.stopped", "plugin.failed", "plugin.restarted",
+)
+FAILURE_KINDS = (
+    "failure.raised", "recovery.decided", "retry.scheduled", "task.succeeded", "task.gave_up", "escalated",
+)
+MEASUREMENT_KINDS = ("counter.incremented", "gauge.set", "histogram.observed")
+
+
+def _in(kinds: tuple[str, ...]) -> str:
+    return ", ".join(f"'{kind}'" for kind in kinds)
+
+
+def _field(name: str, alias: str | None = None) -> str:
+    return f"json_extract(payload, '$.{name}') AS {alias or name}"
+
+
+VIEWS: dict[str, str] = {
+    "lifecycle": f"""SELECT seq, ts, run, actor, kind, correlation,
+    {_field("plugin")}, {_field("class_path")}, {_field("plugin_version")},
+    {_field("healthy")}, {_field("detail")}, {_field("reason")}, {_field("restart_count")}
+FROM events WHERE kind IN ({_in(LIFECYCLE_KINDS)})""",
+    "failures": f"""SELECT seq, ts, run, actor, kind, correlation,
+    coalesce(json_extract(payload, '$.plugin'), json_extract(payload, '$.task')) AS plugin,
+    {_field("exc_type")}, {_field("message")}, {_field("severity")}, {_field("action")},
+    {_field("delay")}, coalesce(json_extract(payload, '$.attempt'), json_extract(payload, '$.attempts')) AS attempt,
+    {_field("reason")}, {_field("trigger_seq")}, {_field("failure_seq")}
+FROM events WHERE kind IN ({_in(FAILURE_KINDS)})""",
+    "measurements": f"""SELECT seq, ts, run, actor, kind, correlation,
+    CASE kind WHEN 'counter.incremented' THEN 'counter' WHEN 'gauge.set' THEN 'gauge' ELSE 'histogram' END AS metric_type,
+    {_field("name")}, {_field("value")}, {_field("tags")}
+FROM events WHERE kind IN ({_in(MEASUREMENT_KINDS)})""",
+}
+
+TRIGGERS: dict[str, str] = {
+    "events_refuse_update": "BEFORE UPDATE ON events BEGIN "
+    "SELECT RAISE(ABORT, 'actorlog: the event log is append-only, UPDATE on events is refused'); END",
+    "events_refuse_delete": "BEFORE DELETE ON events BEGIN "
+    "SELECT RAISE(ABORT, 'actorlog: the event log is append-only, DELETE on events is refused'); END",
+}
+
+
+def connect(path: Path, *, readonly: bool, busy_timeout: float) -> sqlite3.Connection:
+    """Open a connection in autocommit mode (transactions are explicit)."""
+    if readonly:
+        target, uri = path.resolve().as_uri() + "?mode=ro", True
+    else:
+        target, uri = str(path), False
+    try:
+        return sqlite3.connect(
+            target, uri=uri, timeout=busy_timeout, isolation_level=None, check_same_thread=False
+        )
+    except sqlite3.Error as exc:
+        raise NotAnEventLogError(f"cannot open event log {str(path)!r}: {exc}") from None
+
+
+def check_path(path: Path, *, readonly: bool) -> bool:
+    """Refuse paths that cannot be an event log; return whether the file already exists."""
+    if path.is_dir():
+        raise NotAnEventLogError(f"{str(path)!r} is a directory, not an event log file; pass the path of a .db file")
+    if not path.exists():
+        if readonly:
+            raise NotAnEventLogError(f"no event log at {str(path)!r}: the file does not exist")
+        if not path.parent.is_dir():
+            raise NotAnEventLogError(
+                f"cannot create event log {str(path)!r}: directory {str(path.parent)!r} does not exist"
+            )
+        return False
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise NotAnEventLogError(f"cannot read {str(path)!r}: {exc.strerror}") from None
+    if header and header != SQLITE_HEADER:
+        raise NotAnEventLogError(
+            f"{str(path)!r} is not an SQLite database (its header is not SQLite's); "
+            f"pass the path of an actorlog event log, or a new path to create one"
+        )
+    return True
+
+
+def user_tables(db: sqlite_utils.Database) -> list[str]:
+    """Tables in the file, ignoring SQLite's own."""
+    return [name for name in db.table_names() if not name.startswith("sqlite_")]
+
+
+def check_schema(db: sqlite_utils.Database, path: Path) -> None:
+    """Refuse an SQLite file that is not an actorlog log, or one from a newer schema."""
+    tables = user_tables(db)
+    if "meta" not in tables or "events" not in tables:
+        raise NotAnEventLogError(
+            f"{str(path)!r} is an SQLite database but not an actorlog event log "
+            f"(tables: {', '.join(tables) or 'none'}); pass a new path to create a log"
+        )
+    meta = {row["key"]: row["value"] for row in db["meta"].rows}
+    if meta.get("format") != FORMAT_NAME:
+        raise NotAnEventLogError(
+            f"{str(path)!r} has a meta table but it does not mark an actorlog event log; pass a new path"
+        )
+    try:
+        version = int(meta.get("schema_version", ""))
+    except ValueError:
+        raise NotAnEventLogError(
+            f"{str(path)!r} has an unreadable schema_version {meta.get('schema_version')!r} in its meta table"
+        ) from None
+    if version > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"{str(path)!r} was written with event-log schema version {version}, but this actorlog "
+            f"reads versions up to {SCHEMA_VERSION}; upgrade actorlog to read it"
+        )
+
+
+def create_schema(db: sqlite_utils.Database) -> None:
+    """Create the events table, indexes, views, triggers and meta rows, inside the caller's transaction."""
+    events = db.table("events")
+    events.create(
+        {
+            "seq": int, "ts": float, "run": str, "actor": str, "kind": str,
+            "version": int, "correlation": str, "payload": str, "hash": str,
+        },
+        pk="seq",
+        not_null={"ts", "run", "actor", "kind", "version", "payload", "hash"},
+    )
+    for column in INDEXED_COLUMNS:
+        events.create_index([column], index_name=f"events_by_{column}")
+    for name, sql in VIEWS.items():
+        db.create_view(name, sql)
+    for name, body in TRIGGERS.items():
+        db.execute(f"CREATE TRIGGER {name} {body}")
+    db.table("meta").insert_all(
+        [
+            {"key": "format", "value": FORMAT_NAME},
+            {"key": "schema_version", "value": str(SCHEMA_VERSION)},
+            {"key": "created_at", "value": repr(time.time())},
+        ],
+        pk="key",
+    )
+
+
+def open_database(path: Path, *, readonly: bool, busy_timeout: float) -> sqlite_utils.Database:
+    """Open (or, when writable and new or empty, create) an event log and check its schema."""
+    existed = check_path(path, readonly=readonly)
+    conn = connect(path, readonly=readonly, busy_timeout=busy_timeout)
+    db = sqlite_utils.Database(conn)
+    try:
+        try:
+            empty = not user_tables(db)
+        except sqlite3.DatabaseError as exc:
+            raise NotAnEventLogError(f"{str(path)!r} cannot be read as an SQLite database: {exc}") from None
+        if empty:
+            if readonly:
+                raise NotAnEventLogError(f"{str(path)!r} is an empty SQLite database, not an actorlog event log")
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                if not user_tables(db):  # another process may have created it meanwhile
+                    create_schema(db)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        check_schema(db, path)
+    except BaseException:
+        conn.close()
+        if not existed and not readonly and path.exists() and path.stat().st_size == 0:
+            path.unlink()
+        raise
+    return db
