@@ -3,7 +3,7 @@
     >>> from typing import ClassVar
     >>> from actorlog.events import Event, register
     >>> @register
-    ... class OrderPlaced(Event, tag="shop.order_placed"):
+    ... class OrderPlaced(Event, tag="shop.order_placed", frozen=True):
     ...     version: ClassVar[int] = 1
     ...     order_id: str
 """

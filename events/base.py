@@ -3,12 +3,14 @@
 Both are frozen, keyword-only `msgspec.Struct`s tagged in the field ``kind``. Each
 concrete type declares an explicit, stable tag and a schema ``version``::
 
-    class OrderPlaced(Event, tag="shop.order_placed"):
+    class OrderPlaced(Event, tag="shop.order_placed", frozen=True):
         version: ClassVar[int] = 1
         order_id: str
         total: float
 
-The tag is what the log stores, never the Python class name, so renaming or moving
+Subclasses are frozen at run time whatever they say; repeating ``frozen=True`` keeps
+type checkers (which read msgspec's ``dataclass_transform``) in agreement. The tag is
+what the log stores, never the Python class name, so renaming or moving
 a class does not break old logs.
 """
 

@@ -21,7 +21,7 @@ RecoveryAction = Literal["continue", "retry", "restart", "restart_with_dependent
 """What the error handler decided to do about a failure."""
 
 
-class RunStarted(Event, tag="run.started"):
+class RunStarted(Event, tag="run.started", frozen=True):
     """An actor-system run began writing to this log (the run id is the row's ``run``)."""
 
     pid: int
@@ -30,14 +30,14 @@ class RunStarted(Event, tag="run.started"):
     actorlog_version: str
 
 
-class RunStopped(Event, tag="run.stopped"):
+class RunStopped(Event, tag="run.stopped", frozen=True):
     """An actor-system run ended. ``clean`` is False when it stopped by escalation."""
 
     reason: str = "normal"
     clean: bool = True
 
 
-class PluginRegistered(Event, tag="plugin.registered"):
+class PluginRegistered(Event, tag="plugin.registered", frozen=True):
     """A plugin was registered: enough to build a fresh instance of it later."""
 
     plugin: str
@@ -47,19 +47,19 @@ class PluginRegistered(Event, tag="plugin.registered"):
     depends_on: tuple[str, ...] = ()
 
 
-class PluginStarting(Event, tag="plugin.starting"):
+class PluginStarting(Event, tag="plugin.starting", frozen=True):
     """A plugin's ``on_start`` is about to run."""
 
     plugin: str
 
 
-class PluginStarted(Event, tag="plugin.started"):
+class PluginStarted(Event, tag="plugin.started", frozen=True):
     """A plugin's ``on_start`` finished; it now handles messages."""
 
     plugin: str
 
 
-class PluginHealthChecked(Event, tag="plugin.health_checked"):
+class PluginHealthChecked(Event, tag="plugin.health_checked", frozen=True):
     """The result of one health check of a plugin."""
 
     plugin: str
@@ -67,19 +67,19 @@ class PluginHealthChecked(Event, tag="plugin.health_checked"):
     detail: str = ""
 
 
-class PluginStopping(Event, tag="plugin.stopping"):
+class PluginStopping(Event, tag="plugin.stopping", frozen=True):
     """A plugin's ``on_stop`` is about to run."""
 
     plugin: str
 
 
-class PluginStopped(Event, tag="plugin.stopped"):
+class PluginStopped(Event, tag="plugin.stopped", frozen=True):
     """A plugin stopped; it handles no more messages."""
 
     plugin: str
 
 
-class PluginFailed(Event, tag="plugin.failed"):
+class PluginFailed(Event, tag="plugin.failed", frozen=True):
     """A plugin could not start or was stopped because of a failure."""
 
     plugin: str
@@ -87,7 +87,7 @@ class PluginFailed(Event, tag="plugin.failed"):
     exc_type: str | None = None
 
 
-class PluginRestarted(Event, tag="plugin.restarted"):
+class PluginRestarted(Event, tag="plugin.restarted", frozen=True):
     """A fresh instance of a plugin replaced a failed one."""
 
     plugin: str
@@ -95,7 +95,7 @@ class PluginRestarted(Event, tag="plugin.restarted"):
     reason: str = ""
 
 
-class FailureRaised(Event, tag="failure.raised"):
+class FailureRaised(Event, tag="failure.raised", frozen=True):
     """A handler, start, stop or health check raised.
 
     ``exc_type`` is the exception's qualified type (``module.QualName``);
@@ -110,7 +110,7 @@ class FailureRaised(Event, tag="failure.raised"):
     trigger_seq: int | None = None
 
 
-class RecoveryDecided(Event, tag="recovery.decided"):
+class RecoveryDecided(Event, tag="recovery.decided", frozen=True):
     """The error handler's decision about one failure."""
 
     plugin: str
@@ -121,7 +121,7 @@ class RecoveryDecided(Event, tag="recovery.decided"):
     failure_seq: int | None = None
 
 
-class RetryScheduled(Event, tag="retry.scheduled"):
+class RetryScheduled(Event, tag="retry.scheduled", frozen=True):
     """Attempt ``attempt`` of a task failed; the next one runs after ``delay`` seconds."""
 
     task: str
@@ -130,14 +130,14 @@ class RetryScheduled(Event, tag="retry.scheduled"):
     exc_type: str = ""
 
 
-class TaskSucceeded(Event, tag="task.succeeded"):
+class TaskSucceeded(Event, tag="task.succeeded", frozen=True):
     """A task run with recovery succeeded after ``attempts`` attempts."""
 
     task: str
     attempts: int
 
 
-class TaskGaveUp(Event, tag="task.gave_up"):
+class TaskGaveUp(Event, tag="task.gave_up", frozen=True):
     """A task run with recovery failed for good; its last exception was re-raised."""
 
     task: str
@@ -146,7 +146,7 @@ class TaskGaveUp(Event, tag="task.gave_up"):
     message: str
 
 
-class Escalated(Event, tag="escalated"):
+class Escalated(Event, tag="escalated", frozen=True):
     """A failure was escalated: the system stops with an error."""
 
     plugin: str
@@ -154,7 +154,7 @@ class Escalated(Event, tag="escalated"):
     exc_type: str | None = None
 
 
-class MessageReceived(Event, tag="message.received"):
+class MessageReceived(Event, tag="message.received", frozen=True):
     """A plugin received a message. With the row's ``ts`` (the receive time) and
     ``seed`` (for the handler's random numbers), this is what reproduction replays."""
 
@@ -164,7 +164,7 @@ class MessageReceived(Event, tag="message.received"):
     seed: int = 0
 
 
-class CounterIncremented(Event, tag="counter.incremented"):
+class CounterIncremented(Event, tag="counter.incremented", frozen=True):
     """A counter went up by ``value``."""
 
     name: str
@@ -175,7 +175,7 @@ class CounterIncremented(Event, tag="counter.incremented"):
         _require_finite(self)
 
 
-class GaugeSet(Event, tag="gauge.set"):
+class GaugeSet(Event, tag="gauge.set", frozen=True):
     """A gauge was set to ``value``."""
 
     name: str
@@ -186,7 +186,7 @@ class GaugeSet(Event, tag="gauge.set"):
         _require_finite(self)
 
 
-class HistogramObserved(Event, tag="histogram.observed"):
+class HistogramObserved(Event, tag="histogram.observed", frozen=True):
     """A histogram observed ``value``."""
 
     name: str
@@ -204,7 +204,7 @@ def _require_finite(event: CounterIncremented | GaugeSet | HistogramObserved) ->
         )
 
 
-class MeasurementsDropped(Event, tag="measurements.dropped"):
+class MeasurementsDropped(Event, tag="measurements.dropped", frozen=True):
     """Measurements were dropped under an explicit sampling policy; ``count`` says how many."""
 
     count: int

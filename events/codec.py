@@ -12,8 +12,8 @@ from typing import Any, Union
 import msgspec
 
 from actorlog.events.base import UnknownEvent
-from actorlog.events.errors import DecodeError, EncodeError, UnknownKindError
-from actorlog.events.registry import TypeRegistry, default_registry
+from actorlog.events.errors import DecodeError, EncodeError, NotRegisteredError, UnknownKindError
+from actorlog.events.registry import TypeRegistry, default_registry, not_registered_message
 
 
 class Codec:
@@ -21,7 +21,8 @@ class Codec:
 
     def __init__(self, registry: TypeRegistry | None = None) -> None:
         self.registry = registry if registry is not None else default_registry
-        self._encoder = msgspec.json.Encoder()
+        self._by_type = self.registry.by_type
+        self._encode = msgspec.json.Encoder().encode
         self._dict_decoder = msgspec.json.Decoder()
         self._lock = threading.Lock()
         self._generation = -1
@@ -33,9 +34,12 @@ class Codec:
         Raises `NotRegisteredError` for anything else and `EncodeError` for a value
         JSON cannot carry faithfully (NaN or infinite floats become ``null``).
         """
-        kind, version = self.registry.kind_and_version(obj)
-        payload = self._encoder.encode(obj)
-        if b"null" in payload:
+        info = self._by_type.get(type(obj))  # type: ignore[arg-type]
+        if info is None:
+            raise NotRegisteredError(not_registered_message(obj))
+        kind, version = info
+        payload = self._encode(obj)
+        if payload.find(b"null") >= 0:
             # NaN and infinity encode as null: make sure the payload still reads back.
             try:
                 msgspec.json.decode(payload, type=type(obj))

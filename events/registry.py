@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import msgspec
@@ -34,6 +35,8 @@ class TypeRegistry:
         self._lock = threading.Lock()
         self._by_kind: dict[str, type[msgspec.Struct]] = {}
         self._by_type: dict[type[msgspec.Struct], tuple[str, int]] = {}
+        self.by_type: Mapping[type[msgspec.Struct], tuple[str, int]] = MappingProxyType(self._by_type)
+        """(tag, version) of every registered type, read-only and always current."""
         self._upcasters: dict[tuple[str, int], Upcaster] = {}
         self.generation = 0
 
@@ -104,7 +107,7 @@ class TypeRegistry:
         """The (tag, version) of a registered type's instance; `NotRegisteredError` otherwise."""
         info = self._by_type.get(type(obj))  # type: ignore[arg-type]
         if info is None:
-            raise NotRegisteredError(_not_registered(obj))
+            raise NotRegisteredError(not_registered_message(obj))
         return info
 
     def is_registered(self, cls: type) -> bool:
@@ -126,7 +129,8 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-def _not_registered(obj: object) -> str:
+def not_registered_message(obj: object) -> str:
+    """The error text for an object that is not an instance of a registered type."""
     cls = type(obj)
     name = f"{cls.__module__}.{cls.__qualname__}"
     if isinstance(obj, (Message, Event)):

@@ -23,7 +23,8 @@ from actorlog.store.query import EventFilter, iter_rows, make_filter
 from actorlog.store.records import EventRecord
 from actorlog.store.schema import open_database
 from actorlog.store.verify import VerifyReport, verify_log
-from actorlog.store.writer import Flush, PendingRow, StoreWriter, WriterState
+from actorlog.store.chain import row_content
+from actorlog.store.writer import Batch, Flush, PendingRow, StoreWriter, WriterState
 
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 
@@ -63,8 +64,8 @@ class EventStore:
         registry: TypeRegistry | None = None,
         synchronous: Synchronous = "NORMAL",
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
-        max_pending_rows: int = 20_000,
-        max_batch_rows: int = 20_000,
+        max_pending_rows: int = 5_000,
+        max_batch_rows: int = 1_000,
         busy_timeout: float = 5.0,
         chunk_size: int = 1000,
     ) -> None:
@@ -138,13 +139,13 @@ class EventStore:
         writer = self._writable()
         rows = [self._pending(event, actor, correlation, ts) for event in events]
         for start in range(0, len(rows), _BATCH_MESSAGE_ROWS):
-            writer.tell(rows[start : start + _BATCH_MESSAGE_ROWS])
+            writer.tell(Batch(rows[start : start + _BATCH_MESSAGE_ROWS]))
 
     def flush(self, timeout: float | None = None) -> int:
         """Wait until every event appended before this call is committed; return the last seq committed."""
         writer = self._writable()
         try:
-            seq: int = writer.ask(Flush(), timeout=timeout)
+            seq = int(writer.ask(Flush(), block=True, timeout=timeout))
         except pykka.ActorDeadError:
             raise StoreClosedError(f"{self!r}: the store actor has stopped") from None
         return seq
@@ -173,7 +174,10 @@ class EventStore:
             )
         if type(actor) is not str or (correlation is not None and type(correlation) is not str):
             raise TypeError(f"actor must be a str and correlation a str or None, got {actor!r} and {correlation!r}")
-        return (time.time() if ts is None else float(ts), self.run, actor, kind, version, correlation, payload.decode())
+        ts = time.time() if ts is None else float(ts)
+        run = self.run
+        content = row_content(ts, run, actor, kind, version, correlation, payload)
+        return [None, ts, run, actor, kind, version, correlation, payload.decode(), content]
 
     # -- reading -------------------------------------------------------------------------
 

@@ -41,7 +41,7 @@ def verify_log(conn: sqlite3.Connection, lock: threading.Lock, chunk_size: int =
     for seq, ts, run, actor, kind, version, correlation, payload, stored in iter_rows(
         conn, lock, EventFilter(), chunk_size
     ):
-        expected = row_hash(previous, (seq, ts, run, actor, kind, version, correlation, payload))
+        expected = row_hash(previous, seq, ts, run, actor, kind, version, correlation, payload)
         checked += 1
         last_seq = seq
         if stored != expected and first_bad is None:

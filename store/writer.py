@@ -1,6 +1,6 @@
 """The store actor: the single writer of an event log, committing in groups.
 
-Producers `tell` it pending rows (one row as a tuple, many as a list). Each time it
+Producers `tell` it pending rows (one row as a list, many as a `Batch` of them). Each time it
 wakes it drains everything already waiting in its inbox into one ``BEGIN IMMEDIATE``
 transaction written with ``executemany``, so the cost of a commit is shared by every
 event that arrived meanwhile. Its inbox is bounded in rows: when producers outrun the
@@ -20,19 +20,27 @@ from typing import Any
 import pykka
 from pykka._envelope import Envelope
 
-from actorlog.store.chain import GENESIS, row_hash
+from actorlog.store.chain import GENESIS, chain_rows
 from actorlog.store.errors import StoreWriteError
 from actorlog.store.schema import connect
 
 logger = logging.getLogger(__name__)
 
-PendingRow = tuple[float, str, str, str, int, str | None, str]
-"""(ts, run, actor, kind, version, correlation, payload): a row before seq and hash are assigned."""
+PendingRow = list[Any]
+"""``[None, ts, run, actor, kind, version, correlation, payload, content]``: a row in column
+order before the writer fills in its seq (first) and replaces the hashed content by the hash (last)."""
 
-INSERT_SQL = (
-    "INSERT INTO events (seq, ts, run, actor, kind, version, correlation, payload, hash) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
+
+class Batch(list[PendingRow]):
+    """Several pending rows sent in one message."""
+
+ROWS_PER_STATEMENT = 50
+"""Rows bound into one INSERT statement; executemany runs it once per group of this many rows."""
+
+_COLUMNS = 9
+_INSERT = "INSERT INTO events (seq, ts, run, actor, kind, version, correlation, payload, hash) VALUES "
+INSERT_ONE_SQL = _INSERT + "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
+INSERT_GROUP_SQL = _INSERT + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * ROWS_PER_STATEMENT)
 LAST_ROW_SQL = "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
 
 
@@ -53,7 +61,7 @@ class WriterState:
 
 def _weight(envelope: Envelope[Any]) -> int:
     message = envelope.message
-    return len(message) if type(message) is list else 1
+    return len(message) if type(message) is Batch else 1
 
 
 class RowBoundedInbox(queue.Queue[Envelope[Any]]):
@@ -71,9 +79,37 @@ class RowBoundedInbox(queue.Queue[Envelope[Any]]):
         self._rows += _weight(item)
 
     def _get(self) -> Envelope[Any]:
-        item = self.queue.popleft()
+        item: Envelope[Any] = self.queue.popleft()
         self._rows -= _weight(item)
         return item
+
+    def take_rows(self, rows: list[PendingRow], limit: int) -> Envelope[Any] | None:
+        """Move waiting rows into ``rows`` under one lock acquisition, up to ``limit`` rows.
+
+        Stops at the first envelope that is not a told row or batch (a flush, a stop),
+        removes it and returns it for the caller to handle after committing.
+        """
+        with self.mutex:
+            waiting = self.queue
+            taken = 0
+            other: Envelope[Any] | None = None
+            while waiting and len(rows) < limit:
+                envelope = waiting.popleft()
+                message = envelope.message
+                if envelope.reply_to is None and type(message) is list:
+                    rows.append(message)
+                    taken += 1
+                elif envelope.reply_to is None and type(message) is Batch:
+                    rows.extend(message)
+                    taken += len(message)
+                else:
+                    self._rows -= 1
+                    other = envelope
+                    break
+            self._rows -= taken
+            if taken or other is not None:
+                self.not_full.notify_all()
+            return other
 
 
 class StoreWriter(pykka.ThreadingActor):
@@ -118,9 +154,9 @@ class StoreWriter(pykka.ThreadingActor):
             self._conn = None
 
     def on_receive(self, message: Any) -> Any:
-        if type(message) is tuple:
+        if type(message) is list:
             rows: list[PendingRow] = [message]
-        elif type(message) is list:
+        elif type(message) is Batch:
             rows = list(message)
         elif isinstance(message, Flush):
             return self._answer_flush()
@@ -134,23 +170,9 @@ class StoreWriter(pykka.ThreadingActor):
 
     def _drain_into(self, rows: list[PendingRow]) -> Envelope[Any] | None:
         """Move rows already waiting in the inbox into ``rows``; return the first envelope that is not a row."""
-        get = self.actor_inbox.get_nowait
-        limit = self._max_batch_rows
-        while len(rows) < limit:
-            try:
-                envelope = get()
-            except queue.Empty:
-                return None
-            message = envelope.message
-            if envelope.reply_to is None:
-                if type(message) is tuple:
-                    rows.append(message)
-                    continue
-                if type(message) is list:
-                    rows.extend(message)
-                    continue
-            return envelope
-        return None
+        inbox = self.actor_inbox
+        assert isinstance(inbox, RowBoundedInbox)
+        return inbox.take_rows(rows, self._max_batch_rows)
 
     def _dispatch(self, envelope: Envelope[Any]) -> None:
         """Handle an envelope taken out of the inbox while draining, as pykka's loop would."""
@@ -174,12 +196,8 @@ class StoreWriter(pykka.ThreadingActor):
             conn.execute("BEGIN IMMEDIATE")
             last = conn.execute(LAST_ROW_SQL).fetchone()
             seq, previous = (last[0], last[1]) if last is not None else (0, GENESIS)
-            out = []
-            for ts, run, actor, kind, version, correlation, payload in rows:
-                seq += 1
-                previous = row_hash(previous, (seq, ts, run, actor, kind, version, correlation, payload))
-                out.append((seq, ts, run, actor, kind, version, correlation, payload, previous))
-            conn.executemany(INSERT_SQL, out)
+            previous, seq, flat = chain_rows(previous, seq, rows)
+            _insert(conn, flat)
             conn.execute("COMMIT")
         except Exception as exc:  # noqa: BLE001 - becomes the store's failure, raised to producers
             if conn.in_transaction:
@@ -208,3 +226,17 @@ class StoreWriter(pykka.ThreadingActor):
         if failure is not None:
             raise failure
         return self._state.last_seq
+
+
+def _insert(conn: sqlite3.Connection, flat: list[Any]) -> None:
+    """Insert rows given as one flat list of column values, mostly as multi-row statements.
+
+    executemany over a 50-row INSERT costs about a third less per row than over a
+    one-row INSERT, because the per-statement work is shared by 50 rows.
+    """
+    group = _COLUMNS * ROWS_PER_STATEMENT
+    whole = len(flat) - len(flat) % group
+    if whole:
+        conn.executemany(INSERT_GROUP_SQL, [flat[i : i + group] for i in range(0, whole, group)])
+    if whole < len(flat):
+        conn.executemany(INSERT_ONE_SQL, [flat[i : i + _COLUMNS] for i in range(whole, len(flat), _COLUMNS)])

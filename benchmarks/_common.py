@@ -1,0 +1,82 @@
+"""Helpers shared by the benchmark scripts: memory sampling and result tables."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sqlite3
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def rss_bytes() -> int:
+    """Current resident set size of this process (Linux)."""
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * _PAGE
+
+
+class RssSampler:
+    """Samples RSS every ``interval`` seconds in a thread; reports start and peak."""
+
+    def __init__(self, interval: float = 0.02) -> None:
+        self.interval = interval
+        self.start = rss_bytes()
+        self.peak = self.start
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, rss_bytes())
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_bytes())
+
+
+@dataclass
+class Figure:
+    """One measured figure beside its reference from the same run."""
+
+    name: str
+    value: float
+    unit: str
+    reference: float | None
+    reference_name: str
+    target: str
+    met: bool | None
+
+    @property
+    def ratio(self) -> float | None:
+        return self.value / self.reference if self.reference else None
+
+
+def machine() -> str:
+    return (
+        f"{os.cpu_count()} cores, Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
+        f"{platform.system()} {platform.machine()}, {time.strftime('%Y-%m-%d')}"
+    )
+
+
+def print_table(title: str, figures: list[Figure]) -> None:
+    print(f"\n{title}\n{machine()}\n")
+    header = f"{'case':<44} {'actorlog':>14} {'reference':>14} {'ratio':>7}  {'target':<34} result"
+    print(header)
+    print("-" * len(header))
+    for fig in figures:
+        ref = f"{fig.reference:,.0f}" if fig.reference is not None else "-"
+        ratio = f"{fig.ratio:.2f}x" if fig.ratio is not None else "-"
+        result = "-" if fig.met is None else ("met" if fig.met else "MISSED")
+        print(f"{fig.name:<44} {fig.value:>14,.0f} {ref:>14} {ratio:>7}  {fig.target:<34} {result}")
+        if fig.reference is not None:
+            print(f"{'':<44} {fig.unit:>14} {fig.reference_name:>14}")
+    sys.stdout.flush()

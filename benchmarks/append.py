@@ -1,0 +1,137 @@
+"""Append throughput through the store actor, beside raw sqlite3 executemany in the same run.
+
+    python benchmarks/append.py [--events 300000] [--rss-events 2000000] [--synchronous NORMAL]
+
+Cases: single-event appends from 1 and from 2 producer threads, and batched appends
+(100 events per call). The reference for every case is raw ``sqlite3`` ``executemany``
+over the same schema, the same msgspec-encoded JSON, the same ``synchronous`` setting,
+1000 rows per transaction, with the same hash chain computed. Then 2,000,000 events are
+appended as fast as producers can send, with peak RSS sampled throughout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from _common import Figure, RssSampler, print_table
+
+from actorlog.events import HistogramObserved, default_codec
+from actorlog.store import EventStore
+from actorlog.store.chain import GENESIS, link, row_content
+
+RUN = "20261124T000000-bench0"
+
+
+def make_events(n: int) -> list[HistogramObserved]:
+    return [
+        HistogramObserved(name="llm.generate.duration", value=0.001 * (i % 997), tags={"model": "offline"})
+        for i in range(n)
+    ]
+
+
+def raw_executemany(path: Path, events: list[HistogramObserved], synchronous: str) -> float:
+    """Events/s for plain sqlite3: encode, hash-chain, executemany 1000 rows per transaction."""
+    EventStore(path).close()  # the same schema, indexes, views and triggers
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    sql = "INSERT INTO events (seq, ts, run, actor, kind, version, correlation, payload, hash) VALUES (?,?,?,?,?,?,?,?,?)"
+    start = time.perf_counter()
+    previous, seq = GENESIS, 0
+    for begin in range(0, len(events), 1000):
+        rows = []
+        for event in events[begin : begin + 1000]:
+            kind, version, payload = default_codec.encode(event)
+            seq += 1
+            ts = time.time()
+            previous = link(previous, seq, row_content(ts, RUN, "metrics", kind, version, None, payload))
+            rows.append((seq, ts, RUN, "metrics", kind, version, None, payload.decode(), previous))
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(sql, rows)
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - start
+    conn.close()
+    return len(events) / elapsed
+
+
+def through_store(path: Path, events: list[HistogramObserved], synchronous: str, producers: int, batch: int) -> float:
+    """Events/s through EventStore: from the first append until flush() returns."""
+    with EventStore(path, synchronous=synchronous) as store:  # type: ignore[arg-type]
+        share = len(events) // producers
+
+        def produce(part: list[HistogramObserved]) -> None:
+            if batch == 1:
+                append = store.append
+                for event in part:
+                    append(event, actor="metrics")
+            else:
+                for begin in range(0, len(part), batch):
+                    store.append_many(part[begin : begin + batch], actor="metrics")
+
+        threads = [threading.Thread(target=produce, args=(events[i * share : (i + 1) * share],)) for i in range(producers)]
+        start = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        store.flush()
+        elapsed = time.perf_counter() - start
+        assert store.count() == share * producers
+    return share * producers / elapsed
+
+
+def rss_run(path: Path, total: int, synchronous: str) -> tuple[float, float, float]:
+    """Append ``total`` events from 2 producers as fast as they go; return (events/s, start MB, peak MB)."""
+    with EventStore(path, synchronous=synchronous) as store:  # type: ignore[arg-type]
+        def produce(n: int) -> None:
+            append = store.append
+            for i in range(n):
+                append(HistogramObserved(name="load", value=float(i % 1000), tags={"p": "x"}), actor="metrics")
+
+        with RssSampler() as rss:
+            start = time.perf_counter()
+            threads = [threading.Thread(target=produce, args=(total // 2,)) for _ in range(2)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            store.flush()
+            elapsed = time.perf_counter() - start
+    return total / elapsed, rss.start / 2**20, rss.peak / 2**20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=300_000)
+    parser.add_argument("--rss-events", type=int, default=2_000_000)
+    parser.add_argument("--synchronous", default="NORMAL", choices=["OFF", "NORMAL", "FULL"])
+    args = parser.parse_args()
+    events = make_events(args.events)
+    figures: list[Figure] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for name, producers, batch, floor, ratio_floor in (
+            ("single-event appends, 1 producer", 1, 1, 100_000, None),
+            ("single-event appends, 2 producers", 2, 1, 100_000, None),
+            ("batched appends (100/call), 1 producer", 1, 100, 150_000, 0.6),
+        ):
+            raw = raw_executemany(folder / f"raw-{producers}-{batch}.db", events, args.synchronous)
+            ours = through_store(folder / f"store-{producers}-{batch}.db", events, args.synchronous, producers, batch)
+            target = f">= {floor:,} ev/s" + (f" and >= {ratio_floor}x raw" if ratio_floor else "")
+            met = ours >= floor and (ratio_floor is None or ours >= ratio_floor * raw)
+            figures.append(Figure(name, ours, "events/s", raw, "raw sqlite3", target, met))
+        rate, start_mb, peak_mb = rss_run(folder / "rss.db", args.rss_events, args.synchronous)
+        figures.append(Figure(f"{args.rss_events:,} events, 2 producers", rate, "events/s", None, "", "", None))
+        figures.append(
+            Figure("  peak RSS growth (MB)", peak_mb - start_mb, "MB", None, "", "<= 50 MB", peak_mb - start_mb <= 50)
+        )
+        print(f"\nRSS: {start_mb:.1f} MB before, {peak_mb:.1f} MB peak while appending {args.rss_events:,} events")
+    print_table(f"benchmarks/append.py (synchronous={args.synchronous})", figures)
+
+
+if __name__ == "__main__":
+    main()
