@@ -164,6 +164,15 @@ class MessageReceived(Event, tag="message.received", frozen=True):
     seed: int = 0
 
 
+class MessageRefused(Event, tag="message.refused", frozen=True):
+    """A message was refused before reaching its handler (permissions, unknown type, stopped plugin)."""
+
+    recipient: str
+    sender: str
+    message_kind: str
+    reason: str
+
+
 class CounterIncremented(Event, tag="counter.incremented", frozen=True):
     """A counter went up by ``value``."""
 
@@ -229,6 +238,7 @@ BUILTIN_EVENTS: tuple[type[Event], ...] = (
     TaskGaveUp,
     Escalated,
     MessageReceived,
+    MessageRefused,
     CounterIncremented,
     GaugeSet,
     HistogramObserved,

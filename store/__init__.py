@@ -15,6 +15,7 @@ from actorlog.store.query import EventFilter
 from actorlog.store.records import EventRecord
 from actorlog.store.schema import SCHEMA_VERSION
 from actorlog.store.verify import VerifyReport
+from actorlog.store.writer import Ticket
 
 __all__ = [
     "DEFAULT_MAX_PAYLOAD_BYTES",
@@ -26,6 +27,7 @@ __all__ = [
     "PayloadTooLargeError",
     "ReadOnlyError",
     "SchemaVersionError",
+    "Ticket",
     "StoreClosedError",
     "StoreError",
     "StoreWriteError",

@@ -45,7 +45,9 @@ def chain_rows(previous: str, seq: int, rows: list[list[Any]]) -> tuple[str, int
     """Assign seqs after ``seq`` and chain hashes after ``previous`` to pending rows, in place.
 
     Each row is ``[None, ts, run, actor, kind, version, correlation, payload, content]``;
-    its first slot becomes the seq and its last the hash. Returns the last hash, the last
+    its first slot becomes the seq and its last the hash. A row that is not a plain list
+    refers to earlier rows' seqs and has a ``resolve()`` method, called once those seqs are
+    assigned (rows are processed in order, so they always are). Returns the last hash, the last
     seq, and every row's columns as one flat list (ready for multi-row INSERTs). This is
     `link` in a loop, kept in one function because it is the writer's hot path.
     """
@@ -53,6 +55,8 @@ def chain_rows(previous: str, seq: int, rows: list[list[Any]]) -> tuple[str, int
     extend = flat.extend
     sha256 = _sha256
     for row in rows:
+        if type(row) is not list:
+            row.resolve()  # type: ignore[attr-defined]  # a DeferredRow
         seq += 1
         row[0] = seq
         row[8] = previous = sha256(b"%s|%d|%s" % (previous.encode(), seq, row[8])).hexdigest()

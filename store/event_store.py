@@ -8,7 +8,7 @@ import secrets
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -24,7 +24,7 @@ from actorlog.store.records import EventRecord
 from actorlog.store.schema import open_database
 from actorlog.store.verify import VerifyReport, verify_log
 from actorlog.store.chain import row_content
-from actorlog.store.writer import Batch, Flush, PendingRow, StoreWriter, WriterState
+from actorlog.store.writer import Batch, DeferredRow, Flush, PendingRow, StoreWriter, Ticket, WriterState
 
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 
@@ -116,16 +116,33 @@ class EventStore:
     # -- writing -------------------------------------------------------------------------
 
     def append(
-        self, event: object, *, actor: str = "app", correlation: str | None = None, ts: float | None = None
-    ) -> None:
+        self,
+        event: object,
+        *,
+        actor: str = "app",
+        correlation: str | None = None,
+        ts: float | None = None,
+        refs: Mapping[str, Ticket] | None = None,
+    ) -> Ticket:
         """Append one event; returns once the store actor has it (not when it is committed).
+
+        The returned `Ticket`'s ``seq`` is filled in when the row is written. ``refs`` maps
+        fields of ``event`` to tickets of rows appended earlier: each field is set to that
+        row's seq as this one is written, so an event can name the seq of another without
+        waiting for the disk (a failure naming the message that caused it).
 
         Raises `NotRegisteredError` for anything but a registered type's instance,
         `PayloadTooLargeError` over the payload limit, and `StoreWriteError` once a
         commit has failed. ``ts`` defaults to now.
         """
         writer = self._writable()
-        writer.tell(self._pending(event, actor, correlation, ts))
+        row = self._pending(event, actor, correlation, ts)
+        if refs:
+            row = DeferredRow(row, event, dict(refs), self._reencode)
+            writer.tell(Batch([row]))
+        else:
+            writer.tell(row)
+        return Ticket(row)
 
     def append_many(
         self,
@@ -178,6 +195,10 @@ class EventStore:
         run = self.run
         content = row_content(ts, run, actor, kind, version, correlation, payload)
         return [None, ts, run, actor, kind, version, correlation, payload.decode(), content]
+
+    def _reencode(self, event: object, row: PendingRow) -> tuple[str, bytes]:
+        _, _, payload = self.codec.encode(event)
+        return payload.decode(), row_content(row[1], row[2], row[3], row[4], row[5], row[6], payload)
 
     # -- reading -------------------------------------------------------------------------
 
