@@ -1,1 +1,51 @@
 """The actor system an application embeds: plugins, supervisor, error handler, metrics."""
+
+from actorlog.actors.context import Metrics, PluginContext, PluginRef
+from actorlog.actors.error_handler import Policy, restart_one_for_one
+from actorlog.actors.errors import (
+    DependencyError,
+    EscalationError,
+    PluginError,
+    PluginNotRunningError,
+    RegistrationError,
+    StartError,
+    SystemStoppedError,
+    UnhealthyError,
+    UnknownPluginError,
+)
+from actorlog.actors.loading import ENTRY_POINT_GROUP
+from actorlog.actors.plugin import Health, Plugin, handler
+from actorlog.actors.protocol import CarryOut, Increment, Observe, ReportFailure, SetGauge
+from actorlog.actors.router import ANYONE, APP
+from actorlog.actors.supervisor import RestartPolicy
+from actorlog.actors.system import ActorSystem
+
+__all__ = [
+    "ANYONE",
+    "APP",
+    "ENTRY_POINT_GROUP",
+    "ActorSystem",
+    "CarryOut",
+    "DependencyError",
+    "EscalationError",
+    "Health",
+    "Increment",
+    "Metrics",
+    "Observe",
+    "Plugin",
+    "PluginContext",
+    "PluginError",
+    "PluginNotRunningError",
+    "PluginRef",
+    "Policy",
+    "RegistrationError",
+    "ReportFailure",
+    "RestartPolicy",
+    "SetGauge",
+    "StartError",
+    "SystemStoppedError",
+    "UnhealthyError",
+    "UnknownPluginError",
+    "handler",
+    "restart_one_for_one",
+]

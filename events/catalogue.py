@@ -45,6 +45,7 @@ class PluginRegistered(Event, tag="plugin.registered", frozen=True):
     plugin_version: str
     config: dict[str, Any] = msgspec.field(default_factory=dict)
     depends_on: tuple[str, ...] = ()
+    log_messages: bool = True
 
 
 class PluginStarting(Event, tag="plugin.starting", frozen=True):

@@ -1,0 +1,145 @@
+"""What a plugin sees of the system: references to other plugins, its log, clock, randomness, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Mapping
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any
+
+from actorlog.actors.protocol import Increment, Observe, SetGauge
+from actorlog.store import Ticket
+
+if TYPE_CHECKING:
+    from actorlog.actors.router import Router
+
+
+class PluginRef:
+    """A reference to a plugin for sending it messages, as a given sender.
+
+    Plugins get these for their dependencies (``self.deps["llm"]``); messages sent
+    through them carry the sending plugin's name and, inside a handler, the
+    correlation of the message being handled.
+    """
+
+    __slots__ = ("_context", "_router", "name", "sender")
+
+    def __init__(self, router: Router, name: str, sender: str, context: PluginContext | None = None) -> None:
+        self._router = router
+        self._context = context
+        self.name = name
+        self.sender = sender
+
+    def __repr__(self) -> str:
+        return f"<PluginRef {self.name!r} as {self.sender!r}>"
+
+    def _correlation(self, correlation: str | None) -> str | None:
+        if correlation is None and self._context is not None:
+            return self._context.correlation
+        return correlation
+
+    def tell(self, message: object, *, correlation: str | None = None) -> None:
+        """Send without waiting. A failure in the handler is reported to the error handler."""
+        self._router.send(self.sender, self.name, message, self._correlation(correlation), None)
+
+    def ask(self, message: object, *, timeout: float | None = None, correlation: str | None = None) -> Any:
+        """Send and wait for the handler's return value (or its exception)."""
+        future: Future[Any] = Future()
+        self._router.send(self.sender, self.name, message, self._correlation(correlation), future)
+        return self._router.wait(future, self.name, message, timeout)
+
+    async def ask_async(self, message: object, *, timeout: float | None = None, correlation: str | None = None) -> Any:
+        """`ask` for async code: waits without blocking the event loop."""
+        future: Future[Any] = Future()
+        self._router.send(self.sender, self.name, message, self._correlation(correlation), future)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+        except asyncio.TimeoutError:
+            raise self._router.timeout_error(self.name, message, timeout) from None
+
+
+class Metrics:
+    """Measurements from a plugin, sent to the metrics collector without waiting."""
+
+    __slots__ = ("_router",)
+
+    def __init__(self, router: Router) -> None:
+        self._router = router
+
+    def increment(self, name: str, value: float = 1.0, tags: Mapping[str, str] | None = None) -> None:
+        """Add ``value`` to counter ``name``."""
+        self._router.measure(Increment(name=name, value=value, tags=dict(tags or {})))
+
+    def gauge(self, name: str, value: float, tags: Mapping[str, str] | None = None) -> None:
+        """Set gauge ``name`` to ``value``."""
+        self._router.measure(SetGauge(name=name, value=value, tags=dict(tags or {})))
+
+    def observe(self, name: str, value: float, tags: Mapping[str, str] | None = None) -> None:
+        """Record ``value`` in histogram ``name``."""
+        self._router.measure(Observe(name=name, value=value, tags=dict(tags or {})))
+
+
+class PluginContext:
+    """A plugin's window on the system, available as ``self.context``.
+
+    Inside a handler, `now` and `random` are deterministic for reproduction: the clock
+    reads the time the message was received and the generator is seeded from a seed,
+    both stored in the message's ``message.received`` event.
+    """
+
+    def __init__(self, router: Router, name: str, run: str, depends_on: tuple[str, ...]) -> None:
+        self._router = router
+        self.name = name
+        """This plugin's name."""
+        self.run = run
+        """The id of the actor-system run."""
+        self.deps: Mapping[str, PluginRef] = {dep: PluginRef(router, dep, name, self) for dep in depends_on}
+        """References to the plugins this one depends on."""
+        self.metrics = Metrics(router)
+        """Counters, gauges and histograms, recorded by the metrics collector."""
+        self.correlation: str | None = None
+        """The correlation id of the message being handled, None outside handlers."""
+        self._received_at: float | None = None
+        self._seed = 0
+        self._random: random.Random | None = None
+
+    def begin(self, received_at: float, seed: int, correlation: str) -> None:
+        """Enter the handling of one message (called by the plugin's actor)."""
+        self._received_at = received_at
+        self._seed = seed
+        self._random = None
+        self.correlation = correlation
+
+    def end(self) -> None:
+        """Leave the handling of a message (called by the plugin's actor)."""
+        self._received_at = None
+        self._random = None
+        self.correlation = None
+
+    def now(self) -> float:
+        """Inside a handler, the time its message was received (recorded); otherwise the wall clock."""
+        return self._received_at if self._received_at is not None else time.time()
+
+    def random(self) -> random.Random:
+        """Inside a handler, a generator seeded from the recorded seed of its message."""
+        if self._random is None:
+            self._random = random.Random(self._seed) if self._received_at is not None else random.Random()
+        return self._random
+
+    def emit(self, event: object, *, correlation: str | None = None) -> Ticket:
+        """Append one of this plugin's own events to the log (registered Event types only)."""
+        return self._router.store.append(event, actor=self.name, correlation=correlation or self.correlation)
+
+    def ref(self, name: str) -> PluginRef:
+        """A reference to any plugin, sending as this one (permissions still apply)."""
+        return PluginRef(self._router, name, self.name, self)
+
+    def tell(self, name: str, message: object, *, correlation: str | None = None) -> None:
+        """Send to any plugin by name without waiting."""
+        self.ref(name).tell(message, correlation=correlation)
+
+    def ask(self, name: str, message: object, *, timeout: float | None = None) -> Any:
+        """Send to any plugin by name and wait for its reply."""
+        return self.ref(name).ask(message, timeout=timeout)

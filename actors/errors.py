@@ -1,0 +1,72 @@
+"""Errors of the actor system. Each names the plugins involved and what to do."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from actorlog.events import ActorlogError
+
+
+class PluginError(ActorlogError):
+    """Base class of actor-system errors."""
+
+
+class UnknownPluginError(PluginError, LookupError):
+    """No plugin of that name is registered in this system."""
+
+    def __init__(self, name: str, known: Sequence[str]) -> None:
+        listing = ", ".join(sorted(known)) or "none"
+        super().__init__(f"no plugin named {name!r} is registered (registered: {listing})")
+        self.name = name
+
+
+class PluginNotRunningError(PluginError, RuntimeError):
+    """The plugin exists but is not running (not started yet, stopped, or failed)."""
+
+    def __init__(self, name: str, state: str) -> None:
+        super().__init__(f"plugin {name!r} is {state}, so it cannot take messages; start the system first")
+        self.name = name
+        self.state = state
+
+
+class RegistrationError(PluginError, ValueError):
+    """A plugin cannot be registered: duplicate name, bad config, unloadable class."""
+
+
+class DependencyError(PluginError, ValueError):
+    """The plugins' dependencies cannot be satisfied: a cycle, a missing plugin, a version mismatch."""
+
+
+class StartError(PluginError, RuntimeError):
+    """A plugin failed to start; its dependents were left unstarted and the rest stopped."""
+
+    def __init__(self, plugin: str, cause: BaseException, unstarted: Sequence[str]) -> None:
+        left = ", ".join(unstarted) or "none"
+        super().__init__(
+            f"plugin {plugin!r} failed to start: {type(cause).__name__}: {cause}; "
+            f"left unstarted: {left}; every plugin already started was stopped"
+        )
+        self.plugin = plugin
+        self.unstarted = tuple(unstarted)
+
+
+class EscalationError(PluginError, RuntimeError):
+    """A failure was escalated: the system stopped."""
+
+    def __init__(self, plugin: str, reason: str) -> None:
+        super().__init__(f"the actor system stopped: a failure in plugin {plugin!r} was escalated ({reason})")
+        self.plugin = plugin
+        self.reason = reason
+
+
+class UnhealthyError(PluginError):
+    """Raised on behalf of a plugin whose health check reported it unhealthy."""
+
+    def __init__(self, plugin: str, detail: str) -> None:
+        super().__init__(f"plugin {plugin!r} is unhealthy: {detail or 'no detail given'}")
+        self.plugin = plugin
+        self.detail = detail
+
+
+class SystemStoppedError(PluginError, RuntimeError):
+    """The actor system is stopped (or stopping) and takes no more messages."""

@@ -1,0 +1,88 @@
+"""Messages between the actor system's own actors.
+
+The public, registered ones (measurements, failure reports, decisions) are `Message`
+types like any application message. `Delivery` and the control messages are envelopes
+internal to a plugin's actor: they carry a reply future, so they never leave the process.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from typing import Any, Literal
+
+import msgspec
+
+from actorlog.events import Message, RecoveryAction, Severity, default_registry
+
+
+Where = Literal["handler", "start", "stop", "health", "restart"]
+"""Which part of a plugin failed."""
+
+
+class ReportFailure(Message, tag="actorlog.report_failure", frozen=True):
+    """A plugin's handler, start, stop or health check failed; sent to the error handler."""
+
+    plugin: str
+    exception: Any
+    where: Where = "handler"
+    correlation: str | None = None
+    failure: Any = None  # the Ticket of the failure.raised event, for the decision's failure_seq
+
+
+class CarryOut(Message, tag="actorlog.carry_out", frozen=True):
+    """The error handler's decision about a failure, for the supervisor to carry out."""
+
+    plugin: str
+    action: RecoveryAction
+    reason: str = ""
+    delay: float = 0.0
+    severity: Severity | None = None
+    correlation: str | None = None
+
+
+class Increment(Message, tag="actorlog.metrics.increment", frozen=True):
+    """Add ``value`` to a counter."""
+
+    name: str
+    value: float = 1.0
+    tags: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class SetGauge(Message, tag="actorlog.metrics.set_gauge", frozen=True):
+    """Set a gauge to ``value``."""
+
+    name: str
+    value: float
+    tags: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class Observe(Message, tag="actorlog.metrics.observe", frozen=True):
+    """Record one observation in a histogram."""
+
+    name: str
+    value: float
+    tags: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+for _cls in (ReportFailure, CarryOut, Increment, SetGauge, Observe):
+    default_registry.register(_cls)
+del _cls
+
+SYSTEM_MESSAGES: tuple[type[Message], ...] = (ReportFailure, CarryOut, Increment, SetGauge, Observe)
+
+
+class Delivery(msgspec.Struct):
+    """An application message on its way to a plugin, with who sent it and where to reply."""
+
+    message: Any
+    sender: str
+    correlation: str
+    reply: Future[Any] | None = None
+
+
+class Control(msgspec.Struct):
+    """A lifecycle operation on a plugin's actor, applied even while it is suspended."""
+
+    op: Literal["start", "halt", "stop", "resume", "health"]
+    reply: Future[Any] | None = None
+    reason: str = ""

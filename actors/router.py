@@ -1,0 +1,159 @@
+"""Routing application messages to plugin actors, with every check made at the sender."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Collection
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import pykka
+
+from actorlog.actors.errors import PluginNotRunningError, SystemStoppedError, UnknownPluginError
+from actorlog.actors.plugin import Plugin
+from actorlog.actors.protocol import Delivery
+from actorlog.events import Message, MessageRefused, TypeRegistry
+from actorlog.store import EventStore
+
+APP = "app"
+"""The sender name of the application itself."""
+
+ANYONE = "*"
+"""In a plugin's permissions, a sender name that stands for every sender."""
+
+ACCEPTING = frozenset({"starting", "running", "suspended", "restarting"})
+"""Plugin states in which messages are queued for it (a restart delivers them to the new instance)."""
+
+
+@dataclass
+class PluginEntry:
+    """Everything the system knows about one registered plugin."""
+
+    name: str
+    cls: type[Plugin]
+    config: dict[str, Any]
+    depends_on: tuple[str, ...]
+    requires: dict[str, str]
+    permissions: dict[type[Message], frozenset[str]] | None
+    log_messages: bool
+    health_interval: float | None
+    handlers: dict[type[Message], Callable[..., Any]]
+    state: str = "registered"
+    ref: pykka.ActorRef[Any] | None = None
+    restarts: int = 0
+    restart_times: list[float] = field(default_factory=list)
+
+    def accepts(self, sender: str, message_type: type[Message]) -> bool:
+        """Whether ``sender`` may send this plugin messages of ``message_type``."""
+        if self.permissions is None:
+            return True
+        allowed = self.permissions.get(message_type)
+        return allowed is not None and (sender in allowed or ANYONE in allowed)
+
+
+def new_correlation() -> str:
+    """A fresh correlation id for a message that starts a new story."""
+    return os.urandom(8).hex()
+
+
+class Router:
+    """The system's routing table: who is registered, in what state, and how to reach them."""
+
+    def __init__(self, store: EventStore, registry: TypeRegistry) -> None:
+        self.store = store
+        self.registry = registry
+        self.plugins: dict[str, PluginEntry] = {}
+        self.errors: pykka.ActorRef[Any] | None = None
+        self.metrics: pykka.ActorRef[Any] | None = None
+        self.stopped: BaseException | None = None
+
+    def entry(self, name: str) -> PluginEntry:
+        """The entry of plugin ``name``; `UnknownPluginError` if there is none."""
+        try:
+            return self.plugins[name]
+        except KeyError:
+            raise UnknownPluginError(name, list(self.plugins)) from None
+
+    def send(self, sender: str, recipient: str, message: object, correlation: str | None, reply: Future[Any] | None) -> None:
+        """Check and deliver one message; raises at the sender, never inside the recipient."""
+        if self.stopped is not None:
+            raise SystemStoppedError(f"the actor system is stopped ({self.stopped}); no more messages are taken") from (
+                self.stopped if isinstance(self.stopped, Exception) else None
+            )
+        entry = self.plugins.get(recipient)
+        if entry is None:
+            raise UnknownPluginError(recipient, list(self.plugins))
+        message_type = type(message)
+        if message_type not in entry.handlers:
+            self._refuse_type(sender, entry, message)
+        if entry.permissions is not None and not entry.accepts(sender, message_type):  # type: ignore[arg-type]
+            kind = self.registry.by_type[message_type][0]  # type: ignore[index]
+            self._refused(sender, recipient, kind, "permission denied", correlation)
+            raise PermissionError(
+                f"{_who(sender)} may not send {kind} ({message_type.__qualname__}) to plugin {recipient!r}; "
+                f"the plugin's permissions allow it from: {_allowed(entry.permissions.get(message_type))}"  # type: ignore[arg-type]
+            )
+        if entry.state not in ACCEPTING or entry.ref is None:
+            raise PluginNotRunningError(recipient, entry.state)
+        entry.ref.tell(Delivery(message, sender, correlation or new_correlation(), reply))
+
+    def _refuse_type(self, sender: str, entry: PluginEntry, message: object) -> None:
+        cls = type(message)
+        name = f"{cls.__module__}.{cls.__qualname__}"
+        info = self.registry.by_type.get(cls)  # type: ignore[arg-type]
+        if info is None or not isinstance(message, Message):
+            problem = (
+                f"{name} is not a registered message type"
+                if isinstance(message, msgspec.Struct)
+                else f"{name} is not a message: only instances of registered actorlog.events.Message types may be sent"
+            )
+            self._refused(sender, entry.name, name, "not a registered message type", None)
+            raise TypeError(f"cannot send to plugin {entry.name!r}: {problem}")
+        handled = ", ".join(sorted(self.registry.by_type[t][0] for t in entry.handlers)) or "nothing"
+        self._refused(sender, entry.name, info[0], "no handler for this message type", None)
+        raise TypeError(
+            f"cannot send {info[0]} ({cls.__qualname__}) to plugin {entry.name!r}: it has no handler for it "
+            f"(it handles: {handled})"
+        )
+
+    def _refused(self, sender: str, recipient: str, kind: str, reason: str, correlation: str | None) -> None:
+        if self.store.failure is None:
+            self.store.append(
+                MessageRefused(recipient=recipient, sender=sender, message_kind=kind, reason=reason),
+                actor=sender, correlation=correlation,
+            )
+
+    def wait(self, future: Future[Any], recipient: str, message: object, timeout: float | None) -> Any:
+        """The reply in ``future``, or the handler's exception; `TimeoutError` after ``timeout`` seconds."""
+        try:
+            return future.result(timeout)
+        except FutureTimeout:
+            if future.done():
+                raise  # the handler itself raised a TimeoutError
+            raise self.timeout_error(recipient, message, timeout) from None
+
+    def timeout_error(self, recipient: str, message: object, timeout: float | None) -> TimeoutError:
+        """The error for an ask that got no answer in time."""
+        kind = self.registry.by_type.get(type(message), (type(message).__qualname__,))[0]  # type: ignore[arg-type]
+        return TimeoutError(f"plugin {recipient!r} did not answer {kind} within {timeout} s")
+
+    def measure(self, message: Message) -> None:
+        """Hand a measurement to the metrics collector without waiting."""
+        if self.metrics is not None:
+            self.metrics.tell(message)
+
+    def report(self, message: Message) -> None:
+        """Hand a failure report to the error handler without waiting."""
+        if self.errors is not None:
+            self.errors.tell(message)
+
+
+def _who(sender: str) -> str:
+    return "the application" if sender == APP else f"plugin {sender!r}"
+
+
+def _allowed(senders: Collection[str] | None) -> str:
+    return ", ".join(sorted(senders)) if senders else "nobody"

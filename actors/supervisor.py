@@ -1,0 +1,216 @@
+"""The supervisor: starts and stops plugins in dependency order and carries out recovery decisions.
+
+It is a pykka actor, so lifecycle operations and decisions are applied one at a time,
+in the order they arrive. Every transition it causes is an event (actor ``supervisor``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import Future
+from typing import Any
+
+import msgspec
+import pykka
+
+from actorlog.actors.errors import EscalationError, StartError
+from actorlog.actors.graph import dependents_of, start_order
+from actorlog.actors.plugin_actor import qualified_name
+from actorlog.actors.protocol import CarryOut, Control, ReportFailure
+from actorlog.actors.router import PluginEntry, Router
+from actorlog.events import (
+    Escalated,
+    PluginFailed,
+    PluginRestarted,
+    PluginStarted,
+    PluginStarting,
+    PluginStopped,
+    PluginStopping,
+)
+
+logger = logging.getLogger(__name__)
+
+ACTOR = "supervisor"
+
+
+class StartPlugins(msgspec.Struct):
+    """Start every registered plugin in dependency order (asked by the system)."""
+
+
+class StopPlugins(msgspec.Struct):
+    """Stop every running plugin in reverse dependency order (asked by the system)."""
+
+
+class RestartPolicy(msgspec.Struct, frozen=True):
+    """Restart intensity: more than ``max_restarts`` restarts of one plugin within
+    ``within_seconds`` escalates instead of restarting again."""
+
+    max_restarts: int = 3
+    within_seconds: float = 60.0
+
+
+class Supervisor(pykka.ThreadingActor):
+    """Carries out lifecycle operations and the error handler's decisions."""
+
+    use_daemon_thread = True
+
+    def __init__(self, router: Router, policy: RestartPolicy) -> None:
+        super().__init__()
+        self.router = router
+        self.store = router.store
+        self.policy = policy
+        self.started: list[str] = []
+        self.escalation: EscalationError | None = None
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, CarryOut):
+            try:
+                self._carry_out(message)
+            except Exception:  # noqa: BLE001 - a decision that cannot be carried out must not kill supervision
+                logger.exception("supervisor could not carry out %r", message)
+            return None
+        if isinstance(message, StartPlugins):
+            return self._start_all()
+        if isinstance(message, StopPlugins):
+            return self._stop_all()
+        raise TypeError(f"the supervisor does not handle {type(message).__qualname__}")
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def _order(self) -> list[str]:
+        return start_order({name: entry.depends_on for name, entry in self.router.plugins.items()})
+
+    def _start_all(self) -> list[str]:
+        order = [name for name in self._order() if name not in self.started]
+        for index, name in enumerate(order):
+            try:
+                self._start_one(name)
+            except BaseException as exc:  # noqa: BLE001 - becomes a StartError after cleanup
+                entry = self.router.plugins[name]
+                entry.state = "failed"
+                self.store.append(
+                    PluginFailed(plugin=name, reason=f"on_start raised: {exc}", exc_type=qualified_name(exc)),
+                    actor=ACTOR,
+                )
+                unstarted = order[index + 1 :]
+                self._stop_all()
+                raise StartError(name, exc, unstarted) from exc
+        return order
+
+    def _start_one(self, name: str) -> None:
+        entry = self.router.plugins[name]
+        entry.state = "starting"
+        self.store.append(PluginStarting(plugin=name), actor=ACTOR)
+        self._control(entry, "start")
+        self.store.append(PluginStarted(plugin=name), actor=ACTOR)
+        self._control(entry, "resume")
+        if name not in self.started:
+            self.started.append(name)
+
+    def _stop_all(self) -> list[str]:
+        stopped = []
+        for name in reversed(list(self.started)):
+            self._stop_one(name)
+            stopped.append(name)
+        return stopped
+
+    def _stop_one(self, name: str) -> None:
+        entry = self.router.plugins[name]
+        self.store.append(PluginStopping(plugin=name), actor=ACTOR)
+        entry.state = "stopping"
+        try:
+            self._control(entry, "stop")
+        except BaseException:  # noqa: BLE001 - on_stop failures are recorded by the plugin's actor
+            logger.debug("on_stop of %r raised", name, exc_info=True)
+        entry.state = "stopped"
+        self.store.append(PluginStopped(plugin=name), actor=ACTOR)
+        if name in self.started:
+            self.started.remove(name)
+
+    def _control(self, entry: PluginEntry, op: str, reason: str = "") -> Any:
+        assert entry.ref is not None
+        future: Future[Any] = Future()
+        entry.ref.tell(Control(op=op, reply=future, reason=reason))  # type: ignore[arg-type]
+        return future.result()
+
+    # -- decisions -----------------------------------------------------------------------
+
+    def _carry_out(self, decision: CarryOut) -> None:
+        if self.escalation is not None:
+            return
+        entry = self.router.plugins.get(decision.plugin)
+        if entry is None or decision.plugin not in self.started:
+            return
+        action = decision.action
+        if action in ("continue", "retry"):
+            if decision.delay > 0:
+                time.sleep(min(decision.delay, 60.0))
+            self._control(entry, "resume")
+        elif action in ("restart", "restart_with_dependents"):
+            if self._too_many_restarts(entry):
+                self._escalate(
+                    decision.plugin,
+                    f"restarted {self.policy.max_restarts} times within {self.policy.within_seconds:g} s; "
+                    f"restarting it again would loop",
+                )
+                return
+            self._restart(entry, decision, with_dependents=action == "restart_with_dependents")
+        elif action == "stop":
+            for name in self._with_dependents(decision.plugin, reverse=True):
+                if name in self.started:
+                    self._stop_one(name)
+        elif action == "escalate":
+            self._escalate(decision.plugin, decision.reason or "the error handler escalated")
+
+    def _too_many_restarts(self, entry: PluginEntry) -> bool:
+        now = time.time()
+        window = self.policy.within_seconds
+        entry.restart_times[:] = [t for t in entry.restart_times if now - t < window]
+        if len(entry.restart_times) >= self.policy.max_restarts:
+            return True
+        entry.restart_times.append(now)
+        return False
+
+    def _with_dependents(self, name: str, *, reverse: bool) -> list[str]:
+        graph = {n: e.depends_on for n, e in self.router.plugins.items()}
+        affected = dependents_of(name, graph) | {name}
+        order = [n for n in start_order(graph) if n in affected]
+        return list(reversed(order)) if reverse else order
+
+    def _restart(self, entry: PluginEntry, decision: CarryOut, *, with_dependents: bool) -> None:
+        names = self._with_dependents(entry.name, reverse=False) if with_dependents else [entry.name]
+        names = [n for n in names if n in self.started]
+        reason = decision.reason or "restarted after a failure"
+        for name in reversed(names):
+            self.store.append(PluginStopping(plugin=name), actor=ACTOR, correlation=decision.correlation)
+            self._control(self.router.plugins[name], "halt")
+            self.store.append(PluginStopped(plugin=name), actor=ACTOR, correlation=decision.correlation)
+        for name in names:
+            target = self.router.plugins[name]
+            self.store.append(PluginStarting(plugin=name), actor=ACTOR, correlation=decision.correlation)
+            try:
+                self._control(target, "start")
+            except BaseException as exc:  # noqa: BLE001 - a failed restart is a new failure to decide on
+                target.state = "suspended"
+                self.store.append(
+                    PluginFailed(plugin=name, reason=f"on_start raised during restart: {exc}", exc_type=qualified_name(exc)),
+                    actor=ACTOR, correlation=decision.correlation,
+                )
+                self.router.report(
+                    ReportFailure(plugin=name, exception=exc, where="restart", correlation=decision.correlation)
+                )
+                return
+            target.restarts += 1
+            self.store.append(PluginStarted(plugin=name), actor=ACTOR, correlation=decision.correlation)
+            self.store.append(
+                PluginRestarted(plugin=name, restart_count=target.restarts, reason=reason),
+                actor=ACTOR, correlation=decision.correlation,
+            )
+            self._control(target, "resume")
+
+    def _escalate(self, plugin: str, reason: str) -> None:
+        self.escalation = EscalationError(plugin, reason)
+        self.store.append(Escalated(plugin=plugin, reason=reason), actor=ACTOR)
+        self.router.stopped = self.escalation
+        self._stop_all()

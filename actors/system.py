@@ -1,0 +1,385 @@
+"""`ActorSystem`: the actor system an application embeds.
+
+::
+
+    with ActorSystem("app.db") as system:
+        system.register("llm", LLMPlugin, config={"model": "offline"})
+        system.register("agent", AgentPlugin, depends_on=["llm"])
+        system.start()
+        reply = system.ask("agent", Solve(task="..."), timeout=5)
+    # leaving the block stops every plugin in reverse dependency order and flushes the log
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import platform
+import socket
+import threading
+import time
+import weakref
+from collections.abc import Collection, Iterable, Mapping
+from concurrent.futures import Future
+from importlib.metadata import PackageNotFoundError, version
+from types import TracebackType
+from typing import Any
+
+import msgspec
+import pykka
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+
+from actorlog.actors.context import Metrics, PluginRef
+from actorlog.actors.error_handler import ErrorHandler, Policy, restart_one_for_one
+from actorlog.actors.errors import DependencyError, EscalationError, RegistrationError, SystemStoppedError
+from actorlog.actors.graph import start_order
+from actorlog.actors.loading import available_plugins, class_path, load_plugin_class
+from actorlog.actors.metrics import MetricsCollector
+from actorlog.actors.plugin import Health, Plugin, handlers_of
+from actorlog.actors.plugin_actor import PluginActor
+from actorlog.actors.protocol import SYSTEM_MESSAGES, Control
+from actorlog.actors.router import ANYONE, APP, PluginEntry, Router
+from actorlog.actors.supervisor import RestartPolicy, StartPlugins, StopPlugins, Supervisor
+from actorlog.events import Message, PluginRegistered, RunStarted, RunStopped, TypeRegistry
+from actorlog.store import EventStore
+
+RESERVED_NAMES = frozenset({APP, ANYONE, "supervisor", "errors", "metrics", "system"})
+ACTOR = "system"
+
+_running: weakref.WeakSet[ActorSystem] = weakref.WeakSet()
+
+
+def _actorlog_version() -> str:
+    try:
+        return version("actorlog")
+    except PackageNotFoundError:  # pragma: no cover - uninstalled source tree
+        return "unknown"
+
+
+class ActorSystem:
+    """Runs plugins as actors over one event log.
+
+    ``log`` is a path (the system opens and closes the log) or an open `EventStore`
+    (the system flushes it on stop and leaves it open). ``restart_policy`` bounds
+    restarts; ``error_policy`` turns a failure report into a decision (default: restart
+    one-for-one). ``store_options`` go to `EventStore` when the system opens the log.
+    """
+
+    def __init__(
+        self,
+        log: str | os.PathLike[str] | EventStore,
+        *,
+        run: str | None = None,
+        registry: TypeRegistry | None = None,
+        restart_policy: RestartPolicy | None = None,
+        error_policy: Policy | None = None,
+        store_options: Mapping[str, Any] | None = None,
+        health_tick: float = 0.05,
+    ) -> None:
+        if isinstance(log, EventStore):
+            self.store, self._owns_store = log, False
+        else:
+            self.store, self._owns_store = EventStore(log, run=run, registry=registry, **dict(store_options or {})), True
+        self.run = self.store.run
+        self.registry = self.store.codec.registry
+        for message_type in SYSTEM_MESSAGES:
+            self.registry.register(message_type)
+        self._router = Router(self.store, self.registry)
+        self._lock = threading.RLock()
+        self._stopped = False
+        self._started = False
+        self._health_tick = health_tick
+        self._health_stop = threading.Event()
+        self._health_thread: threading.Thread | None = None
+        self._supervisor = Supervisor.start(self._router, restart_policy or RestartPolicy())
+        self._errors = ErrorHandler.start(self._router, self._supervisor, error_policy or restart_one_for_one)
+        self._metrics_actor = MetricsCollector.start(self.store)
+        self._router.errors = self._errors
+        self._router.metrics = self._metrics_actor
+        self.metrics = Metrics(self._router)
+        """Counters, gauges and histograms recorded from application code."""
+        self.store.append(
+            RunStarted(pid=os.getpid(), host=socket.gethostname(), python=platform.python_version(),
+                       actorlog_version=_actorlog_version()),
+            actor=ACTOR,
+        )
+        _running.add(self)
+
+    # -- context manager -----------------------------------------------------------------
+
+    def __enter__(self) -> ActorSystem:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+        if exc is None and self.escalation is not None:
+            raise self.escalation
+
+    def __repr__(self) -> str:
+        return f"<ActorSystem run={self.run} plugins={list(self._router.plugins)}>"
+
+    # -- registration --------------------------------------------------------------------
+
+    def register(
+        self,
+        name: str,
+        plugin: type[Plugin] | str,
+        *,
+        config: Mapping[str, Any] | None = None,
+        depends_on: Iterable[str] | None = None,
+        requires: Mapping[str, str] | None = None,
+        permissions: Mapping[type[Message], Collection[str]] | None = None,
+        log_messages: bool | None = None,
+        health_interval: float | None = None,
+    ) -> None:
+        """Register a plugin under ``name``; it starts with `start`.
+
+        ``plugin`` is a `Plugin` subclass, an import path (``"pkg.module:Class"``) or the
+        name of an ``actorlog.plugins`` entry point. Every other argument overrides the
+        class attribute of the same name. ``config`` must be JSON-serialisable: it is
+        logged, so a plugin can be rebuilt from the log to reproduce a failure.
+        """
+        self._check_running()
+        if not isinstance(name, str) or not name or name in RESERVED_NAMES:
+            raise RegistrationError(
+                f"invalid plugin name {name!r}: use a non-empty string other than {', '.join(sorted(RESERVED_NAMES))}"
+            )
+        cls = load_plugin_class(plugin)
+        config = dict(config or {})
+        try:
+            msgspec.json.encode(config)
+        except (TypeError, msgspec.EncodeError) as exc:
+            raise RegistrationError(f"config of plugin {name!r} cannot be logged as JSON: {exc}") from None
+        handlers = handlers_of(cls)
+        for message_type in handlers:
+            self.registry.register(message_type)
+        entry = PluginEntry(
+            name=name, cls=cls, config=config,
+            depends_on=tuple(depends_on if depends_on is not None else cls.depends_on),
+            requires=dict(requires if requires is not None else cls.requires),
+            permissions=_permissions(name, permissions if permissions is not None else cls.permissions, handlers),
+            log_messages=cls.log_messages if log_messages is None else log_messages,
+            health_interval=cls.health_interval if health_interval is None else health_interval,
+            handlers=handlers,
+        )
+        with self._lock:
+            if name in self._router.plugins:
+                raise RegistrationError(f"a plugin named {name!r} is already registered; choose another name")
+            entry.ref = PluginActor.start(self._router, entry)
+            self._router.plugins[name] = entry
+        self.store.append(
+            PluginRegistered(
+                plugin=name, class_path=class_path(cls), plugin_version=str(cls.version), config=config,
+                depends_on=entry.depends_on, log_messages=entry.log_messages,
+            ),
+            actor="supervisor",
+        )
+
+    @staticmethod
+    def available_plugins() -> dict[str, str]:
+        """Plugins installed under the ``actorlog.plugins`` entry-point group: name -> import path."""
+        return available_plugins()
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> list[str]:
+        """Start every registered plugin not yet started, dependencies first; returns the order.
+
+        Cycles, missing dependencies and unmet version requirements are refused before
+        anything starts. If a plugin's ``on_start`` raises, its dependents are not
+        started, everything started is stopped, and `StartError` says which and why.
+        """
+        self._check_running()
+        self._validate()
+        order: list[str] = self._supervisor.ask(StartPlugins(), block=True)
+        self._started = True
+        self._start_health_checks()
+        return order
+
+    def _validate(self) -> None:
+        plugins = self._router.plugins
+        start_order({name: entry.depends_on for name, entry in plugins.items()})
+        for name, entry in plugins.items():
+            for dep, spec in entry.requires.items():
+                if dep not in entry.depends_on:
+                    raise DependencyError(f"plugin {name!r} has a version requirement on {dep!r} but does not depend on it")
+                try:
+                    specifier = SpecifierSet(spec)
+                except InvalidSpecifier:
+                    raise DependencyError(f"plugin {name!r}: {spec!r} is not a valid version requirement for {dep!r}") from None
+                found = str(plugins[dep].cls.version)
+                try:
+                    ok = Version(found) in specifier
+                except InvalidVersion:
+                    raise DependencyError(f"plugin {dep!r} has an invalid version {found!r}") from None
+                if not ok:
+                    raise DependencyError(
+                        f"plugin {name!r} requires {dep!r} {spec}, but {dep!r} "
+                        f"({class_path(plugins[dep].cls)}) is version {found}"
+                    )
+
+    def stop(self) -> None:
+        """Stop every plugin in reverse dependency order, then the system's own actors; flush the log.
+
+        Idempotent. Afterwards no actor thread of this system is left running.
+        """
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        self._health_stop.set()
+        if self._health_thread is not None:
+            self._health_thread.join()
+        try:
+            self._supervisor.ask(StopPlugins(), block=True)
+        except pykka.ActorDeadError:
+            pass
+        for entry in self._router.plugins.values():
+            if entry.ref is not None:
+                entry.ref.stop(block=True)
+        for ref in (self._errors, self._supervisor, self._metrics_actor):
+            try:
+                ref.stop(block=True)
+            except pykka.ActorDeadError:
+                pass
+        escalation = self.escalation
+        if self._router.stopped is None:
+            self._router.stopped = SystemStoppedError("stop() was called")
+        _running.discard(self)
+        if self.store.failure is None:
+            self.store.append(
+                RunStopped(reason=str(escalation) if escalation else "normal", clean=escalation is None), actor=ACTOR
+            )
+        if self._owns_store:
+            self.store.close()
+        else:
+            self.store.flush()
+
+    @property
+    def escalation(self) -> EscalationError | None:
+        """The escalation that stopped the system, if one did."""
+        stopped = self._router.stopped
+        return stopped if isinstance(stopped, EscalationError) else None
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the system stops (by `stop` or escalation); True if it did within ``timeout``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._router.stopped is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    def _check_running(self) -> None:
+        if self._stopped or self._router.stopped is not None:
+            raise SystemStoppedError(
+                f"{self!r} is stopped" + (f": {self._router.stopped}" if self._router.stopped else "")
+            )
+
+    # -- messages ------------------------------------------------------------------------
+
+    def ref(self, name: str) -> PluginRef:
+        """A reference to plugin ``name`` that sends as the application."""
+        self._router.entry(name)
+        return PluginRef(self._router, name, APP)
+
+    def tell(self, name: str, message: object, *, correlation: str | None = None) -> None:
+        """Send ``message`` to plugin ``name`` without waiting.
+
+        Refused at once with `TypeError` (not a registered message type the plugin
+        handles), `PermissionError`, `UnknownPluginError` or `PluginNotRunningError`.
+        """
+        self._router.send(APP, name, message, correlation, None)
+
+    def ask(self, name: str, message: object, *, timeout: float | None = None, correlation: str | None = None) -> Any:
+        """Send ``message`` and wait for the handler's return value, or raise its exception."""
+        future: Future[Any] = Future()
+        self._router.send(APP, name, message, correlation, future)
+        return self._router.wait(future, name, message, timeout)
+
+    async def ask_async(
+        self, name: str, message: object, *, timeout: float | None = None, correlation: str | None = None
+    ) -> Any:
+        """`ask` for async code: awaits the reply without blocking the event loop."""
+        return await PluginRef(self._router, name, APP).ask_async(message, timeout=timeout, correlation=correlation)
+
+    # -- inspection and health -------------------------------------------------------------
+
+    def state(self, name: str) -> str:
+        """The state of plugin ``name``: registered, starting, running, suspended, restarting, stopping, stopped or failed."""
+        return self._router.entry(name).state
+
+    @property
+    def plugins(self) -> dict[str, str]:
+        """Every registered plugin's state, in registration order."""
+        return {name: entry.state for name, entry in self._router.plugins.items()}
+
+    def restarts(self, name: str) -> int:
+        """How many times plugin ``name`` was restarted in this run."""
+        return self._router.entry(name).restarts
+
+    def check_health(self, name: str | None = None, *, timeout: float | None = 10.0) -> dict[str, Health]:
+        """Run health checks now (one plugin, or every running one); each result is logged.
+
+        An unhealthy or raising check is reported as a failure, like a failing handler.
+        """
+        names = [name] if name is not None else [n for n, e in self._router.plugins.items() if e.state == "running"]
+        futures: dict[str, Future[Any]] = {}
+        for plugin in names:
+            entry = self._router.entry(plugin)
+            future: Future[Any] = Future()
+            if entry.ref is None:
+                continue
+            entry.ref.tell(Control(op="health", reply=future))
+            futures[plugin] = future
+        return {plugin: future.result(timeout) for plugin, future in futures.items()}
+
+    def _start_health_checks(self) -> None:
+        if self._health_thread is not None:
+            return
+        if not any(entry.health_interval for entry in self._router.plugins.values()):
+            return
+        self._health_thread = threading.Thread(target=self._health_loop, name="actorlog-health", daemon=True)
+        self._health_thread.start()
+
+    def _health_loop(self) -> None:
+        due: dict[str, float] = {}
+        while not self._health_stop.wait(self._health_tick):
+            now = time.monotonic()
+            for name, entry in list(self._router.plugins.items()):
+                interval = entry.health_interval
+                if not interval or entry.state != "running" or entry.ref is None:
+                    continue
+                if now >= due.setdefault(name, now + interval):
+                    due[name] = now + interval
+                    entry.ref.tell(Control(op="health"))
+
+
+def _permissions(
+    name: str, permissions: Mapping[type[Message], Collection[str]] | None, handlers: Mapping[type[Message], Any]
+) -> dict[type[Message], frozenset[str]] | None:
+    if permissions is None:
+        return None
+    normalised: dict[type[Message], frozenset[str]] = {}
+    for message_type, senders in permissions.items():
+        if message_type not in handlers:
+            raise RegistrationError(
+                f"plugin {name!r} declares permissions for {getattr(message_type, '__qualname__', message_type)!r}, "
+                f"which it has no handler for"
+            )
+        if isinstance(senders, str):
+            senders = (senders,)
+        normalised[message_type] = frozenset(senders)
+    return normalised
+
+
+@atexit.register
+def _stop_running_systems() -> None:
+    for system in list(_running):
+        try:
+            system.stop()
+        except Exception:  # noqa: BLE001, S110 - interpreter exit: nothing left to report to
+            pass
