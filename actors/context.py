@@ -102,11 +102,15 @@ class PluginContext:
         self.correlation: str | None = None
         """The correlation id of the message being handled, None outside handlers."""
         self._received_at: float | None = None
-        self._seed = 0
+        self._seed: int | None = None
         self._random: random.Random | None = None
 
-    def begin(self, received_at: float, seed: int, correlation: str) -> None:
-        """Enter the handling of one message (called by the plugin's actor)."""
+    def begin(self, received_at: float | None, seed: int | None, correlation: str) -> None:
+        """Enter the handling of one message (called by the plugin's actor).
+
+        ``received_at`` and ``seed`` are None when the message is not logged: there is
+        nothing to reproduce, so the clock and the generator are live.
+        """
         self._received_at = received_at
         self._seed = seed
         self._random = None
@@ -125,7 +129,7 @@ class PluginContext:
     def random(self) -> random.Random:
         """Inside a handler, a generator seeded from the recorded seed of its message."""
         if self._random is None:
-            self._random = random.Random(self._seed) if self._received_at is not None else random.Random()
+            self._random = random.Random(self._seed) if self._seed is not None else random.Random()
         return self._random
 
     def emit(self, event: object, *, correlation: str | None = None) -> Ticket:

@@ -82,18 +82,20 @@ class PluginActor(pykka.ThreadingActor):
     def _deliver(self, delivery: Delivery) -> None:
         entry = self.entry
         message = delivery.message
-        received_at = time.time()
-        seed = _seeds.getrandbits(63)
+        context = self.context
         ticket: Ticket | None = None
         if entry.log_messages:
+            received_at = time.time()
+            seed = _seeds.getrandbits(63)
             ticket = self.store.append(
                 MessageReceived(
                     recipient=entry.name, sender=delivery.sender, message=msgspec.to_builtins(message), seed=seed
                 ),
                 actor=entry.name, correlation=delivery.correlation, ts=received_at,
             )
-        context = self.context
-        context.begin(received_at, seed, delivery.correlation)
+            context.begin(received_at, seed, delivery.correlation)
+        else:
+            context.begin(None, None, delivery.correlation)  # nothing recorded: clock and randomness are live
         try:
             result = entry.handlers[type(message)](self.instance, message)
         except BaseException as exc:  # noqa: BLE001 - reported, and handed to an asking caller
