@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pykka
@@ -11,6 +12,8 @@ from actorlog.events import CounterIncremented, GaugeSet, HistogramObserved
 from actorlog.store import EventStore
 
 ACTOR = "metrics"
+
+logger = logging.getLogger(__name__)
 
 
 class MetricsCollector(pykka.ThreadingActor):
@@ -31,6 +34,10 @@ class MetricsCollector(pykka.ThreadingActor):
         elif kind is Observe:
             event = HistogramObserved(name=message.name, value=message.value, tags=message.tags)
         else:
-            raise TypeError(f"the metrics collector does not handle {kind.__qualname__}")
-        self.store.append(event, actor=ACTOR)
+            logger.error("the metrics collector ignored a %s: it only records measurements", kind.__qualname__)
+            return None
+        try:
+            self.store.append(event, actor=ACTOR)
+        except Exception:  # noqa: BLE001 - one bad measurement must not stop the collector
+            logger.exception("the metrics collector could not record %r", message)
         return None

@@ -121,7 +121,7 @@ def handlers_of(cls: type[Plugin]) -> dict[type[Message], Callable[..., Any]]:
                 raise RegistrationError(
                     f"{cls.__qualname__}.{name} handles {message_type!r}, which is not an actorlog Message subclass"
                 )
-            table[message_type] = member
+            table[message_type] = getattr(cls, name)  # the final class's method: overrides win
     return table
 
 

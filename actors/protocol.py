@@ -7,6 +7,7 @@ internal to a plugin's actor: they carry a reply future, so they never leave the
 
 from __future__ import annotations
 
+import math
 from concurrent.futures import Future
 from typing import Any, Literal
 
@@ -47,6 +48,9 @@ class Increment(Message, tag="actorlog.metrics.increment", frozen=True):
     value: float = 1.0
     tags: dict[str, str] = msgspec.field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        _require_finite(self)
+
 
 class SetGauge(Message, tag="actorlog.metrics.set_gauge", frozen=True):
     """Set a gauge to ``value``."""
@@ -55,6 +59,9 @@ class SetGauge(Message, tag="actorlog.metrics.set_gauge", frozen=True):
     value: float
     tags: dict[str, str] = msgspec.field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        _require_finite(self)
+
 
 class Observe(Message, tag="actorlog.metrics.observe", frozen=True):
     """Record one observation in a histogram."""
@@ -62,6 +69,16 @@ class Observe(Message, tag="actorlog.metrics.observe", frozen=True):
     name: str
     value: float
     tags: dict[str, str] = msgspec.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _require_finite(self)
+
+
+def _require_finite(message: Increment | SetGauge | Observe) -> None:
+    if isinstance(message.value, bool) or not isinstance(message.value, (int, float)) or not math.isfinite(message.value):
+        raise ValueError(
+            f"measurement {message.name!r}: value must be a finite number, got {message.value!r}"
+        )
 
 
 for _cls in (ReportFailure, CarryOut, Increment, SetGauge, Observe):

@@ -179,35 +179,48 @@ class Supervisor(pykka.ThreadingActor):
         return list(reversed(order)) if reverse else order
 
     def _restart(self, entry: PluginEntry, decision: CarryOut, *, with_dependents: bool) -> None:
-        names = self._with_dependents(entry.name, reverse=False) if with_dependents else [entry.name]
-        names = [n for n in names if n in self.started]
+        """Restart the failed plugin, then (rest-for-one) the plugins that depend on it.
+
+        The failed plugin goes first: a dependent may be inside a handler waiting for an
+        answer that sits in the failed plugin's stash, and would never take its own halt
+        before that answer. Dependents are then halted in reverse dependency order and
+        started in dependency order; they reach the new instance by name.
+        """
+        if not self._restart_group([entry.name], decision):
+            return
+        if with_dependents:
+            dependents = [n for n in self._with_dependents(entry.name, reverse=False) if n != entry.name]
+            self._restart_group([n for n in dependents if n in self.started], decision)
+
+    def _restart_group(self, names: list[str], decision: CarryOut) -> bool:
+        """Halt ``names`` in reverse order, then start each in order; False if a start failed."""
         reason = decision.reason or "restarted after a failure"
+        correlation = decision.correlation
         for name in reversed(names):
-            self.store.append(PluginStopping(plugin=name), actor=ACTOR, correlation=decision.correlation)
+            self.store.append(PluginStopping(plugin=name), actor=ACTOR, correlation=correlation)
             self._control(self.router.plugins[name], "halt")
-            self.store.append(PluginStopped(plugin=name), actor=ACTOR, correlation=decision.correlation)
+            self.store.append(PluginStopped(plugin=name), actor=ACTOR, correlation=correlation)
         for name in names:
             target = self.router.plugins[name]
-            self.store.append(PluginStarting(plugin=name), actor=ACTOR, correlation=decision.correlation)
+            self.store.append(PluginStarting(plugin=name), actor=ACTOR, correlation=correlation)
             try:
                 self._control(target, "start")
             except BaseException as exc:  # noqa: BLE001 - a failed restart is a new failure to decide on
                 target.state = "suspended"
                 self.store.append(
                     PluginFailed(plugin=name, reason=f"on_start raised during restart: {exc}", exc_type=qualified_name(exc)),
-                    actor=ACTOR, correlation=decision.correlation,
+                    actor=ACTOR, correlation=correlation,
                 )
-                self.router.report(
-                    ReportFailure(plugin=name, exception=exc, where="restart", correlation=decision.correlation)
-                )
-                return
+                self.router.report(ReportFailure(plugin=name, exception=exc, where="restart", correlation=correlation))
+                return False
             target.restarts += 1
-            self.store.append(PluginStarted(plugin=name), actor=ACTOR, correlation=decision.correlation)
+            self.store.append(PluginStarted(plugin=name), actor=ACTOR, correlation=correlation)
             self.store.append(
                 PluginRestarted(plugin=name, restart_count=target.restarts, reason=reason),
-                actor=ACTOR, correlation=decision.correlation,
+                actor=ACTOR, correlation=correlation,
             )
             self._control(target, "resume")
+        return True
 
     def _escalate(self, plugin: str, reason: str) -> None:
         self.escalation = EscalationError(plugin, reason)

@@ -6,6 +6,7 @@ payloads; older versions go through their upcasters as dicts first.
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Any, Union
 
@@ -39,15 +40,12 @@ class Codec:
             raise NotRegisteredError(not_registered_message(obj))
         kind, version = info
         payload = self._encode(obj)
-        if payload.find(b"null") >= 0:
-            # NaN and infinity encode as null: make sure the payload still reads back.
-            try:
-                msgspec.json.decode(payload, type=type(obj))
-            except msgspec.ValidationError as exc:
-                raise EncodeError(
-                    f"{kind} cannot be stored faithfully: {exc} after encoding "
-                    f"(NaN and infinite floats are not representable in JSON)"
-                ) from None
+        if payload.find(b"null") >= 0 and _has_non_finite(msgspec.to_builtins(obj)):
+            # JSON has no NaN or infinity: msgspec writes them as null, which would read back as something else.
+            raise EncodeError(
+                f"{kind} cannot be stored faithfully: it holds a NaN or infinite float, which JSON cannot "
+                f"represent; store a finite number or None instead"
+            )
         return kind, version, payload
 
     def decode(
@@ -124,3 +122,14 @@ class Codec:
 
 default_codec = Codec()
 """A codec over the default registry."""
+
+
+def _has_non_finite(value: Any) -> bool:
+    """Whether a builtins tree (dicts, lists, scalars) holds a NaN or infinite float."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_has_non_finite(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_has_non_finite(item) for item in value)
+    return False

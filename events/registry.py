@@ -10,11 +10,11 @@ import re
 import threading
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Union
 
 import msgspec
 
-from actorlog.events.base import Event, Message, tag_of
+from actorlog.events.base import TAG_FIELD, Event, Message, tag_of
 from actorlog.events.errors import NotRegisteredError, RegistrationError
 
 T = TypeVar("T", bound=type[msgspec.Struct])
@@ -59,6 +59,13 @@ class TypeRegistry:
                 f"`class {cls.__name__}({'Event' if issubclass(cls, Event) else 'Message'}, tag=\"myapp.{_snake(cls.__name__)}\")`"
                 + (f" (it has {tag!r})" if tag is not None else "")
             )
+        config = cls.__struct_config__
+        if config.tag_field != TAG_FIELD or config.array_like:
+            raise RegistrationError(
+                f"cannot register {cls.__qualname__}: registered types are JSON objects tagged in the field "
+                f"{TAG_FIELD!r}; do not override tag_field or set array_like (it has tag_field="
+                f"{config.tag_field!r}, array_like={config.array_like})"
+            )
         version = getattr(cls, "version", 1)
         if not isinstance(version, int) or isinstance(version, bool) or version < 1:
             raise RegistrationError(
@@ -73,6 +80,11 @@ class TypeRegistry:
                     f"cannot register {cls.__module__}.{cls.__qualname__}: tag {tag!r} already belongs to "
                     f"{existing.__module__}.{existing.__qualname__}; choose another tag or pass replace=True"
                 )
+            candidates = [t for t in self._by_kind.values() if t is not existing] + [cls]
+            try:  # every registered type must fit the one union decoder the codec builds
+                msgspec.json.Decoder(Union[tuple(candidates)] if len(candidates) > 1 else cls)  # noqa: UP007
+            except TypeError as exc:
+                raise RegistrationError(f"cannot register {cls.__qualname__}: {exc}") from None
             if existing is not None:
                 del self._by_type[existing]
             self._by_kind[tag] = cls

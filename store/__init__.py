@@ -8,6 +8,7 @@ from actorlog.store.errors import (
     SchemaVersionError,
     StoreClosedError,
     StoreError,
+    StoreLockedError,
     StoreWriteError,
 )
 from actorlog.store.event_store import DEFAULT_MAX_PAYLOAD_BYTES, EventStore, Synchronous, new_run_id
@@ -30,6 +31,7 @@ __all__ = [
     "Ticket",
     "StoreClosedError",
     "StoreError",
+    "StoreLockedError",
     "StoreWriteError",
     "Synchronous",
     "VerifyReport",

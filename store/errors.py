@@ -17,6 +17,10 @@ class SchemaVersionError(StoreError):
     """The log was written by a newer actorlog schema than this code reads."""
 
 
+class StoreLockedError(StoreError, TimeoutError):
+    """Another connection held the log's lock for longer than the busy timeout."""
+
+
 class PayloadTooLargeError(StoreError, ValueError):
     """An event's encoded payload exceeds the store's ``max_payload_bytes``."""
 

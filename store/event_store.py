@@ -159,7 +159,11 @@ class EventStore:
             writer.tell(Batch(rows[start : start + _BATCH_MESSAGE_ROWS]))
 
     def flush(self, timeout: float | None = None) -> int:
-        """Wait until every event appended before this call is committed; return the last seq committed."""
+        """Wait until every event appended before this call is committed.
+
+        Returns the seq of the newest event this store has committed, or the log's last
+        seq when it was opened if it has committed none since.
+        """
         writer = self._writable()
         try:
             seq = int(writer.ask(Flush(), block=True, timeout=timeout))

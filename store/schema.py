@@ -11,7 +11,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from actorlog.store.errors import NotAnEventLogError, SchemaVersionError
+from actorlog.store.errors import NotAnEventLogError, SchemaVersionError, StoreLockedError
 
 SCHEMA_VERSION = 1
 """The schema version this code writes and the newest it reads."""
@@ -163,31 +163,60 @@ def create_schema(db: sqlite_utils.Database) -> None:
 
 
 def open_database(path: Path, *, readonly: bool, busy_timeout: float) -> sqlite_utils.Database:
-    """Open (or, when writable and new or empty, create) an event log and check its schema."""
-    existed = check_path(path, readonly=readonly)
+    """Open (or, when writable and new or empty, create) an event log and check its schema.
+
+    Another process may be creating or writing the same file: locks are waited for up to
+    ``busy_timeout`` seconds, then reported as a `StoreLockedError` naming the file.
+    """
+    check_path(path, readonly=readonly)
     conn = connect(path, readonly=readonly, busy_timeout=busy_timeout)
     db = sqlite_utils.Database(conn)
+    deadline = time.monotonic() + busy_timeout
     try:
-        try:
-            empty = not user_tables(db)
-        except sqlite3.DatabaseError as exc:
-            raise NotAnEventLogError(f"{str(path)!r} cannot be read as an SQLite database: {exc}") from None
-        if empty:
-            if readonly:
-                raise NotAnEventLogError(f"{str(path)!r} is an empty SQLite database, not an actorlog event log")
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("BEGIN IMMEDIATE")
+        while True:
             try:
-                if not user_tables(db):  # another process may have created it meanwhile
-                    create_schema(db)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+                _prepare(db, path, readonly=readonly)
+                break
+            except sqlite3.OperationalError as exc:
+                # Switching to WAL takes an exclusive lock and does not wait on SQLite's busy handler.
+                if not _is_locked(exc):
+                    raise NotAnEventLogError(f"{str(path)!r} cannot be opened as an event log: {exc}") from None
+                if time.monotonic() >= deadline:
+                    raise StoreLockedError(
+                        f"event log {str(path)!r} stayed locked by another connection for more than "
+                        f"{busy_timeout:g} s while opening it; retry later or pass a larger busy_timeout"
+                    ) from None
+                time.sleep(0.01)
         check_schema(db, path)
     except BaseException:
         conn.close()
-        if not existed and not readonly and path.exists() and path.stat().st_size == 0:
-            path.unlink()
         raise
     return db
+
+
+def _prepare(db: sqlite_utils.Database, path: Path, *, readonly: bool) -> None:
+    try:
+        empty = not user_tables(db)
+    except sqlite3.OperationalError:
+        raise
+    except sqlite3.DatabaseError as exc:
+        raise NotAnEventLogError(f"{str(path)!r} cannot be read as an SQLite database: {exc}") from None
+    if not empty:
+        return
+    if readonly:
+        raise NotAnEventLogError(f"{str(path)!r} is an empty SQLite database, not an actorlog event log")
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if not user_tables(db):  # another process may have created it meanwhile
+            create_schema(db)
+        db.execute("COMMIT")
+    except BaseException:
+        if db.conn.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+
+
+def _is_locked(exc: sqlite3.OperationalError) -> bool:
+    message = str(exc).lower()
+    return "locked" in message or "busy" in message

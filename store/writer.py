@@ -186,6 +186,7 @@ class StoreWriter(pykka.ThreadingActor):
         try:
             conn = connect(self._path, readonly=False, busy_timeout=self._busy_timeout)
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            self._state.last_seq = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
             self._conn = conn
         except Exception as exc:  # noqa: BLE001 - reported to every later flush
             self._fail(exc, "opening the write connection")
