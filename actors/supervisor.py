@@ -109,8 +109,15 @@ class Supervisor(pykka.ThreadingActor):
             self.started.append(name)
 
     def _stop_all(self) -> list[str]:
+        """Stop every started plugin: suspended ones first, then the rest in reverse dependency order.
+
+        A suspended plugin may hold asks from plugins that would otherwise wait for it
+        forever inside a handler; stopping it first refuses those asks, so every halt
+        after it can be taken.
+        """
         stopped = []
-        for name in reversed(list(self.started)):
+        suspended = [n for n in self.started if self.router.plugins[n].state in ("suspended", "restarting")]
+        for name in suspended + [n for n in reversed(self.started) if n not in suspended]:
             self._stop_one(name)
             stopped.append(name)
         return stopped
@@ -157,6 +164,8 @@ class Supervisor(pykka.ThreadingActor):
                 return
             self._restart(entry, decision, with_dependents=action == "restart_with_dependents")
         elif action == "stop":
+            # the failed plugin first: refusing what it holds frees dependents waiting on it
+            self._stop_one(decision.plugin)
             for name in self._with_dependents(decision.plugin, reverse=True):
                 if name in self.started:
                     self._stop_one(name)
