@@ -1,24 +1,25 @@
 """Append throughput through the store actor, beside raw sqlite3 executemany in the same run.
 
-    python benchmarks/append.py [--events 300000] [--rss-events 2000000] [--synchronous NORMAL]
+    python benchmarks/append.py [--events 300000] [--rss-events 2000000] [--synchronous NORMAL] [--repeat 3]
 
 Cases: single-event appends from 1 and from 2 producer threads, and batched appends
 (100 events per call). The reference for every case is raw ``sqlite3`` ``executemany``
 over the same schema, the same msgspec-encoded JSON, the same ``synchronous`` setting,
 1000 rows per transaction, with the same hash chain computed. Then 2,000,000 events are
-appended as fast as producers can send, with peak RSS sampled throughout.
+appended as fast as producers can send, with peak RSS sampled throughout. Each case runs
+``--repeat`` times, alternating with its reference, and the medians are reported.
 """
 
 from __future__ import annotations
 
 import argparse
 import sqlite3
+import statistics
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-from _common import Figure, RssSampler, print_table
+from _common import Figure, RssSampler, print_table, run_in_threads
 
 from actorlog.events import HistogramObserved, default_codec
 from actorlog.store import EventStore
@@ -72,12 +73,8 @@ def through_store(path: Path, events: list[HistogramObserved], synchronous: str,
                 for begin in range(0, len(part), batch):
                     store.append_many(part[begin : begin + batch], actor="metrics")
 
-        threads = [threading.Thread(target=produce, args=(events[i * share : (i + 1) * share],)) for i in range(producers)]
         start = time.perf_counter()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        run_in_threads(produce, [(events[i * share : (i + 1) * share],) for i in range(producers)])
         store.flush()
         elapsed = time.perf_counter() - start
         assert store.count() == share * producers
@@ -94,11 +91,7 @@ def rss_run(path: Path, total: int, synchronous: str) -> tuple[float, float, flo
 
         with RssSampler() as rss:
             start = time.perf_counter()
-            threads = [threading.Thread(target=produce, args=(total // 2,)) for _ in range(2)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
+            run_in_threads(produce, [(total // 2,), (total // 2,)])
             store.flush()
             elapsed = time.perf_counter() - start
     return total / elapsed, rss.start / 2**20, rss.peak / 2**20
@@ -109,6 +102,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=300_000)
     parser.add_argument("--rss-events", type=int, default=2_000_000)
     parser.add_argument("--synchronous", default="NORMAL", choices=["OFF", "NORMAL", "FULL"])
+    parser.add_argument("--repeat", type=int, default=3, help="runs per case; medians are reported")
     args = parser.parse_args()
     events = make_events(args.events)
     figures: list[Figure] = []
@@ -119,8 +113,13 @@ def main() -> None:
             ("single-event appends, 2 producers", 2, 1, 100_000, None),
             ("batched appends (100/call), 1 producer", 1, 100, 150_000, 0.6),
         ):
-            raw = raw_executemany(folder / f"raw-{producers}-{batch}.db", events, args.synchronous)
-            ours = through_store(folder / f"store-{producers}-{batch}.db", events, args.synchronous, producers, batch)
+            raws, ours_runs = [], []
+            for attempt in range(args.repeat):
+                raws.append(raw_executemany(folder / f"raw-{producers}-{batch}-{attempt}.db", events, args.synchronous))
+                ours_runs.append(
+                    through_store(folder / f"store-{producers}-{batch}-{attempt}.db", events, args.synchronous, producers, batch)
+                )
+            raw, ours = statistics.median(raws), statistics.median(ours_runs)
             target = f">= {floor:,} ev/s" + (f" and >= {ratio_floor}x raw" if ratio_floor else "")
             met = ours >= floor and (ratio_floor is None or ours >= ratio_floor * raw)
             figures.append(Figure(name, ours, "events/s", raw, "raw sqlite3", target, met))

@@ -1,12 +1,13 @@
 """Plugin-to-plugin messaging beside bare pykka actors doing the same, in the same run.
 
-    python benchmarks/messaging.py [--messages 200000] [--asks 5000]
+    python benchmarks/messaging.py [--messages 200000] [--asks 5000] [--repeat 3]
 
 Throughput: a sender plugin tells a receiver plugin N messages; the clock stops when
 the receiver has handled the last one. Latency: the sender asks the receiver N times
 in a row; each round trip is timed. The reference is two plain pykka ThreadingActors
 doing exactly that with plain Python objects. actorlog is measured with message logging
-off and on (logging on commits every received message to the event log).
+off and on (logging on commits every received message to the event log). Each case runs
+``--repeat`` times, interleaved with the reference; medians are reported (latencies pooled).
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ class Sender(Plugin):
 
 
 def actorlog_run(folder: Path, messages: int, asks: int, log_messages: bool) -> tuple[float, list[int]]:
-    with ActorSystem(folder / f"messaging-{log_messages}.db") as system:
+    with ActorSystem(folder / f"messaging-{log_messages}-{time.monotonic_ns()}.db") as system:
         system.register("receiver", Receiver, log_messages=log_messages)
         system.register("sender", Sender, log_messages=log_messages)
         system.start()
@@ -147,12 +148,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--asks", type=int, default=5_000)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per case; medians are reported")
     args = parser.parse_args()
     figures: list[Figure] = []
+    runs: dict[str, list[tuple[float, list[int]]]] = {"bare": [], "off": [], "on": []}
     with tempfile.TemporaryDirectory() as tmp:
-        bare_rate, bare_lat = bare_run(args.messages, args.asks)
-        off_rate, off_lat = actorlog_run(Path(tmp), args.messages, args.asks, log_messages=False)
-        on_rate, on_lat = actorlog_run(Path(tmp), args.messages, args.asks, log_messages=True)
+        for _ in range(args.repeat):
+            runs["bare"].append(bare_run(args.messages, args.asks))
+            runs["off"].append(actorlog_run(Path(tmp), args.messages, args.asks, log_messages=False))
+            runs["on"].append(actorlog_run(Path(tmp), args.messages, args.asks, log_messages=True))
+    (bare_rate, bare_lat), (off_rate, off_lat), (on_rate, on_lat) = (
+        (statistics.median(r for r, _ in results), [x for _, lat in results for x in lat]) for results in runs.values()
+    )
     bare_p50, bare_p99 = percentile(bare_lat, 50) / 1000, percentile(bare_lat, 99) / 1000
     figures += [
         Figure("tell throughput, logging off (msg/s)", off_rate, "msg/s", bare_rate, "bare pykka",
