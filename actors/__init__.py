@@ -1,7 +1,8 @@
 """The actor system an application embeds: plugins, supervisor, error handler, metrics."""
 
 from actorlog.actors.context import Metrics, PluginContext, PluginRef
-from actorlog.actors.error_handler import Policy, restart_one_for_one
+from actorlog.actors.error_handler import Policy
+from actorlog.actors.error_policy import DEFAULT_ACTIONS, DEFAULT_SEVERITIES, Decision, ErrorPolicy, Failure
 from actorlog.actors.errors import (
     DependencyError,
     EscalationError,
@@ -15,13 +16,23 @@ from actorlog.actors.errors import (
 )
 from actorlog.actors.loading import ENTRY_POINT_GROUP
 from actorlog.actors.plugin import Health, Plugin, handler
-from actorlog.actors.protocol import CarryOut, Increment, Observe, ReportFailure, SetGauge
+from actorlog.actors.protocol import CarryOut, GetErrorStatistics, Increment, Observe, ReportFailure, SetGauge
+from actorlog.actors.retry import Attempt, Retrying, RetryPolicy
 from actorlog.actors.router import ANYONE, APP
 from actorlog.actors.supervisor import RestartPolicy
 from actorlog.actors.system import ActorSystem
 
 __all__ = [
     "ANYONE",
+    "DEFAULT_ACTIONS",
+    "DEFAULT_SEVERITIES",
+    "Attempt",
+    "Decision",
+    "ErrorPolicy",
+    "Failure",
+    "GetErrorStatistics",
+    "RetryPolicy",
+    "Retrying",
     "APP",
     "ENTRY_POINT_GROUP",
     "ActorSystem",
@@ -47,5 +58,4 @@ __all__ = [
     "UnhealthyError",
     "UnknownPluginError",
     "handler",
-    "restart_one_for_one",
 ]

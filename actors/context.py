@@ -13,6 +13,7 @@ from actorlog.actors.protocol import Increment, Observe, SetGauge
 from actorlog.store import Ticket
 
 if TYPE_CHECKING:
+    from actorlog.actors.retry import Retrying
     from actorlog.actors.router import Router
 
 
@@ -135,6 +136,17 @@ class PluginContext:
     def emit(self, event: object, *, correlation: str | None = None) -> Ticket:
         """Append one of this plugin's own events to the log (registered Event types only)."""
         return self._router.store.append(event, actor=self.name, correlation=correlation or self.correlation)
+
+    def retry(self, task: str | None = None, **options: Any) -> Retrying:
+        """Run callables with retries from this plugin (see `ActorSystem.retry`); inside a
+        handler the attempts share the correlation of the message being handled."""
+        from actorlog.actors.system import make_retrying  # noqa: PLC0415 - the system imports this module
+
+        injected = {k: options.pop(k, None) for k in ("policy", "clock", "sleep", "async_sleep", "random")}
+        return make_retrying(
+            self._router, injected.pop("policy"), options, task=task, caller=self.name,
+            correlation=options.pop("correlation", None) or self.correlation, **injected,
+        )
 
     def ref(self, name: str) -> PluginRef:
         """A reference to any plugin, sending as this one (permissions still apply)."""

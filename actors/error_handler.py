@@ -1,75 +1,183 @@
-"""The error handler actor: decides what to do about each reported failure.
+"""The error handler actor: assesses each reported failure and decides what to do about it.
 
-Every decision is a ``recovery.decided`` event carrying the failure's correlation and
-the seq of its ``failure.raised`` event; the supervisor then carries it out.
+For every failure it appends a ``failure.assessed`` event (severity) and a
+``recovery.decided`` event (action), both carrying the failure's correlation and the
+seq of its ``failure.raised`` event. Plugin failures go on to the supervisor; a task
+run with retries gets the decision as the answer to its question.
+
+Its error statistics are an `ErrorStatistics` projection fed with the very assessments
+it emits, so they equal what replay rebuilds from the log.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import pykka
 
-from actorlog.actors.plugin_actor import qualified_name
-from actorlog.actors.protocol import CarryOut, ReportFailure
+from actorlog.actors.error_policy import Decision, ErrorPolicy, Failure, Handler, as_decision, lookup
+from actorlog.actors.error_policy import qualified_name
+from actorlog.actors.plugin_actor import record_failure
+from actorlog.actors.protocol import CarryOut, GetErrorStatistics, ReportFailure
 from actorlog.actors.router import Router
-from actorlog.events import RecoveryDecided
+from actorlog.events import FailureAssessed, RecoveryDecided, Severity
+from actorlog.replay.errors import ErrorStatistics, ErrorStatisticsSnapshot
+from actorlog.store import EventRecord, Ticket
 
 logger = logging.getLogger(__name__)
 
 ACTOR = "errors"
 
-Policy = Callable[[ReportFailure], CarryOut]
-"""Turns a failure report into a decision."""
-
-
-def restart_one_for_one(report: ReportFailure) -> CarryOut:
-    """The default policy: restart the failed plugin alone; escalate what is not an `Exception`
-    (``SystemExit``, ``KeyboardInterrupt``), which asks the whole process to stop."""
-    exc = report.exception
-    if not isinstance(exc, Exception):
-        return CarryOut(
-            plugin=report.plugin, action="escalate", severity="critical",
-            reason=f"{qualified_name(exc)} is not an Exception", correlation=report.correlation,
-        )
-    return CarryOut(
-        plugin=report.plugin, action="restart", reason=f"{qualified_name(exc)}: default policy restarts one-for-one",
-        correlation=report.correlation,
-    )
+Policy = Callable[[ReportFailure], "CarryOut | Decision"]
+"""A low-level decision function, for full control: it replaces handlers, strategies and defaults."""
 
 
 class ErrorHandler(pykka.ThreadingActor):
-    """Decides on failures with a policy, records each decision, and hands it to the supervisor."""
+    """Assesses failures, decides with an `ErrorPolicy` (or a `Policy` function), records both."""
 
     use_daemon_thread = True
 
-    def __init__(self, router: Router, supervisor: pykka.ActorRef[Any], policy: Policy = restart_one_for_one) -> None:
+    def __init__(self, router: Router, supervisor: pykka.ActorRef[Any], policy: ErrorPolicy | Policy) -> None:
         super().__init__()
         self.router = router
+        self.store = router.store
         self.supervisor = supervisor
         self.policy = policy
+        self.severities = policy if isinstance(policy, ErrorPolicy) else ErrorPolicy()
+        self.statistics = ErrorStatistics()
+        self._unapplied: list[tuple[Ticket, FailureAssessed, Ticket | None, str | None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def on_stop(self) -> None:
+        if self._loop is not None:
+            self._loop.close()
 
     def on_receive(self, message: Any) -> Any:
-        if not isinstance(message, ReportFailure):
-            raise TypeError(f"the error handler does not handle {type(message).__qualname__}")
-        try:
-            decision = self.policy(message)
-        except Exception as exc:  # noqa: BLE001 - a broken policy must not take the error handler down
-            logger.exception("error policy raised; falling back to the default")
-            decision = restart_one_for_one(message)
-            decision = CarryOut(
-                plugin=decision.plugin, action=decision.action, correlation=decision.correlation,
-                reason=f"policy raised {qualified_name(exc)}; default: {decision.reason}",
-            )
-        self.router.store.append(
-            RecoveryDecided(
-                plugin=decision.plugin, action=decision.action, delay=decision.delay, reason=decision.reason,
-                severity=decision.severity,
-            ),
-            actor=ACTOR, correlation=message.correlation,
-            refs={"failure_seq": message.failure} if message.failure is not None else None,
+        if isinstance(message, ReportFailure):
+            return self._handle(message)
+        if isinstance(message, GetErrorStatistics):
+            return self._statistics(message.recent)
+        raise TypeError(f"the error handler does not handle {type(message).__qualname__}")
+
+    # -- deciding ------------------------------------------------------------------------
+
+    def _handle(self, report: ReportFailure) -> Decision:
+        exc = report.exception
+        severity = self.severities.severity_of(exc)
+        refs = {"failure_seq": report.failure} if report.failure is not None else None
+        assessed = FailureAssessed(
+            plugin=report.plugin, exc_type=qualified_name(exc), message=str(exc), severity=severity,
+            failed_at=report.failed_at if report.failed_at is not None else time.time(),
         )
-        self.supervisor.tell(decision)
-        return None
+        ticket = self.store.append(assessed, actor=ACTOR, correlation=report.correlation, refs=refs)
+        self._unapplied.append((ticket, assessed, report.failure, report.correlation))
+        decision = self._decide(report, severity)
+        self.store.append(
+            RecoveryDecided(
+                plugin=report.plugin, action=decision.action, delay=decision.delay, reason=decision.reason,
+                severity=severity,
+            ),
+            actor=ACTOR, correlation=report.correlation, refs=refs,
+        )
+        if report.where != "task" or decision.action == "escalate":
+            self.supervisor.tell(
+                CarryOut(
+                    plugin=report.plugin, action=decision.action, reason=decision.reason, delay=decision.delay,
+                    severity=severity, correlation=report.correlation,
+                )
+            )
+        return decision
+
+    def _decide(self, report: ReportFailure, severity: Severity) -> Decision:
+        if not isinstance(self.policy, ErrorPolicy):
+            return self._custom(report)
+        policy = self.policy
+        failure = Failure(
+            plugin=report.plugin, exception=report.exception, severity=severity, where=report.where,
+            correlation=report.correlation, attempt=report.attempt, retry_delay=report.retry_delay,
+            retries_left=report.retries_left,
+        )
+        decision = None
+        for table, kind in ((policy.handlers, "handler"), (policy.strategies, "recovery strategy")):
+            function: Handler | None = lookup(table, type(report.exception))
+            if function is None:
+                continue
+            outcome = self._consult(function, failure, f"{kind} {getattr(function, '__qualname__', function)!r}")
+            if outcome is _RAISED:
+                decision = None
+                break  # a handler that raised: the default policy applies
+            if outcome is not None:
+                decision = outcome
+                break
+        if decision is None:
+            decision = policy.default(failure)
+        if report.where == "task" and decision.action == "retry" and not report.retries_left:
+            decision = Decision("stop", reason=f"{decision.reason or 'retry chosen'}, but no retry is left")
+        return decision
+
+    def _consult(self, function: Handler, failure: Failure, source: str) -> Any:
+        try:
+            outcome = function(failure)
+            if inspect.isawaitable(outcome):
+                outcome = self._event_loop().run_until_complete(_awaited(outcome))
+            return as_decision(outcome, source)
+        except Exception as exc:  # noqa: BLE001 - a broken handler must not take the error handler down
+            record_failure(
+                self.store, ACTOR, exc, actor=ACTOR, correlation=failure.correlation,
+            )
+            logger.warning("%s raised while handling %s", source, qualified_name(failure.exception), exc_info=exc)
+            return _RAISED
+
+    def _custom(self, report: ReportFailure) -> Decision:
+        try:
+            result = self.policy(report)  # type: ignore[operator]
+            if isinstance(result, CarryOut):
+                return Decision(result.action, delay=result.delay, reason=result.reason)
+            if isinstance(result, Decision):
+                return result
+            raise TypeError(f"error policy returned {result!r}; return a Decision or CarryOut")
+        except Exception as exc:  # noqa: BLE001 - a broken policy must not take the error handler down
+            record_failure(self.store, ACTOR, exc, actor=ACTOR, correlation=report.correlation)
+            logger.warning("error policy raised; the default policy applies", exc_info=exc)
+            severity = self.severities.severity_of(report.exception)
+            failure = Failure(
+                plugin=report.plugin, exception=report.exception, severity=severity, where=report.where,
+                correlation=report.correlation, attempt=report.attempt, retry_delay=report.retry_delay,
+                retries_left=report.retries_left,
+            )
+            return self.severities.default(failure)
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        return self._loop
+
+    # -- statistics ----------------------------------------------------------------------
+
+    def _statistics(self, recent: int) -> ErrorStatisticsSnapshot:
+        """Fold the assessments made so far (once their seqs are known) and report."""
+        if self._unapplied:
+            self.store.flush()
+            for ticket, assessed, failure, correlation in self._unapplied:
+                event = msgspec.structs.replace(assessed, failure_seq=failure.seq if failure is not None else None)
+                self.statistics.apply(
+                    EventRecord(
+                        seq=ticket.seq or 0, ts=0.0, run=self.store.run, actor=ACTOR, kind="failure.assessed",
+                        version=FailureAssessed.version, correlation=correlation, event=event, hash="",
+                    )
+                )
+            self._unapplied.clear()
+        return self.statistics.snapshot(recent)
+
+
+_RAISED = object()
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable

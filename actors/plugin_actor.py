@@ -20,23 +20,18 @@ import msgspec
 import pykka
 
 from actorlog.actors.context import PluginContext
+from actorlog.actors.error_policy import qualified_name
 from actorlog.actors.errors import PluginNotRunningError, UnhealthyError
 from actorlog.actors.plugin import Health, Plugin
 from actorlog.actors.protocol import Control, Delivery, ReportFailure, Where
 from actorlog.actors.router import PluginEntry, Router
 from actorlog.events import FailureRaised, MessageReceived, MessageRefused, PluginHealthChecked
-from actorlog.store import Ticket
+from actorlog.store import EventStore, Ticket
 
 logger = logging.getLogger(__name__)
 
 _seed = random.SystemRandom().getrandbits(32)
 _seeds = random.Random(_seed)
-
-
-def qualified_name(exc: BaseException) -> str:
-    """``module.QualName`` of an exception's type (``builtins.ValueError``)."""
-    cls = type(exc)
-    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 class PluginActor(pykka.ThreadingActor):
@@ -127,23 +122,25 @@ class PluginActor(pykka.ThreadingActor):
 
     def _failed(self, exc: BaseException, where: Where, correlation: str | None, trigger: Ticket | None) -> Ticket:
         """Record a failure, suspend, and report it to the error handler (for handler and health failures)."""
-        failure = self.record_failure(exc, correlation, trigger)
+        failed_at = time.time()
+        failure = self.record_failure(exc, correlation, trigger, failed_at)
         self.suspended = True
         self.entry.state = "suspended"
         self.router.report(
-            ReportFailure(plugin=self.entry.name, exception=exc, where=where, correlation=correlation, failure=failure)
+            ReportFailure(
+                plugin=self.entry.name, exception=exc, where=where, correlation=correlation, failure=failure,
+                failed_at=failed_at,
+            )
         )
         return failure
 
-    def record_failure(self, exc: BaseException, correlation: str | None, trigger: Ticket | None = None) -> Ticket:
+    def record_failure(
+        self, exc: BaseException, correlation: str | None, trigger: Ticket | None = None, failed_at: float | None = None
+    ) -> Ticket:
         """Append a ``failure.raised`` event for ``exc``; its trigger_seq is filled in at commit."""
-        return self.store.append(
-            FailureRaised(
-                plugin=self.entry.name, exc_type=qualified_name(exc), message=str(exc),
-                traceback="".join(traceback.format_exception(exc)),
-            ),
-            actor=self.entry.name, correlation=correlation,
-            refs={"trigger_seq": trigger} if trigger is not None else None,
+        return record_failure(
+            self.store, self.entry.name, exc, actor=self.entry.name, correlation=correlation, trigger=trigger,
+            failed_at=failed_at,
         )
 
     # -- control -------------------------------------------------------------------------
@@ -234,6 +231,27 @@ class PluginActor(pykka.ThreadingActor):
         if not health.healthy:
             self._failed(UnhealthyError(entry.name, health.detail), "health", correlation or None, None)
         return health
+
+
+def record_failure(
+    store: EventStore,
+    plugin: str,
+    exc: BaseException,
+    *,
+    actor: str,
+    correlation: str | None,
+    trigger: Ticket | None = None,
+    failed_at: float | None = None,
+) -> Ticket:
+    """Append a ``failure.raised`` event for ``exc`` (the trigger's seq is filled in at commit)."""
+    return store.append(
+        FailureRaised(
+            plugin=plugin, exc_type=qualified_name(exc), message=str(exc),
+            traceback="".join(traceback.format_exception(exc)),
+        ),
+        actor=actor, correlation=correlation, ts=failed_at,
+        refs={"trigger_seq": trigger} if trigger is not None else None,
+    )
 
 
 def _reply(future: Future[Any] | None, result: Any) -> None:

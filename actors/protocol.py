@@ -16,7 +16,7 @@ import msgspec
 from actorlog.events import Message, RecoveryAction, Severity, default_registry
 
 
-Where = Literal["handler", "start", "stop", "health", "restart"]
+Where = Literal["handler", "start", "stop", "health", "restart", "task"]
 """Which part of a plugin failed."""
 
 
@@ -28,6 +28,16 @@ class ReportFailure(Message, tag="actorlog.report_failure", frozen=True):
     where: Where = "handler"
     correlation: str | None = None
     failure: Any = None  # the Ticket of the failure.raised event, for the decision's failure_seq
+    failed_at: float | None = None
+    attempt: int | None = None
+    retry_delay: float | None = None
+    retries_left: bool = False
+
+
+class GetErrorStatistics(Message, tag="actorlog.get_error_statistics", frozen=True):
+    """Ask the error handler for its statistics, with the ``recent`` newest errors."""
+
+    recent: int = 10
 
 
 class CarryOut(Message, tag="actorlog.carry_out", frozen=True):
@@ -81,11 +91,11 @@ def _require_finite(message: Increment | SetGauge | Observe) -> None:
         )
 
 
-for _cls in (ReportFailure, CarryOut, Increment, SetGauge, Observe):
+for _cls in (ReportFailure, GetErrorStatistics, CarryOut, Increment, SetGauge, Observe):
     default_registry.register(_cls)
 del _cls
 
-SYSTEM_MESSAGES: tuple[type[Message], ...] = (ReportFailure, CarryOut, Increment, SetGauge, Observe)
+SYSTEM_MESSAGES: tuple[type[Message], ...] = (ReportFailure, GetErrorStatistics, CarryOut, Increment, SetGauge, Observe)
 
 
 class Delivery(msgspec.Struct):

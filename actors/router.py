@@ -150,6 +150,15 @@ class Router:
         if self.errors is not None:
             self.errors.tell(message)
 
+    def consult(self, report: Message) -> Any:
+        """Ask the error handler to decide on a failure and wait for its decision."""
+        if self.errors is None or self.stopped is not None:
+            raise SystemStoppedError("the actor system is stopped; its error handler cannot decide on failures")
+        try:
+            return self.errors.ask(report, block=True)
+        except pykka.ActorDeadError:
+            raise SystemStoppedError("the actor system's error handler has stopped") from None
+
 
 def _who(sender: str) -> str:
     return "the application" if sender == APP else f"plugin {sender!r}"

@@ -16,7 +16,7 @@ import pykka
 
 from actorlog.actors.errors import EscalationError, StartError
 from actorlog.actors.graph import dependents_of, start_order
-from actorlog.actors.plugin_actor import qualified_name
+from actorlog.actors.error_policy import qualified_name
 from actorlog.actors.protocol import CarryOut, Control, ReportFailure
 from actorlog.actors.router import PluginEntry, Router
 from actorlog.events import (
@@ -146,6 +146,9 @@ class Supervisor(pykka.ThreadingActor):
     def _carry_out(self, decision: CarryOut) -> None:
         if self.escalation is not None:
             return
+        if decision.action == "escalate":  # a task's failure may escalate too: it names no plugin
+            self._escalate(decision.plugin, decision.reason or "the error handler escalated")
+            return
         entry = self.router.plugins.get(decision.plugin)
         if entry is None or decision.plugin not in self.started:
             return
@@ -169,8 +172,6 @@ class Supervisor(pykka.ThreadingActor):
             for name in self._with_dependents(decision.plugin, reverse=True):
                 if name in self.started:
                     self._stop_one(name)
-        elif action == "escalate":
-            self._escalate(decision.plugin, decision.reason or "the error handler escalated")
 
     def _too_many_restarts(self, entry: PluginEntry) -> bool:
         now = time.time()

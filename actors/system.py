@@ -19,7 +19,7 @@ import socket
 import threading
 import time
 import weakref
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from concurrent.futures import Future
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
@@ -31,17 +31,20 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from actorlog.actors.context import Metrics, PluginRef
-from actorlog.actors.error_handler import ErrorHandler, Policy, restart_one_for_one
+from actorlog.actors.error_handler import ErrorHandler, Policy
+from actorlog.actors.error_policy import ErrorPolicy
 from actorlog.actors.errors import DependencyError, EscalationError, RegistrationError, SystemStoppedError
 from actorlog.actors.graph import start_order
 from actorlog.actors.loading import available_plugins, class_path, load_plugin_class
 from actorlog.actors.metrics import MetricsCollector
 from actorlog.actors.plugin import Health, Plugin, handlers_of
 from actorlog.actors.plugin_actor import PluginActor
-from actorlog.actors.protocol import SYSTEM_MESSAGES, Control
+from actorlog.actors.protocol import SYSTEM_MESSAGES, Control, GetErrorStatistics
+from actorlog.actors.retry import Retrying, RetryPolicy
 from actorlog.actors.router import ANYONE, APP, PluginEntry, Router
 from actorlog.actors.supervisor import RestartPolicy, StartPlugins, StopPlugins, Supervisor
 from actorlog.events import Message, PluginRegistered, RunStarted, RunStopped, TypeRegistry
+from actorlog.replay.errors import ErrorStatisticsSnapshot
 from actorlog.store import EventStore
 
 RESERVED_NAMES = frozenset({APP, ANYONE, "supervisor", "errors", "metrics", "system"})
@@ -62,8 +65,11 @@ class ActorSystem:
 
     ``log`` is a path (the system opens and closes the log) or an open `EventStore`
     (the system flushes it on stop and leaves it open). ``restart_policy`` bounds
-    restarts; ``error_policy`` turns a failure report into a decision (default: restart
-    one-for-one). ``store_options`` go to `EventStore` when the system opens the log.
+    restarts. ``error_policy`` assesses and decides on failures: an `ErrorPolicy`
+    (severities, per-type handlers and strategies; the default one escalates critical
+    failures, restarts plugins on high ones and continues on the rest), or a function
+    from `ReportFailure` to a decision for full control. ``store_options`` go to
+    `EventStore` when the system opens the log.
     """
 
     def __init__(
@@ -73,7 +79,7 @@ class ActorSystem:
         run: str | None = None,
         registry: TypeRegistry | None = None,
         restart_policy: RestartPolicy | None = None,
-        error_policy: Policy | None = None,
+        error_policy: ErrorPolicy | Policy | None = None,
         store_options: Mapping[str, Any] | None = None,
         health_tick: float = 0.05,
     ) -> None:
@@ -93,7 +99,7 @@ class ActorSystem:
         self._health_stop = threading.Event()
         self._health_thread: threading.Thread | None = None
         self._supervisor = Supervisor.start(self._router, restart_policy or RestartPolicy())
-        self._errors = ErrorHandler.start(self._router, self._supervisor, error_policy or restart_one_for_one)
+        self._errors = ErrorHandler.start(self._router, self._supervisor, error_policy or ErrorPolicy())
         self._metrics_actor = MetricsCollector.start(self.store)
         self._router.errors = self._errors
         self._router.metrics = self._metrics_actor
@@ -306,6 +312,37 @@ class ActorSystem:
         """`ask` for async code: awaits the reply without blocking the event loop."""
         return await PluginRef(self._router, name, APP).ask_async(message, timeout=timeout, correlation=correlation)
 
+    # -- failures --------------------------------------------------------------------------
+
+    def retry(
+        self,
+        task: str | None = None,
+        *,
+        policy: RetryPolicy | None = None,
+        correlation: str | None = None,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], None] | None = None,
+        async_sleep: Callable[[float], Awaitable[None]] | None = None,
+        random: Callable[[], float] | None = None,
+        **options: Any,
+    ) -> Retrying:
+        """Run callables with retries: a decorator (sync or async) and ``.call(fn, ...)``.
+
+        ``options`` are `RetryPolicy` fields (``max_retries=5, retry_on=(ConnectionError,)``);
+        ``task`` names the task in the log (default: the function's qualified name).
+        ``clock``, ``sleep``, ``async_sleep`` and ``random`` are injectable for tests.
+        """
+        return make_retrying(
+            self._router, policy, options, task=task, caller=APP, correlation=correlation,
+            clock=clock, sleep=sleep, async_sleep=async_sleep, random=random,
+        )
+
+    def error_statistics(self, recent: int = 10, *, timeout: float | None = 10.0) -> ErrorStatisticsSnapshot:
+        """The error handler's statistics: totals by type, severity and plugin, and the newest errors."""
+        self._check_running()
+        snapshot: ErrorStatisticsSnapshot = self._errors.ask(GetErrorStatistics(recent=recent), block=True, timeout=timeout)
+        return snapshot
+
     # -- inspection and health -------------------------------------------------------------
 
     def state(self, name: str) -> str:
@@ -356,6 +393,32 @@ class ActorSystem:
                 if now >= due.setdefault(name, now + interval):
                     due[name] = now + interval
                     entry.ref.tell(Control(op="health"))
+
+
+def make_retrying(
+    router: Router,
+    policy: RetryPolicy | None,
+    options: Mapping[str, Any],
+    *,
+    task: str | None,
+    caller: str,
+    correlation: str | None,
+    clock: Callable[[], float] | None,
+    sleep: Callable[[float], None] | None,
+    async_sleep: Callable[[float], Awaitable[None]] | None,
+    random: Callable[[], float] | None,
+) -> Retrying:
+    """A `Retrying` from a policy or policy fields, with the injectables that were given."""
+    if policy is not None and options:
+        raise TypeError("give either a RetryPolicy or its fields as keyword arguments, not both")
+    injected: dict[str, Any] = {
+        name: value
+        for name, value in (("clock", clock), ("sleep", sleep), ("async_sleep", async_sleep), ("random", random))
+        if value is not None
+    }
+    return Retrying(
+        router, policy or RetryPolicy(**options), task=task, caller=caller, correlation=correlation, **injected
+    )
 
 
 def _permissions(

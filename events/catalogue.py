@@ -111,6 +111,21 @@ class FailureRaised(Event, tag="failure.raised", frozen=True):
     trigger_seq: int | None = None
 
 
+class FailureAssessed(Event, tag="failure.assessed", frozen=True):
+    """The error handler's assessment of one failure: what failed, how badly, and when.
+
+    Self-contained, so error statistics are a fold over these events alone.
+    ``failure_seq`` is the seq of the ``failure.raised`` event it assesses.
+    """
+
+    plugin: str
+    exc_type: str
+    message: str
+    severity: Severity
+    failed_at: float
+    failure_seq: int | None = None
+
+
 class RecoveryDecided(Event, tag="recovery.decided", frozen=True):
     """The error handler's decision about one failure."""
 
@@ -233,6 +248,7 @@ BUILTIN_EVENTS: tuple[type[Event], ...] = (
     PluginFailed,
     PluginRestarted,
     FailureRaised,
+    FailureAssessed,
     RecoveryDecided,
     RetryScheduled,
     TaskSucceeded,

@@ -27,7 +27,7 @@ LIFECYCLE_KINDS = (
     "plugin.health_checked", "plugin.stopping", "plugin.stopped", "plugin.failed", "plugin.restarted",
 )
 FAILURE_KINDS = (
-    "failure.raised", "recovery.decided", "retry.scheduled", "task.succeeded", "task.gave_up", "escalated",
+    "failure.raised", "failure.assessed", "recovery.decided", "retry.scheduled", "task.succeeded", "task.gave_up", "escalated",
 )
 MEASUREMENT_KINDS = ("counter.incremented", "gauge.set", "histogram.observed")
 

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from actorlog.actors import CarryOut, Health, Plugin, ReportFailure, handler
+from actorlog.actors import CarryOut, ErrorPolicy, Health, Plugin, ReportFailure, handler
 from actorlog.events import Event, Message, register
 from actorlog.store import EventStore
 from actorlog.store.records import EventRecord
@@ -424,3 +424,8 @@ def rest_for_one(report: ReportFailure) -> CarryOut:
 
 def stop_on_failure(report: ReportFailure) -> CarryOut:
     return CarryOut(plugin=report.plugin, action="stop", reason="stop it", correlation=report.correlation)
+
+
+RESTART_ON_FAILURE = ErrorPolicy(actions={"medium": "restart", "low": "restart"})
+"""The supervision tests' policy: every non-critical failure restarts the plugin (the
+default policy only restarts on high severity; ValueError, which these tests raise, is medium)."""

@@ -10,6 +10,7 @@ import pykka
 import pytest
 
 from actor_helpers import (
+    RESTART_ON_FAILURE,
     Append,
     Block,
     Boom,
@@ -44,7 +45,7 @@ def _after(records: list, seq: int) -> list:
 
 def test_failure_under_ask_is_raised_reported_and_the_plugin_restarted(tmp_path: Path) -> None:
     path = tmp_path / "app.db"
-    with ActorSystem(path) as system:
+    with ActorSystem(path, error_policy=RESTART_ON_FAILURE) as system:
         system.register("worker", Worker)
         system.start()
         first = [system.ask("worker", Count(), timeout=5) for _ in range(3)]
@@ -92,7 +93,7 @@ def test_failure_under_ask_is_raised_reported_and_the_plugin_restarted(tmp_path:
 def test_failure_under_tell_is_reported_and_the_plugin_lives_on(tmp_path: Path) -> None:
     path = tmp_path / "app.db"
     calls = Recorder()
-    with ActorSystem(path) as system:
+    with ActorSystem(path, error_policy=RESTART_ON_FAILURE) as system:
         system.register("worker", Worker, config={"sink": share(calls)})
         system.start()
         assert system.ask("worker", Count(), timeout=5)[0] == 1
@@ -121,7 +122,7 @@ def test_messages_sent_during_a_restart_are_not_lost(tmp_path: Path) -> None:
     got = Recorder()
     sink = share(got)
     n = 50
-    with ActorSystem(path) as system:
+    with ActorSystem(path, error_policy=RESTART_ON_FAILURE) as system:
         system.register("worker", Worker)
         system.start()
         system.ask("worker", Append(sink=sink, value=-1), timeout=5)
@@ -145,7 +146,7 @@ def test_messages_sent_during_a_restart_are_not_lost(tmp_path: Path) -> None:
 def test_asks_queued_during_a_restart_are_answered_by_the_new_instance(tmp_path: Path) -> None:
     release = threading.Event()
     key = share(release)
-    with ActorSystem(tmp_path / "app.db") as system:
+    with ActorSystem(tmp_path / "app.db", error_policy=RESTART_ON_FAILURE) as system:
         system.register("worker", Worker)
         system.start()
         system.tell("worker", Block(key=key))
@@ -299,7 +300,7 @@ def test_stop_decision_stops_the_plugin_and_its_dependents(tmp_path: Path) -> No
 def test_too_many_restarts_escalate_and_stop_the_system(tmp_path: Path) -> None:
     path = tmp_path / "app.db"
     with pytest.raises(EscalationError) as info:
-        with ActorSystem(path, restart_policy=RestartPolicy(max_restarts=2, within_seconds=60)) as system:
+        with ActorSystem(path, restart_policy=RestartPolicy(max_restarts=2, within_seconds=60), error_policy=RESTART_ON_FAILURE) as system:
             system.register("other", Worker)
             system.register("flaky", Worker, depends_on=["other"])
             system.start()
@@ -328,7 +329,7 @@ def test_too_many_restarts_escalate_and_stop_the_system(tmp_path: Path) -> None:
 
 
 def test_restarts_outside_the_window_do_not_escalate(tmp_path: Path) -> None:
-    with ActorSystem(tmp_path / "app.db", restart_policy=RestartPolicy(max_restarts=1, within_seconds=0.05)) as system:
+    with ActorSystem(tmp_path / "app.db", restart_policy=RestartPolicy(max_restarts=1, within_seconds=0.05), error_policy=RESTART_ON_FAILURE) as system:
         system.register("flaky", Worker)
         system.start()
         for i in range(3):
@@ -368,12 +369,12 @@ def test_base_exceptions_escalate(tmp_path: Path, which: str) -> None:
 
 
 def test_escalation_does_not_stop_another_system_in_the_process(tmp_path: Path) -> None:
-    with ActorSystem(tmp_path / "other.db") as bystander:
+    with ActorSystem(tmp_path / "other.db", error_policy=RESTART_ON_FAILURE) as bystander:
         bystander.register("llm", Worker)
         bystander.start()
         actors_before = {ref.actor_urn for ref in pykka.ActorRegistry.get_all()}
         with pytest.raises(EscalationError):
-            with ActorSystem(tmp_path / "app.db") as system:
+            with ActorSystem(tmp_path / "app.db", error_policy=RESTART_ON_FAILURE) as system:
                 system.register("llm", Worker)
                 system.start()
                 system.tell("llm", Interrupt(which="keyboard"))
