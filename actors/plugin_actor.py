@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import random
 import time
-import traceback
 from collections import deque
 from concurrent.futures import Future
 from typing import Any
@@ -25,6 +24,7 @@ from actorlog.actors.errors import PluginNotRunningError, UnhealthyError
 from actorlog.actors.plugin import Health, Plugin
 from actorlog.actors.protocol import Control, Delivery, ReportFailure, Where
 from actorlog.actors.router import PluginEntry, Router
+from actorlog.actors.tracebacks import format_traceback
 from actorlog.events import FailureRaised, MessageReceived, MessageRefused, PluginHealthChecked
 from actorlog.store import EventStore, Ticket
 
@@ -247,7 +247,7 @@ def record_failure(
     return store.append(
         FailureRaised(
             plugin=plugin, exc_type=qualified_name(exc), message=str(exc),
-            traceback="".join(traceback.format_exception(exc)),
+            traceback=format_traceback(exc),
         ),
         actor=actor, correlation=correlation, ts=failed_at,
         refs={"trigger_seq": trigger} if trigger is not None else None,

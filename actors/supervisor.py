@@ -156,7 +156,8 @@ class Supervisor(pykka.ThreadingActor):
         if action in ("continue", "retry"):
             if decision.delay > 0:
                 time.sleep(min(decision.delay, 60.0))
-            self._control(entry, "resume")
+            assert entry.ref is not None
+            entry.ref.tell(Control(op="resume"))  # no need to wait while it replays its stash
         elif action in ("restart", "restart_with_dependents"):
             if self._too_many_restarts(entry):
                 self._escalate(
