@@ -1,6 +1,6 @@
 """The actor system an application embeds: plugins, supervisor, error handler, metrics."""
 
-from actorlog.actors.context import Metrics, PluginContext, PluginRef
+from actorlog.actors.context import PluginContext, PluginRef
 from actorlog.actors.error_handler import Policy
 from actorlog.actors.error_policy import DEFAULT_ACTIONS, DEFAULT_SEVERITIES, Decision, ErrorPolicy, Failure
 from actorlog.actors.errors import (
@@ -15,6 +15,8 @@ from actorlog.actors.errors import (
     UnknownPluginError,
 )
 from actorlog.actors.loading import ENTRY_POINT_GROUP
+from actorlog.actors.metrics import MetricsOptions
+from actorlog.actors.monitor import MetricsClient, Operation, PerformanceMonitor
 from actorlog.actors.plugin import Health, Plugin, handler
 from actorlog.actors.protocol import CarryOut, GetErrorStatistics, Increment, Observe, ReportFailure, SetGauge
 from actorlog.actors.retry import Attempt, Retrying, RetryPolicy
@@ -41,7 +43,10 @@ __all__ = [
     "EscalationError",
     "Health",
     "Increment",
-    "Metrics",
+    "MetricsClient",
+    "MetricsOptions",
+    "Operation",
+    "PerformanceMonitor",
     "Observe",
     "Plugin",
     "PluginContext",

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
-from actorlog.actors.protocol import Increment, Observe, SetGauge
+from actorlog.actors.monitor import MetricsClient, PerformanceMonitor
 from actorlog.store import Ticket
 
 if TYPE_CHECKING:
@@ -61,27 +61,6 @@ class PluginRef:
             raise self._router.timeout_error(self.name, message, timeout) from None
 
 
-class Metrics:
-    """Measurements from a plugin, sent to the metrics collector without waiting."""
-
-    __slots__ = ("_router",)
-
-    def __init__(self, router: Router) -> None:
-        self._router = router
-
-    def increment(self, name: str, value: float = 1.0, tags: Mapping[str, str] | None = None) -> None:
-        """Add ``value`` to counter ``name``."""
-        self._router.measure(Increment(name=name, value=value, tags=dict(tags or {})))
-
-    def gauge(self, name: str, value: float, tags: Mapping[str, str] | None = None) -> None:
-        """Set gauge ``name`` to ``value``."""
-        self._router.measure(SetGauge(name=name, value=value, tags=dict(tags or {})))
-
-    def observe(self, name: str, value: float, tags: Mapping[str, str] | None = None) -> None:
-        """Record ``value`` in histogram ``name``."""
-        self._router.measure(Observe(name=name, value=value, tags=dict(tags or {})))
-
-
 class PluginContext:
     """A plugin's window on the system, available as ``self.context``.
 
@@ -98,8 +77,11 @@ class PluginContext:
         """The id of the actor-system run."""
         self.deps: Mapping[str, PluginRef] = {dep: PluginRef(router, dep, name, self) for dep in depends_on}
         """References to the plugins this one depends on."""
-        self.metrics = Metrics(router)
+        assert router.recorder is not None
+        self.metrics = MetricsClient(router.recorder)
         """Counters, gauges and histograms, recorded by the metrics collector."""
+        self.monitor = PerformanceMonitor(router.recorder)
+        """Timing of named operations (decorator, context manager, start/end)."""
         self.correlation: str | None = None
         """The correlation id of the message being handled, None outside handlers."""
         self._received_at: float | None = None

@@ -13,6 +13,7 @@ import msgspec
 import pykka
 
 from actorlog.actors.errors import PluginNotRunningError, SystemStoppedError, UnknownPluginError
+from actorlog.actors.metrics import Recorder
 from actorlog.actors.plugin import Plugin
 from actorlog.actors.protocol import Delivery
 from actorlog.events import Message, MessageRefused, TypeRegistry
@@ -67,7 +68,7 @@ class Router:
         self.registry = registry
         self.plugins: dict[str, PluginEntry] = {}
         self.errors: pykka.ActorRef[Any] | None = None
-        self.metrics: pykka.ActorRef[Any] | None = None
+        self.recorder: Recorder | None = None
         self.stopped: BaseException | None = None
 
     def entry(self, name: str) -> PluginEntry:
@@ -139,11 +140,6 @@ class Router:
         """The error for an ask that got no answer in time."""
         kind = self.registry.by_type.get(type(message), (type(message).__qualname__,))[0]  # type: ignore[arg-type]
         return TimeoutError(f"plugin {recipient!r} did not answer {kind} within {timeout} s")
-
-    def measure(self, message: Message) -> None:
-        """Hand a measurement to the metrics collector without waiting."""
-        if self.metrics is not None:
-            self.metrics.tell(message)
 
     def report(self, message: Message) -> None:
         """Hand a failure report to the error handler without waiting."""

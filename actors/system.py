@@ -30,13 +30,23 @@ import pykka
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from actorlog.actors.context import Metrics, PluginRef
+from actorlog.actors.context import PluginRef
 from actorlog.actors.error_handler import ErrorHandler, Policy
 from actorlog.actors.error_policy import ErrorPolicy
 from actorlog.actors.errors import DependencyError, EscalationError, RegistrationError, SystemStoppedError
 from actorlog.actors.graph import start_order
 from actorlog.actors.loading import available_plugins, class_path, load_plugin_class
-from actorlog.actors.metrics import MetricsCollector
+from actorlog.actors.metrics import (
+    METRICS_MESSAGES,
+    Backlog,
+    ExportPrometheus,
+    GetMetrics,
+    GetSummary,
+    MetricsCollector,
+    MetricsOptions,
+    Recorder,
+)
+from actorlog.actors.monitor import MetricsClient, PerformanceMonitor
 from actorlog.actors.plugin import Health, Plugin, handlers_of
 from actorlog.actors.plugin_actor import PluginActor
 from actorlog.actors.protocol import SYSTEM_MESSAGES, Control, GetErrorStatistics
@@ -45,6 +55,7 @@ from actorlog.actors.router import ANYONE, APP, PluginEntry, Router
 from actorlog.actors.supervisor import RestartPolicy, StartPlugins, StopPlugins, Supervisor
 from actorlog.events import Message, PluginRegistered, RunStarted, RunStopped, TypeRegistry
 from actorlog.replay.errors import ErrorStatisticsSnapshot
+from actorlog.replay.metrics import DEFAULT_WINDOW, MetricsSnapshot, Summary
 from actorlog.store import EventStore
 
 RESERVED_NAMES = frozenset({APP, ANYONE, "supervisor", "errors", "metrics", "system"})
@@ -69,7 +80,8 @@ class ActorSystem:
     (severities, per-type handlers and strategies; the default one escalates critical
     failures, restarts plugins on high ones and continues on the rest), or a function
     from `ReportFailure` to a decision for full control. ``store_options`` go to
-    `EventStore` when the system opens the log.
+    `EventStore` when the system opens the log. ``metrics`` sets how measurements are
+    kept, buffered and bounded under overload (`MetricsOptions`).
     """
 
     def __init__(
@@ -81,6 +93,7 @@ class ActorSystem:
         restart_policy: RestartPolicy | None = None,
         error_policy: ErrorPolicy | Policy | None = None,
         store_options: Mapping[str, Any] | None = None,
+        metrics: MetricsOptions | None = None,
         health_tick: float = 0.05,
     ) -> None:
         if isinstance(log, EventStore):
@@ -89,7 +102,7 @@ class ActorSystem:
             self.store, self._owns_store = EventStore(log, run=run, registry=registry, **dict(store_options or {})), True
         self.run = self.store.run
         self.registry = self.store.codec.registry
-        for message_type in SYSTEM_MESSAGES:
+        for message_type in SYSTEM_MESSAGES + METRICS_MESSAGES:
             self.registry.register(message_type)
         self._router = Router(self.store, self.registry)
         self._lock = threading.RLock()
@@ -100,11 +113,16 @@ class ActorSystem:
         self._health_thread: threading.Thread | None = None
         self._supervisor = Supervisor.start(self._router, restart_policy or RestartPolicy())
         self._errors = ErrorHandler.start(self._router, self._supervisor, error_policy or ErrorPolicy())
-        self._metrics_actor = MetricsCollector.start(self.store)
+        self.metrics_options = metrics or MetricsOptions()
+        backlog = Backlog(self.metrics_options.max_pending, self.metrics_options.overload)
+        self._metrics_actor = MetricsCollector.start(self.store, self.metrics_options, backlog)
+        self._recorder = Recorder(self._metrics_actor, backlog, self.metrics_options)
         self._router.errors = self._errors
-        self._router.metrics = self._metrics_actor
-        self.metrics = Metrics(self._router)
-        """Counters, gauges and histograms recorded from application code."""
+        self._router.recorder = self._recorder
+        self.metrics = MetricsClient(self._recorder)
+        """Counters, gauges and histograms recorded from application code (never waits for the disk)."""
+        self.monitor = PerformanceMonitor(self._recorder)
+        """Timing of named operations: ``@system.monitor.timed("name")``, ``with system.monitor.time(...)``."""
         self.store.append(
             RunStarted(pid=os.getpid(), host=socket.gethostname(), python=platform.python_version(),
                        actorlog_version=_actorlog_version()),
@@ -246,6 +264,10 @@ class ActorSystem:
         for entry in self._router.plugins.values():
             if entry.ref is not None:
                 entry.ref.stop(block=True)
+        try:
+            self._recorder.close()  # every buffered measurement reaches the log
+        except pykka.ActorDeadError:
+            pass
         for ref in (self._errors, self._supervisor, self._metrics_actor):
             try:
                 ref.stop(block=True)
@@ -311,6 +333,51 @@ class ActorSystem:
     ) -> Any:
         """`ask` for async code: awaits the reply without blocking the event loop."""
         return await PluginRef(self._router, name, APP).ask_async(message, timeout=timeout, correlation=correlation)
+
+    # -- metrics ---------------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> int:
+        """Deliver every buffered measurement and commit everything sent so far; returns the last seq."""
+        self._check_running()
+        self._recorder.flush(timeout)
+        return self.store.flush(timeout)
+
+    def metric_summary(
+        self,
+        name: str,
+        tags: Mapping[str, str] | None = None,
+        *,
+        window_seconds: float = DEFAULT_WINDOW,
+        as_of: float | None = None,
+        timeout: float | None = 10.0,
+    ) -> Summary:
+        """Count, min, max, avg, latest and p50/p95/p99 of a series over ``window_seconds``
+        ending at ``as_of`` (default: now), after delivering buffered measurements."""
+        self._check_running()
+        self._recorder.flush(timeout)
+        query = GetSummary(
+            name=name, tags=dict(tags or {}), window_seconds=window_seconds,
+            as_of=time.time() if as_of is None else as_of,
+        )
+        summary: Summary = self._metrics_actor.ask(query, block=True, timeout=timeout)
+        return summary
+
+    def all_metrics(self, *, timeout: float | None = 10.0) -> MetricsSnapshot:
+        """Every counter total, gauge value and series name, after delivering buffered measurements."""
+        self._check_running()
+        self._recorder.flush(timeout)
+        snapshot: MetricsSnapshot = self._metrics_actor.ask(GetMetrics(), block=True, timeout=timeout)
+        return snapshot
+
+    def prometheus(
+        self, *, window_seconds: float = DEFAULT_WINDOW, as_of: float | None = None, timeout: float | None = 10.0
+    ) -> str:
+        """The current metrics in the Prometheus text exposition format."""
+        self._check_running()
+        self._recorder.flush(timeout)
+        query = ExportPrometheus(as_of=time.time() if as_of is None else as_of, window_seconds=window_seconds)
+        text: str = self._metrics_actor.ask(query, block=True, timeout=timeout)
+        return text
 
     # -- failures --------------------------------------------------------------------------
 

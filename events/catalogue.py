@@ -222,11 +222,27 @@ class HistogramObserved(Event, tag="histogram.observed", frozen=True):
         _require_finite(self)
 
 
-def _require_finite(event: CounterIncremented | GaugeSet | HistogramObserved) -> None:
+def _require_finite(event: CounterIncremented | GaugeSet | HistogramObserved | OperationTimed) -> None:
     if not math.isfinite(event.value):
         raise ValueError(
             f"{type(event).__name__} {event.name!r}: value must be a finite number, got {event.value!r}"
         )
+
+
+class OperationTimed(Event, tag="operation.timed", frozen=True):
+    """One monitored operation: its duration (seconds) and whether it succeeded.
+
+    Metrics read it as an observation of the histogram ``name`` plus increments of the
+    counters ``name.calls`` and ``name.success`` or ``name.errors``.
+    """
+
+    name: str
+    value: float
+    ok: bool = True
+    tags: dict[str, str] = msgspec.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _require_finite(self)
 
 
 class MeasurementsDropped(Event, tag="measurements.dropped", frozen=True):
@@ -259,6 +275,7 @@ BUILTIN_EVENTS: tuple[type[Event], ...] = (
     CounterIncremented,
     GaugeSet,
     HistogramObserved,
+    OperationTimed,
     MeasurementsDropped,
 )
 """Every built-in event type, registered in the default registry at import."""

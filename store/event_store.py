@@ -8,7 +8,7 @@ import secrets
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -150,11 +150,20 @@ class EventStore:
         *,
         actor: str = "app",
         correlation: str | None = None,
-        ts: float | None = None,
+        ts: float | Sequence[float] | None = None,
     ) -> None:
-        """Append several events in order; all are encoded and checked before any is sent."""
+        """Append several events in order; all are encoded and checked before any is sent.
+
+        ``ts`` is one time for all of them, one time per event, or None for now.
+        """
         writer = self._writable()
-        rows = [self._pending(event, actor, correlation, ts) for event in events]
+        if ts is None or isinstance(ts, (int, float)):
+            rows = [self._pending(event, actor, correlation, ts) for event in events]
+        else:
+            events = list(events)
+            if len(ts) != len(events):
+                raise ValueError(f"append_many got {len(events)} events but {len(ts)} timestamps")
+            rows = [self._pending(event, actor, correlation, stamp) for event, stamp in zip(events, ts)]
         for start in range(0, len(rows), _BATCH_MESSAGE_ROWS):
             writer.tell(Batch(rows[start : start + _BATCH_MESSAGE_ROWS]))
 

@@ -29,7 +29,7 @@ LIFECYCLE_KINDS = (
 FAILURE_KINDS = (
     "failure.raised", "failure.assessed", "recovery.decided", "retry.scheduled", "task.succeeded", "task.gave_up", "escalated",
 )
-MEASUREMENT_KINDS = ("counter.incremented", "gauge.set", "histogram.observed")
+MEASUREMENT_KINDS = ("counter.incremented", "gauge.set", "histogram.observed", "operation.timed", "measurements.dropped")
 
 
 def _in(kinds: tuple[str, ...]) -> str:
@@ -52,8 +52,11 @@ FROM events WHERE kind IN ({_in(LIFECYCLE_KINDS)})""",
     {_field("reason")}, {_field("trigger_seq")}, {_field("failure_seq")}
 FROM events WHERE kind IN ({_in(FAILURE_KINDS)})""",
     "measurements": f"""SELECT seq, ts, run, actor, kind, correlation,
-    CASE kind WHEN 'counter.incremented' THEN 'counter' WHEN 'gauge.set' THEN 'gauge' ELSE 'histogram' END AS metric_type,
-    {_field("name")}, {_field("value")}, {_field("tags")}
+    CASE kind WHEN 'counter.incremented' THEN 'counter' WHEN 'gauge.set' THEN 'gauge'
+        WHEN 'histogram.observed' THEN 'histogram' WHEN 'operation.timed' THEN 'operation' ELSE 'dropped' END
+        AS metric_type,
+    {_field("name")}, coalesce(json_extract(payload, '$.value'), json_extract(payload, '$.count')) AS value,
+    {_field("ok")}, {_field("tags")}, {_field("reason")}
 FROM events WHERE kind IN ({_in(MEASUREMENT_KINDS)})""",
 }
 

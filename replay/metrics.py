@@ -1,0 +1,164 @@
+"""Metrics: a projection folded from the metrics collector's measurement events.
+
+A *series* is a metric name with one set of tags. Counters keep their total, gauges
+their latest value, and every series keeps its last ``max_history`` points
+``(ts, value)``; a monitored operation (``operation.timed``) is a point of the series
+``name`` (its duration) and an increment of the counters ``name.calls`` and
+``name.success`` or ``name.errors``. Summaries are computed over a window ending at an
+explicit ``as_of`` time, so the same summary comes out live and in replay.
+
+Percentiles interpolate linearly between the closest ranks (numpy's default): for
+sorted values ``v`` and ``0 <= q <= 100``, rank ``r = (n - 1) * q / 100`` and the
+result ``v[floor(r)] + (v[ceil(r)] - v[floor(r)]) * (r - floor(r))``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from actorlog.events import CounterIncremented, GaugeSet, HistogramObserved, MeasurementsDropped, OperationTimed
+from actorlog.store import EventRecord
+
+METRICS_ACTOR = "metrics"
+DEFAULT_MAX_HISTORY = 1000
+DEFAULT_WINDOW = 60.0
+
+SeriesKey = tuple[str, tuple[tuple[str, str], ...]]
+"""A metric name with its tags, sorted: the identity of a series."""
+
+
+def series_key(name: str, tags: Mapping[str, str] | None) -> SeriesKey:
+    """The identity of the series ``name`` with ``tags``."""
+    return name, tuple(sorted(tags.items())) if tags else ()
+
+
+def series_label(key: SeriesKey) -> str:
+    """A readable name for a series: ``name{tag=value,...}``."""
+    name, tags = key
+    return name + ("{" + ",".join(f"{k}={v}" for k, v in tags) + "}" if tags else "")
+
+
+def percentile(ordered: list[float], q: float) -> float:
+    """The ``q``-th percentile of already sorted values (linear interpolation)."""
+    if not ordered:
+        raise ValueError("percentile of no values")
+    rank = (len(ordered) - 1) * q / 100
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+class Summary(msgspec.Struct, frozen=True, kw_only=True):
+    """A series summarised over ``window_seconds`` ending at ``as_of`` (``count`` 0: no points)."""
+
+    name: str
+    tags: dict[str, str]
+    count: int
+    min: float | None
+    max: float | None
+    avg: float | None
+    latest: float | None
+    p50: float | None
+    p95: float | None
+    p99: float | None
+    window_seconds: float
+    as_of: float
+
+
+class MetricsSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+    """Every metric now: counter totals, gauge values and the known series (``name{tags}``)."""
+
+    counters: dict[str, float]
+    gauges: dict[str, float]
+    series: list[str]
+    dropped: int
+
+
+class Metrics:
+    """The metrics projection. ``apply`` takes any event record; it folds the measurement
+    events the metrics collector wrote (actor ``metrics``) and ignores the rest."""
+
+    kinds = ("counter.incremented", "gauge.set", "histogram.observed", "operation.timed", "measurements.dropped")
+    name = "metrics"
+    version = 1
+
+    def __init__(self, max_history: int = DEFAULT_MAX_HISTORY) -> None:
+        if max_history < 1:
+            raise ValueError(f"max_history must be >= 1, got {max_history}")
+        self.max_history = max_history
+        self.counters: dict[SeriesKey, float] = {}
+        self.gauges: dict[SeriesKey, float] = {}
+        self.points: dict[SeriesKey, deque[tuple[float, float]]] = {}
+        self.dropped = 0
+        self.position = 0
+
+    def apply(self, record: EventRecord) -> None:
+        """Fold one event record."""
+        if record.actor != METRICS_ACTOR:
+            return
+        self.apply_event(record.event, record.ts)
+        self.position = record.seq
+
+    def apply_event(self, event: Any, ts: float) -> None:
+        """Fold one measurement event that happened at ``ts`` (the collector's live path)."""
+        kind = type(event)
+        if kind is HistogramObserved:
+            self._point(series_key(event.name, event.tags), ts, event.value)
+        elif kind is OperationTimed:
+            self._point(series_key(event.name, event.tags), ts, event.value)
+            self._count(event.name + ".calls", event.tags, ts, 1.0)
+            self._count(event.name + (".success" if event.ok else ".errors"), event.tags, ts, 1.0)
+        elif kind is CounterIncremented:
+            self._count(event.name, event.tags, ts, event.value)
+        elif kind is GaugeSet:
+            key = series_key(event.name, event.tags)
+            self.gauges[key] = event.value
+            self._point(key, ts, event.value)
+        elif kind is MeasurementsDropped:
+            self.dropped += event.count
+
+    def _count(self, name: str, tags: Mapping[str, str], ts: float, value: float) -> None:
+        key = series_key(name, tags)
+        self.counters[key] = self.counters.get(key, 0.0) + value
+        self._point(key, ts, value)
+
+    def _point(self, key: SeriesKey, ts: float, value: float) -> None:
+        points = self.points.get(key)
+        if points is None:
+            points = self.points[key] = deque(maxlen=self.max_history)
+        points.append((ts, value))
+
+    def summary(
+        self, name: str, tags: Mapping[str, str] | None = None, *, as_of: float, window_seconds: float = DEFAULT_WINDOW
+    ) -> Summary:
+        """Summarise series ``name``/``tags`` over the points with ``as_of - window_seconds < ts <= as_of``."""
+        if window_seconds <= 0:
+            raise ValueError(f"window_seconds must be > 0, got {window_seconds}")
+        points = self.points.get(series_key(name, tags), ())
+        start = as_of - window_seconds
+        in_window = [(ts, value) for ts, value in points if start < ts <= as_of]
+        values = sorted(value for _, value in in_window)
+        if not values:
+            return Summary(
+                name=name, tags=dict(tags or {}), count=0, min=None, max=None, avg=None, latest=None,
+                p50=None, p95=None, p99=None, window_seconds=window_seconds, as_of=as_of,
+            )
+        return Summary(
+            name=name, tags=dict(tags or {}), count=len(values), min=values[0], max=values[-1],
+            avg=math.fsum(values) / len(values), latest=max(in_window, key=lambda point: point[0])[1],
+            p50=percentile(values, 50), p95=percentile(values, 95), p99=percentile(values, 99),
+            window_seconds=window_seconds, as_of=as_of,
+        )
+
+    def snapshot(self) -> MetricsSnapshot:
+        """Every counter, gauge and series by readable name."""
+        return MetricsSnapshot(
+            counters={series_label(k): v for k, v in sorted(self.counters.items())},
+            gauges={series_label(k): v for k, v in sorted(self.gauges.items())},
+            series=sorted(series_label(k) for k in self.points),
+            dropped=self.dropped,
+        )
