@@ -18,6 +18,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import msgspec
@@ -213,6 +214,12 @@ def _single(message: Increment | SetGauge | Observe) -> Measurement:
     return (kind, message.name, float(message.value), dict(message.tags), time.time(), True)
 
 
+def check_tags(name: str, tags: Mapping[str, str] | None) -> None:
+    """Refuse tags the log cannot hold (they are ``dict[str, str]``), naming the metric."""
+    if tags and not all(type(k) is str and type(v) is str for k, v in tags.items()):
+        raise ValueError(f"measurement {name!r}: tags must map str to str, got {dict(tags)!r}")
+
+
 class _Buffer:
     __slots__ = ("items", "lock")
 
@@ -242,6 +249,7 @@ class Recorder:
             raise ValueError(f"a metric name must be a non-empty str, got {name!r}")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ValueError(f"measurement {name!r}: value must be a finite number, got {value!r}")
+        check_tags(name, tags)
         buffer: _Buffer | None = getattr(self._local, "buffer", None)
         if buffer is None:
             buffer = self._new_buffer()

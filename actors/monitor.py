@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
 
-from actorlog.actors.metrics import Recorder
+from actorlog.actors.metrics import Recorder, check_tags
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -97,6 +97,7 @@ class PerformanceMonitor:
         """Start timing an operation; pass what this returns to `end`."""
         if type(name) is not str or not name:
             raise ValueError(f"an operation name must be a non-empty str, got {name!r}")
+        check_tags(name, tags)
         return Operation(name, dict(tags) if tags else None)
 
     def end(self, operation: Operation, *, ok: bool = True) -> float:
@@ -131,6 +132,7 @@ class PerformanceMonitor:
         return lambda function: self._wrap(function, name or _qualname(function), tags)
 
     def _wrap(self, function: Callable[..., Any], name: str, tags: Mapping[str, str] | None) -> Callable[..., Any]:
+        check_tags(name, tags)
         tag_dict = dict(tags) if tags else None
         record = self._recorder.record
         clock = time.perf_counter

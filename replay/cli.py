@@ -1,15 +1,32 @@
-"""The ``actorlog`` command line."""
+"""The ``actorlog`` command line: statistics, audits, verification and reproduction.
+
+Every command but ``snapshot`` opens the log read-only and never changes it. Exit codes:
+0 success, 1 when the answer is "no" (verification failed, failure not reproduced),
+2 on bad input, with a one-line error and no traceback.
+"""
 
 from __future__ import annotations
 
+import csv
+import functools
 import json
 import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any, TypeVar
 
 import click
+import msgspec
+from tabulate import tabulate
 
-from actorlog.events import ActorlogError
-from actorlog.store import EventStore
+from actorlog.events import ActorlogError, UnknownEvent
+from actorlog.replay.rebuild import rebuild, take_snapshot
+from actorlog.replay.reproduce import reproduce as run_reproduction
+from actorlog.replay.times import format_time, parse_time
+from actorlog.store import EventRecord, EventStore
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _version() -> str:
@@ -19,39 +36,361 @@ def _version() -> str:
         return "unknown"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _fail(message: str) -> None:
+    click.echo(f"actorlog: error: {message}", err=True)
+    sys.exit(2)
+
+
+def friendly_errors(command: F) -> F:
+    """Turn actorlog's own errors into a one-line message and exit status 2."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ActorlogError as exc:
+            _fail(str(exc))
+        except ValueError as exc:
+            _fail(str(exc))
+
+    return run  # type: ignore[return-value]
+
+
+def _time(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    """Option callback: a time given as Unix seconds or ISO 8601."""
+    if value is None:
+        return None
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+TIME: dict[str, Any] = {"callback": _time, "metavar": "TIME"}
+LOG = click.argument("log", type=click.Path(path_type=str))
+
+
+def _open(log: str) -> EventStore:
+    return EventStore.open_readonly(log)
+
+
+class OneLineErrors(click.Group):
+    """A command group whose usage errors are one line on stderr and exit status 2."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)  # type: ignore[call-overload]
+        except click.UsageError as exc:
+            command = exc.ctx.command_path if exc.ctx is not None else "actorlog"
+            click.echo(f"actorlog: error: {exc.format_message()} (see '{command} --help')", err=True)
+            sys.exit(2)
+        except click.ClickException as exc:
+            click.echo(f"actorlog: error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("actorlog: aborted", err=True)
+            sys.exit(1)
+        if standalone_mode and isinstance(result, int):
+            sys.exit(result)
+        return result
+
+
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(_version(), prog_name="actorlog")
 def cli() -> None:
     """actorlog: an event-sourced actor system with a flight recorder.
 
     Every command that reads a log opens it read-only and never changes it.
+    Exit status: 0 success, 1 when the answer is no, 2 on bad input.
     """
 
 
-@cli.command()
-@click.argument("log", type=click.Path(dir_okay=True, path_type=str))
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def verify(log: str, as_json: bool) -> None:
-    """Check a log's append-only triggers and recompute its hash chain.
+# -- stats -----------------------------------------------------------------------------
 
-    Exit 0 when intact, 1 when tampering is found (naming the first bad seq),
-    2 when LOG is not an actorlog event log.
+
+@cli.command()
+@LOG
+@click.option("--run", help="Only this run's events.")
+@click.option("--until-seq", type=click.IntRange(min=0), help="Statistics as of this seq.")
+@click.option("--as-of", **TIME, help="Statistics as of this time (Unix seconds or ISO 8601).")
+@click.option("--recent", type=click.IntRange(min=0), default=10, show_default=True, help="Recent errors to list.")
+@click.option("--window", type=click.FloatRange(min=0, min_open=True), help="Histogram window in seconds (default: all kept points).")
+@click.option("--no-snapshots", is_flag=True, help="Fold the whole log instead of starting from a snapshot.")
+@click.option("--json", "as_json", is_flag=True, help="Print the statistics document as JSON.")
+@friendly_errors
+def stats(
+    log: str, run: str | None, until_seq: int | None, as_of: float | None, recent: int, window: float | None,
+    no_snapshots: bool, as_json: bool,
+) -> None:
+    """Statistics rebuilt by replay: plugin states, errors, metrics.
+
+    The JSON document is {"as_of", "position", "plugins", "errors", "metrics"} (see the
+    README); it is exactly what the live system reports.
+
+    \b
+    Examples:
+      actorlog stats app.db
+      actorlog stats app.db --json
+      actorlog stats app.db --until-seq 1200 --json
+      actorlog stats app.db --as-of 2026-11-24T10:30:00Z --run 20261124T101800-3fa2c1
+    """
+    with _open(log) as store:
+        total = store.count()
+        show_progress = sys.stderr.isatty() and total > 50_000
+        if show_progress:
+            with click.progressbar(length=total, label="replaying", file=sys.stderr) as bar:
+                statistics = rebuild(store, run=run, until_seq=until_seq, as_of=as_of,
+                                     use_snapshots=not no_snapshots, progress=bar.update)
+        else:
+            statistics = rebuild(store, run=run, until_seq=until_seq, as_of=as_of, use_snapshots=not no_snapshots)
+    document = statistics.document(as_of=as_of, recent=recent, window_seconds=window)
+    if as_json:
+        click.echo(json.dumps(document, indent=2, sort_keys=True))
+        return
+    _print_stats(document)
+
+
+def _print_stats(document: dict[str, Any]) -> None:
+    click.echo(f"as of {format_time(document['as_of'])} (seq {document['position']})\n")
+    plugins = document["plugins"]
+    if plugins:
+        rows = [[name, p["state"], p["version"], p["restarts"], {True: "yes", False: "no", None: "-"}[p["healthy"]]]
+                for name, p in plugins.items()]
+        click.echo(tabulate(rows, headers=["plugin", "state", "version", "restarts", "healthy"]) + "\n")
+    errors = document["errors"]
+    click.echo(f"errors: {errors['total_errors']}")
+    if errors["total_errors"]:
+        click.echo(tabulate(sorted(errors["error_types"].items()), headers=["type", "count"]))
+        click.echo("severity: " + ", ".join(f"{k} {v}" for k, v in errors["severity_distribution"].items()))
+        rows = [[e["seq"], format_time(e["time"]), e["plugin"], e["severity"], e["type"], _clip(e["message"], 50)]
+                for e in errors["recent_errors"]]
+        click.echo(tabulate(rows, headers=["seq", "time", "plugin", "severity", "type", "message"]))
+    metrics = document["metrics"]
+    if metrics["counters"] or metrics["gauges"]:
+        rows = [[n, "counter", v] for n, v in metrics["counters"].items()]
+        rows += [[n, "gauge", v] for n, v in metrics["gauges"].items()]
+        click.echo("\n" + tabulate(rows, headers=["metric", "type", "value"]))
+    if metrics["histograms"]:
+        rows = [[n, h["count"], h["min"], h["avg"], h["p50"], h["p95"], h["p99"], h["max"]]
+                for n, h in metrics["histograms"].items()]
+        click.echo("\n" + tabulate(rows, headers=["series", "count", "min", "avg", "p50", "p95", "p99", "max"],
+                                   floatfmt=".4g"))
+    if metrics["dropped"]:
+        click.echo(f"\nmeasurements dropped under overload: {metrics['dropped']}")
+
+
+# -- query and tail --------------------------------------------------------------------
+
+
+def _filters(function: F) -> F:
+    for option in reversed([
+        click.option("--run", help="Only this run."),
+        click.option("--actor", help="Only events from this actor (plugin name, supervisor, errors, metrics, ...)."),
+        click.option("--kind", "kinds", multiple=True, help="Only this kind (repeatable): plugin.started, failure.raised, ..."),
+        click.option("--since", **TIME, help="From this time (Unix seconds or ISO 8601)."),
+        click.option("--until", **TIME, help="Up to this time."),
+        click.option("--correlation", help="Only this correlation id: one message's or failure's whole story."),
+    ]):
+        function = option(function)
+    return function
+
+
+FORMAT = click.option(
+    "--format", "output", type=click.Choice(["table", "json", "jsonl", "csv"]), default="table", show_default=True,
+    help="Output format.",
+)
+
+
+def _row(record: EventRecord, raw: Any) -> dict[str, Any]:
+    return {
+        "seq": record.seq, "time": format_time(record.ts), "ts": record.ts, "run": record.run, "actor": record.actor,
+        "kind": record.kind, "version": record.version, "correlation": record.correlation, "payload": raw,
+    }
+
+
+def _payload(record: EventRecord) -> Any:
+    event = record.event
+    return msgspec.to_builtins(event.payload if isinstance(event, UnknownEvent) else event)
+
+
+def _emit(rows: Iterable[dict[str, Any]], output: str) -> None:
+    out = sys.stdout
+    rows = list(rows) if output in ("table", "json") else rows
+    if output == "json":
+        out.write(json.dumps(list(rows), indent=2) + "\n")
+    elif output == "jsonl":
+        for row in rows:
+            out.write(json.dumps(row) + "\n")
+            out.flush()
+    elif output == "csv":
+        writer = csv.writer(out)
+        writer.writerow(["seq", "time", "ts", "run", "actor", "kind", "version", "correlation", "payload"])
+        for row in rows:
+            writer.writerow([row[k] if k != "payload" else json.dumps(row[k]) for k in
+                             ("seq", "time", "ts", "run", "actor", "kind", "version", "correlation", "payload")])
+    else:
+        table = [[r["seq"], r["time"], r["actor"], r["kind"], r["correlation"] or "", _clip(json.dumps(r["payload"]), 70)]
+                 for r in rows]
+        if table:
+            out.write(tabulate(table, headers=["seq", "time", "actor", "kind", "correlation", "payload"]) + "\n")
+        else:
+            out.write("no events match\n")
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _check_range(since: float | None, until: float | None) -> None:
+    if since is not None and until is not None and since > until:
+        raise ValueError(f"--since ({format_time(since)}) is after --until ({format_time(until)}): nothing can match")
+
+
+@cli.command()
+@LOG
+@_filters
+@click.option("--from-seq", type=click.IntRange(min=0), help="From this seq.")
+@click.option("--to-seq", type=click.IntRange(min=0), help="Up to this seq.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many events.")
+@FORMAT
+@friendly_errors
+def query(
+    log: str, run: str | None, actor: str | None, kinds: tuple[str, ...], since: float | None, until: float | None,
+    correlation: str | None, from_seq: int | None, to_seq: int | None, limit: int | None, output: str,
+) -> None:
+    """Audit query: the events matching every filter, oldest first.
+
+    Filters are bound parameters: any text is safe. Unknown kinds or actors simply match nothing.
+
+    \b
+    Examples:
+      actorlog query app.db --kind failure.raised --kind recovery.decided
+      actorlog query app.db --correlation 9f2c4d1a0b3e5f67 --format json
+      actorlog query app.db --actor llm --since 2026-11-24T10:00:00Z --limit 20 --format csv
+    """
+    _check_range(since, until)
+    if from_seq is not None and to_seq is not None and from_seq > to_seq:
+        raise ValueError(f"--from-seq {from_seq} is after --to-seq {to_seq}: nothing can match")
+    with _open(log) as store:
+        records = store.events(run=run, actor=actor, kinds=kinds or None, since=since, until=until,
+                               correlation=correlation, from_seq=from_seq, to_seq=to_seq, lenient=True)
+        _emit(_limited((_row(r, _payload(r)) for r in records), limit), output)
+
+
+def _limited(rows: Iterator[dict[str, Any]], limit: int | None) -> Iterator[dict[str, Any]]:
+    for index, row in enumerate(rows):
+        if limit is not None and index >= limit:
+            return
+        yield row
+
+
+@cli.command()
+@LOG
+@_filters
+@click.option("-n", "--lines", type=click.IntRange(min=1), default=10, show_default=True, help="How many newest events.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing events as they are appended, until Ctrl-C.")
+@click.option("--interval", type=click.FloatRange(min=0.01), default=0.2, show_default=True, help="Seconds between polls with --follow.")
+@FORMAT
+@friendly_errors
+def tail(
+    log: str, run: str | None, actor: str | None, kinds: tuple[str, ...], since: float | None, until: float | None,
+    correlation: str | None, lines: int, follow: bool, interval: float, output: str,
+) -> None:
+    """The newest events; with --follow, keep printing new ones as another process appends them.
+
+    \b
+    Examples:
+      actorlog tail app.db -n 20
+      actorlog tail app.db --follow --kind failure.raised --format jsonl
+    """
+    _check_range(since, until)
+    if follow and output in ("json", "csv"):
+        raise ValueError(f"--follow streams events one at a time: use --format table or jsonl, not {output}")
+    with _open(log) as store:
+        filters = dict(run=run, actor=actor, kinds=kinds or None, since=since, until=until, correlation=correlation)
+        newest = _newest(store, lines, filters)
+        _emit([_row(r, _payload(r)) for r in newest], output)
+        if not follow:
+            return
+        after = max([r.seq for r in newest], default=store.last_seq())
+        try:
+            while True:
+                time.sleep(interval)
+                fresh = list(store.events(from_seq=after + 1, lenient=True, **filters))  # type: ignore[arg-type]
+                if fresh:
+                    _emit([_row(r, _payload(r)) for r in fresh], "jsonl" if output == "jsonl" else "table")
+                    after = fresh[-1].seq
+                else:
+                    after = max(after, store.last_seq()) if not any(filters.values()) else after
+        except KeyboardInterrupt:
+            return
+
+
+def _newest(store: EventStore, lines: int, filters: dict[str, Any]) -> list[EventRecord]:
+    last = store.last_seq()
+    start, found = max(1, last - lines * 4 + 1), []
+    while True:
+        found = list(store.events(from_seq=start, lenient=True, **filters))
+        if len(found) >= lines or start == 1:
+            return found[-lines:]
+        start = max(1, start - (last - start + 1) * 4)
+
+
+# -- runs ------------------------------------------------------------------------------
+
+
+@cli.command()
+@LOG
+@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
+@friendly_errors
+def runs(log: str, as_json: bool) -> None:
+    """Every run in the log: start, end, event counts, failures, and whether it stopped cleanly.
+
+    \b
+    Example:
+      actorlog runs app.db
+    """
+    with _open(log) as store:
+        rows = store.db.execute(
+            """SELECT run, min(ts), max(ts), count(*),
+                      sum(kind = 'failure.raised'), sum(kind = 'escalated'),
+                      max(CASE WHEN kind = 'run.stopped' THEN json_extract(payload, '$.clean') END)
+               FROM events GROUP BY run ORDER BY min(seq)"""
+        ).fetchall()
+    result = [
+        {"run": run, "start": start, "end": end, "events": events, "failures": failures or 0,
+         "escalations": escalations or 0, "stopped": None if clean is None else ("clean" if clean else "escalated")}
+        for run, start, end, events, failures, escalations, clean in rows
+    ]
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    table = [[r["run"], format_time(r["start"]), format_time(r["end"]), r["events"], r["failures"],
+              r["stopped"] or "still running or killed"] for r in result]
+    click.echo(tabulate(table, headers=["run", "start", "end", "events", "failures", "stopped"]) if table else "no runs")
+
+
+# -- verify ----------------------------------------------------------------------------
+
+
+@cli.command()
+@LOG
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@friendly_errors
+def verify(log: str, as_json: bool) -> None:
+    """Check the schema, the append-only triggers and the hash chain.
+
+    Exit 0 when intact, 1 when tampering is found (naming the first bad seq).
 
     \b
     Examples:
       actorlog verify app.db
       actorlog verify app.db --json
     """
-    try:
-        with EventStore.open_readonly(log) as store:
-            report = store.verify()
-    except ActorlogError as exc:
-        raise click.UsageError(str(exc)) from None
+    with _open(log) as store:
+        report = store.verify()
     if as_json:
-        click.echo(json.dumps({
-            "ok": report.ok, "events_checked": report.events_checked, "last_seq": report.last_seq,
-            "first_bad_seq": report.first_bad_seq, "problems": list(report.problems),
-        }))
+        click.echo(json.dumps(msgspec.to_builtins(report)))
     elif report.ok:
         click.echo(f"ok: {report.events_checked} events, chain intact up to seq {report.last_seq}, triggers in place")
     else:
@@ -60,6 +399,70 @@ def verify(log: str, as_json: bool) -> None:
     sys.exit(0 if report.ok else 1)
 
 
+# -- reproduce -------------------------------------------------------------------------
+
+
+@cli.command()
+@LOG
+@click.argument("seq", type=click.IntRange(min=1))
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@friendly_errors
+def reproduce(log: str, seq: int, as_json: bool) -> None:
+    """Replay the messages that led to the failure at SEQ through a fresh plugin instance.
+
+    Nothing is written to the log. Exit 0 if the same exception happens at the same
+    message, 1 if not (or if it cannot be reproduced), 2 if SEQ is not a failure.
+
+    \b
+    Examples:
+      actorlog query app.db --kind failure.raised
+      actorlog reproduce app.db 1234
+    """
+    outcome = run_reproduction(log, seq)
+    if as_json:
+        click.echo(json.dumps(msgspec.to_builtins(outcome), indent=2))
+    else:
+        verdict = "REPRODUCED" if outcome.reproduced else "NOT REPRODUCED"
+        click.echo(f"{verdict}: failure {seq} of plugin {outcome.plugin!r} ({outcome.class_path}, "
+                   f"recorded version {outcome.recorded_version}); {outcome.messages_replayed} message(s) replayed")
+        for note in outcome.notes:
+            click.echo(f"note: {note}")
+        click.echo(f"\n--- recorded: {outcome.recorded_exc_type} at message seq {outcome.trigger_seq}\n"
+                   f"{outcome.recorded_traceback}")
+        if outcome.exc_type:
+            click.echo(f"--- reproduced: {outcome.exc_type} at message seq {outcome.failed_at_seq}\n{outcome.traceback}")
+    sys.exit(0 if outcome.reproduced else 1)
+
+
+# -- snapshot --------------------------------------------------------------------------
+
+
+@cli.command()
+@LOG
+@click.option("--run", help="Snapshot one run's statistics instead of all runs'.")
+@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@friendly_errors
+def snapshot(log: str, run: str | None, as_json: bool) -> None:
+    """Store a snapshot of the rebuilt statistics, so later rebuilds fold only what follows.
+
+    The one command that writes: it adds a row to the snapshots table and never touches events.
+
+    \b
+    Example:
+      actorlog snapshot app.db
+    """
+    with EventStore.open_readonly(log):
+        pass  # refuse a missing or foreign file before opening it for writing
+    with EventStore(log) as store:
+        position = take_snapshot(store, run=run)
+    if as_json:
+        click.echo(json.dumps({"position": position, "run": run}))
+    else:
+        click.echo(f"snapshot stored at seq {position}" + (f" for run {run}" if run else ""))
+
+
 def main() -> None:
     """Entry point of the ``actorlog`` console script."""
     cli(prog_name="actorlog")
+
+

@@ -88,6 +88,18 @@ class ErrorStatistics:
             recent_errors=newest,
         )
 
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> ErrorStatistics:
+        """Rebuild a projection saved with `state`."""
+        projection = cls(int(state["keep_recent"]))
+        projection.total = int(state["total"])
+        projection.by_type.update(state["by_type"])
+        projection.by_severity.update(state["by_severity"])
+        projection.by_plugin.update(state["by_plugin"])
+        projection.recent.extend(msgspec.convert(state["recent"], list[RecentError]))
+        projection.position = int(state["position"])
+        return projection
+
     def state(self) -> dict[str, Any]:
         """The projection's whole state as builtins (for snapshots)."""
         return {

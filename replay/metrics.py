@@ -49,7 +49,38 @@ def percentile(ordered: list[float], q: float) -> float:
         raise ValueError("percentile of no values")
     rank = (len(ordered) - 1) * q / 100
     low, high = math.floor(rank), math.ceil(rank)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+    if low == high or ordered[low] == ordered[high]:
+        return ordered[low]
+    fraction = rank - low
+    gap = ordered[high] - ordered[low]
+    if math.isinf(gap):  # huge values of opposite signs: interpolate without the overflowing difference
+        return ordered[low] * (1 - fraction) + ordered[high] * fraction
+    return ordered[low] + gap * fraction
+
+
+def mean(values: list[float]) -> float:
+    """The exact mean of finite values, even when their sum overflows a float."""
+    try:
+        return math.fsum(values) / len(values)
+    except OverflowError:
+        return math.fsum(value / len(values) for value in values)
+
+
+def total(values: list[float]) -> float:
+    """The sum of values; +/-inf when it overflows a float."""
+    try:
+        return math.fsum(values)
+    except OverflowError:
+        return sum(values)
+
+
+def _latest(points: list[tuple[float, float]]) -> float:
+    """The value of the newest point; among equal times, the one recorded last."""
+    newest = points[0]
+    for point in points:
+        if point[0] >= newest[0]:
+            newest = point
+    return newest[1]
 
 
 class Summary(msgspec.Struct, frozen=True, kw_only=True):
@@ -65,7 +96,8 @@ class Summary(msgspec.Struct, frozen=True, kw_only=True):
     p50: float | None
     p95: float | None
     p99: float | None
-    window_seconds: float
+    window_seconds: float | None
+    """None: every kept point up to ``as_of``."""
     as_of: float
 
 
@@ -133,13 +165,19 @@ class Metrics:
         points.append((ts, value))
 
     def summary(
-        self, name: str, tags: Mapping[str, str] | None = None, *, as_of: float, window_seconds: float = DEFAULT_WINDOW
+        self,
+        name: str,
+        tags: Mapping[str, str] | None = None,
+        *,
+        as_of: float,
+        window_seconds: float | None = DEFAULT_WINDOW,
     ) -> Summary:
-        """Summarise series ``name``/``tags`` over the points with ``as_of - window_seconds < ts <= as_of``."""
-        if window_seconds <= 0:
+        """Summarise series ``name``/``tags`` over the points with ``as_of - window_seconds < ts <= as_of``
+        (every kept point up to ``as_of`` when ``window_seconds`` is None)."""
+        if window_seconds is not None and window_seconds <= 0:
             raise ValueError(f"window_seconds must be > 0, got {window_seconds}")
         points = self.points.get(series_key(name, tags), ())
-        start = as_of - window_seconds
+        start = -math.inf if window_seconds is None else as_of - window_seconds
         in_window = [(ts, value) for ts, value in points if start < ts <= as_of]
         values = sorted(value for _, value in in_window)
         if not values:
@@ -149,10 +187,39 @@ class Metrics:
             )
         return Summary(
             name=name, tags=dict(tags or {}), count=len(values), min=values[0], max=values[-1],
-            avg=math.fsum(values) / len(values), latest=max(in_window, key=lambda point: point[0])[1],
+            avg=mean(values), latest=_latest(in_window),
             p50=percentile(values, 50), p95=percentile(values, 95), p99=percentile(values, 99),
             window_seconds=window_seconds, as_of=as_of,
         )
+
+    def histogram_keys(self) -> list[SeriesKey]:
+        """Series that are neither counters nor gauges: observations and operation durations."""
+        return sorted(k for k in self.points if k not in self.counters and k not in self.gauges)
+
+    def state(self) -> dict[str, Any]:
+        """The whole state as builtins (for snapshots)."""
+        return {
+            "max_history": self.max_history, "dropped": self.dropped, "position": self.position,
+            "counters": [[k[0], [list(t) for t in k[1]], v] for k, v in self.counters.items()],
+            "gauges": [[k[0], [list(t) for t in k[1]], v] for k, v in self.gauges.items()],
+            "points": [[k[0], [list(t) for t in k[1]], [list(p) for p in v]] for k, v in self.points.items()],
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> Metrics:
+        """Rebuild a projection saved with `state`."""
+        projection = cls(int(state["max_history"]))
+        projection.dropped = int(state["dropped"])
+        projection.position = int(state["position"])
+        for name, tags, value in state["counters"]:
+            projection.counters[(name, tuple((k, v) for k, v in tags))] = float(value)
+        for name, tags, value in state["gauges"]:
+            projection.gauges[(name, tuple((k, v) for k, v in tags))] = float(value)
+        for name, tags, points in state["points"]:
+            projection.points[(name, tuple((k, v) for k, v in tags))] = deque(
+                ((float(ts), float(v)) for ts, v in points), maxlen=projection.max_history
+            )
+        return projection
 
     def snapshot(self) -> MetricsSnapshot:
         """Every counter, gauge and series by readable name."""

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
-from actorlog.replay.metrics import DEFAULT_WINDOW, Metrics, SeriesKey, percentile
+from actorlog.replay.metrics import DEFAULT_WINDOW, Metrics, SeriesKey, percentile, total
 
 _INVALID = re.compile(r"[^a-zA-Z0-9_:]")
 _INVALID_LABEL = re.compile(r"[^a-zA-Z0-9_]")
@@ -68,7 +68,7 @@ class _MetricsCollector(Collector):
                         value = percentile(values, q * 100) if values else math.nan
                         family.add_sample(family.name, {**labels, "quantile": str(q)}, value)
                     family.add_sample(family.name + "_count", labels, float(len(values)))
-                    family.add_sample(family.name + "_sum", labels, math.fsum(values))
+                    family.add_sample(family.name + "_sum", labels, total(values))
             yield family
 
 

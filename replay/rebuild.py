@@ -1,12 +1,116 @@
-"""Rebuilding projections by folding the log (streamed in chunks: memory stays flat)."""
+"""Rebuilding statistics by folding the log, streamed in chunks so memory stays flat.
+
+A rebuild starts from the newest usable snapshot (same projection version and options,
+at or before the requested position) and folds only the events after it.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import msgspec
 
 from actorlog.replay.errors import DEFAULT_RECENT, ErrorStatistics, ErrorStatisticsSnapshot
 from actorlog.replay.metrics import DEFAULT_MAX_HISTORY, Metrics
+from actorlog.replay.statistics import Statistics
 from actorlog.store import EventStore
+
+SNAPSHOT_PROJECTION = "statistics"
+
+Progress = Callable[[int], None]
+"""Called with the number of events folded since the last call."""
+
+
+@contextmanager
+def _reading(log: str | os.PathLike[str] | EventStore) -> Iterator[EventStore]:
+    if isinstance(log, EventStore):
+        yield log
+    else:
+        with EventStore.open_readonly(log) as store:
+            yield store
+
+
+def rebuild(
+    log: str | os.PathLike[str] | EventStore,
+    *,
+    run: str | None = None,
+    until_seq: int | None = None,
+    as_of: float | None = None,
+    max_history: int = DEFAULT_MAX_HISTORY,
+    use_snapshots: bool = True,
+    progress: Progress | None = None,
+) -> Statistics:
+    """Plugin states, error statistics and metrics folded from a log.
+
+    ``run`` restricts to one run; ``until_seq`` stops at a seq; ``as_of`` stops at a
+    time (and is where metric windows end). A path is opened read-only.
+    """
+    with _reading(log) as store:
+        statistics = None
+        if use_snapshots and as_of is None:
+            statistics = newest_snapshot(store, run=run, until_seq=until_seq, max_history=max_history)
+        if statistics is None:
+            statistics = Statistics(max_history)
+        folded = 0
+        for record in store.events(
+            run=run, from_seq=statistics.position + 1, to_seq=until_seq, until=as_of, kinds=statistics.kinds
+        ):
+            statistics.apply(record)
+            folded += 1
+            if progress is not None and folded % 10_000 == 0:
+                progress(10_000)
+        if progress is not None and folded % 10_000:
+            progress(folded % 10_000)
+        end = _last_row(store, run=run, until_seq=until_seq, as_of=as_of)
+        if end is not None and end[0] > statistics.position:
+            statistics.position, statistics.last_ts = end
+    return statistics
+
+
+def _last_row(store: EventStore, *, run: str | None, until_seq: int | None, as_of: float | None) -> tuple[int, float] | None:
+    clauses, params = ["1"], []
+    for column, op, value in (("run", "=", run), ("seq", "<=", until_seq), ("ts", "<=", as_of)):
+        if value is not None:
+            clauses.append(f"{column} {op} ?")
+            params.append(value)
+    row = store.db.execute(
+        f"SELECT seq, ts FROM events WHERE {' AND '.join(clauses)} ORDER BY seq DESC LIMIT 1", params
+    ).fetchone()
+    return (int(row[0]), float(row[1])) if row else None
+
+
+def newest_snapshot(
+    store: EventStore, *, run: str | None = None, until_seq: int | None = None, max_history: int = DEFAULT_MAX_HISTORY
+) -> Statistics | None:
+    """The newest snapshot usable for this rebuild, or None. Snapshots of another
+    projection version or other options are skipped, never misread."""
+    for version, position, state in store.snapshots(SNAPSHOT_PROJECTION, run=run or ""):
+        if version != Statistics.version or (until_seq is not None and position > until_seq):
+            continue
+        try:
+            data = msgspec.json.decode(state)
+            if data["metrics"]["max_history"] != max_history:
+                continue
+            return Statistics.from_state(data)
+        except (msgspec.DecodeError, KeyError, TypeError, ValueError):
+            continue
+    return None
+
+
+def take_snapshot(store: EventStore, *, run: str | None = None, max_history: int = DEFAULT_MAX_HISTORY) -> int:
+    """Fold the log (from the newest snapshot) and store a snapshot of it; returns its position.
+
+    ``store`` must be writable: the snapshot goes through its store actor. Events are untouched.
+    """
+    statistics = rebuild(store, run=run, max_history=max_history)
+    position: int = statistics.position
+    store.save_snapshot(
+        SNAPSHOT_PROJECTION, Statistics.version, position, msgspec.json.encode(statistics.state()).decode(), run=run or ""
+    )
+    return position
 
 
 def rebuild_error_statistics(
@@ -17,10 +121,11 @@ def rebuild_error_statistics(
     recent: int = DEFAULT_RECENT,
 ) -> ErrorStatisticsSnapshot:
     """Error statistics folded from a log (one run or all, up to a seq), opened read-only if a path."""
-    if isinstance(log, EventStore):
-        return _fold(log, run, until_seq, recent)
-    with EventStore.open_readonly(log) as store:
-        return _fold(store, run, until_seq, recent)
+    with _reading(log) as store:
+        projection = ErrorStatistics()
+        for record in store.events(run=run, to_seq=until_seq, kinds=ErrorStatistics.kinds):
+            projection.apply(record)
+        return projection.snapshot(recent)
 
 
 def rebuild_metrics(
@@ -35,21 +140,17 @@ def rebuild_metrics(
     Ask it for summaries (``.summary(name, as_of=..., window_seconds=...)``), a snapshot,
     or a Prometheus export (`to_prometheus`).
     """
-    if isinstance(log, EventStore):
-        return _fold_metrics(log, run, until_seq, max_history)
-    with EventStore.open_readonly(log) as store:
-        return _fold_metrics(store, run, until_seq, max_history)
+    with _reading(log) as store:
+        projection = Metrics(max_history)
+        for record in store.events(run=run, to_seq=until_seq, kinds=Metrics.kinds):
+            projection.apply(record)
+        return projection
 
 
-def _fold_metrics(store: EventStore, run: str | None, until_seq: int | None, max_history: int) -> Metrics:
-    projection = Metrics(max_history)
-    for record in store.events(run=run, to_seq=until_seq, kinds=Metrics.kinds):
-        projection.apply(record)
-    return projection
-
-
-def _fold(store: EventStore, run: str | None, until_seq: int | None, recent: int) -> ErrorStatisticsSnapshot:
-    projection = ErrorStatistics()
-    for record in store.events(run=run, to_seq=until_seq, kinds=ErrorStatistics.kinds):
-        projection.apply(record)
-    return projection.snapshot(recent)
+def statistics_document(log: str | os.PathLike[str] | EventStore, **options: Any) -> dict[str, Any]:
+    """``rebuild(log, ...)`` rendered as the ``actorlog stats --json`` document."""
+    recent = options.pop("recent", DEFAULT_RECENT)
+    window = options.pop("window_seconds", None)
+    statistics = rebuild(log, **options)
+    document: dict[str, Any] = statistics.document(as_of=options.get("as_of"), recent=recent, window_seconds=window)
+    return document

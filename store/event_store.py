@@ -24,7 +24,7 @@ from actorlog.store.records import EventRecord
 from actorlog.store.schema import open_database
 from actorlog.store.verify import VerifyReport, verify_log
 from actorlog.store.chain import row_content
-from actorlog.store.writer import Batch, DeferredRow, Flush, PendingRow, StoreWriter, Ticket, WriterState
+from actorlog.store.writer import Batch, DeferredRow, Flush, PendingRow, SaveSnapshot, StoreWriter, Ticket, WriterState
 
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 
@@ -179,6 +179,31 @@ class EventStore:
         except pykka.ActorDeadError:
             raise StoreClosedError(f"{self!r}: the store actor has stopped") from None
         return seq
+
+    def save_snapshot(self, projection: str, version: int, position: int, state: str, *, run: str = "") -> None:
+        """Store a projection's state (JSON text) as of ``position`` in the ``snapshots`` table.
+
+        Waits until it is written. Events are never touched; ``run`` is "" for a
+        snapshot of all runs.
+        """
+        writer = self._writable()
+        writer.ask(SaveSnapshot(projection, version, position, run, state), block=True)
+
+    def snapshots(self, projection: str, *, run: str = "") -> list[tuple[int, int, str]]:
+        """``(version, position, state)`` of a projection's snapshots, newest position first."""
+        self._check_open()
+        with self._read_lock:
+            exists = self.db.conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'snapshots'"
+            ).fetchone()
+            if not exists:
+                return []
+            rows = self.db.conn.execute(
+                "SELECT version, position, state FROM snapshots WHERE projection = ? AND run = ? "
+                "ORDER BY position DESC, id DESC",
+                (projection, run),
+            ).fetchall()
+        return [(int(v), int(p), str(s)) for v, p, s in rows]
 
     @property
     def failure(self) -> Exception | None:

@@ -13,6 +13,7 @@ import logging
 import queue
 import sqlite3
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,24 @@ LAST_ROW_SQL = "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
 
 class Flush:
     """Ask the writer to answer once everything sent before this is committed."""
+
+
+@dataclass(frozen=True)
+class SaveSnapshot:
+    """Ask the writer to store a projection snapshot (in ``snapshots``; events are untouched)."""
+
+    projection: str
+    version: int
+    position: int
+    run: str
+    state: str
+
+
+SNAPSHOTS_DDL = (
+    "CREATE TABLE IF NOT EXISTS snapshots (id INTEGER PRIMARY KEY, projection TEXT NOT NULL, "
+    "version INTEGER NOT NULL, position INTEGER NOT NULL, run TEXT NOT NULL, created_at REAL NOT NULL, "
+    "state TEXT NOT NULL)"
+)
 
 
 @dataclass
@@ -203,6 +222,8 @@ class StoreWriter(pykka.ThreadingActor):
             rows = list(message)
         elif isinstance(message, Flush):
             return self._answer_flush()
+        elif isinstance(message, SaveSnapshot):
+            return self._save_snapshot(message)
         else:
             raise TypeError(f"the store writer does not handle {type(message).__name__}")
         pending = self._drain_into(rows)
@@ -263,6 +284,24 @@ class StoreWriter(pykka.ThreadingActor):
         error.__cause__ = exc
         self._state.failure = error
         logger.error("%s", error, exc_info=sys.exc_info() if sys.exc_info()[0] else None)
+
+    def _save_snapshot(self, snapshot: SaveSnapshot) -> None:
+        conn = self._conn
+        if self._state.failure is not None:
+            raise self._state.failure
+        assert conn is not None
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(SNAPSHOTS_DDL)
+            conn.execute(
+                "INSERT INTO snapshots (projection, version, position, run, created_at, state) VALUES (?, ?, ?, ?, ?, ?)",
+                (snapshot.projection, snapshot.version, snapshot.position, snapshot.run, time.time(), snapshot.state),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
     def _answer_flush(self) -> int:
         failure = self._state.failure

@@ -1,0 +1,255 @@
+"""Reproducing a recorded failure: the same plugin code fed the same messages, offline.
+
+Given the seq of a ``failure.raised`` event, a fresh instance of that plugin is built
+from its recorded class path and config, started, and fed every message it received in
+that run since its last (re)start, in order, each with its recorded receive time and
+random seed. Nothing is written to the original log: events the plugin emits are kept
+in memory, and calls to other plugins are refused (their answers were not recorded).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from actorlog.actors.error_policy import qualified_name
+from actorlog.actors.loading import load_plugin_class
+from actorlog.actors.plugin import Plugin, handlers_of
+from actorlog.actors.tracebacks import format_traceback
+from actorlog.events import ActorlogError, FailureRaised, MessageReceived, PluginRegistered, TypeRegistry
+from actorlog.store import EventRecord, EventStore
+
+
+class NotAFailureError(ActorlogError, ValueError):
+    """The seq given does not name a ``failure.raised`` event."""
+
+
+class ReproductionRefused(ActorlogError, RuntimeError):
+    """A reproduced plugin tried to do something that cannot be replayed (call another plugin)."""
+
+
+class Reproduction(msgspec.Struct, frozen=True, kw_only=True):
+    """What happened when a failure was replayed."""
+
+    reproduced: bool
+    plugin: str
+    class_path: str
+    recorded_version: str
+    current_version: str | None
+    messages_replayed: int
+    failure_seq: int
+    trigger_seq: int | None
+    recorded_exc_type: str
+    recorded_message: str
+    recorded_traceback: str
+    exc_type: str | None = None
+    message: str | None = None
+    traceback: str | None = None
+    failed_at_seq: int | None = None
+    notes: tuple[str, ...] = ()
+
+
+class _RefusingRef:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def _refuse(self, *_: Any, **__: Any) -> Any:
+        raise ReproductionRefused(
+            f"during reproduction, plugin {self.name!r} cannot be called: its answers were not recorded"
+        )
+
+    tell = ask = ask_async = _refuse
+
+
+class _Metrics:
+    def increment(self, *_: Any, **__: Any) -> None:
+        """Measurements during reproduction are not recorded."""
+
+    gauge = observe = increment
+
+
+class ReplayContext:
+    """The context a reproduced plugin sees: recorded clock and seeds, nothing written anywhere."""
+
+    def __init__(self, name: str, run: str, depends_on: tuple[str, ...]) -> None:
+        self.name = name
+        self.run = run
+        self.deps: Mapping[str, Any] = {dep: _RefusingRef(dep) for dep in depends_on}
+        self.metrics = _Metrics()
+        self.correlation: str | None = None
+        self.emitted: list[Any] = []
+        self._received_at: float | None = None
+        self._seed: int | None = None
+        self._random: random.Random | None = None
+
+    def begin(self, received_at: float, seed: int, correlation: str | None) -> None:
+        self._received_at, self._seed, self._random, self.correlation = received_at, seed, None, correlation
+
+    def now(self) -> float:
+        return self._received_at if self._received_at is not None else time.time()
+
+    def random(self) -> random.Random:
+        if self._random is None:
+            self._random = random.Random(self._seed) if self._seed is not None else random.Random()
+        return self._random
+
+    def emit(self, event: object, *, correlation: str | None = None) -> None:
+        self.emitted.append(event)
+
+    def ref(self, name: str) -> Any:
+        return _RefusingRef(name)
+
+    def tell(self, name: str, *_: Any, **__: Any) -> None:
+        _RefusingRef(name).tell()
+
+    def ask(self, name: str, *_: Any, **__: Any) -> Any:
+        return _RefusingRef(name).ask()
+
+
+def reproduce(log: str | EventStore, failure_seq: int) -> Reproduction:
+    """Replay the messages that led to the failure at ``failure_seq`` and compare outcomes."""
+    if isinstance(log, EventStore):
+        return _reproduce(log, failure_seq)
+    with EventStore.open_readonly(log) as store:
+        return _reproduce(store, failure_seq)
+
+
+def _reproduce(store: EventStore, failure_seq: int) -> Reproduction:
+    found = list(store.events(from_seq=failure_seq, to_seq=failure_seq, lenient=True))
+    if not found or not isinstance(found[0].event, FailureRaised):
+        kind = found[0].kind if found else "nothing"
+        raise NotAFailureError(f"seq {failure_seq} is {kind!r}, not a failure.raised event; list failures with "
+                               f"`actorlog query LOG --kind failure.raised`")
+    failure_record = found[0]
+    failure: FailureRaised = failure_record.event
+    run, name = failure_record.run, failure.plugin
+    registered = _registration(store, run, name, failure_seq)
+    notes: list[str] = []
+    if registered is None:
+        raise NotAFailureError(
+            f"failure {failure_seq} is of {name!r}, which was never registered as a plugin in run {run} "
+            f"(a task's failure cannot be reproduced this way)"
+        )
+    base: dict[str, Any] = dict(
+        plugin=name, class_path=registered.class_path, recorded_version=registered.plugin_version,
+        failure_seq=failure_seq, trigger_seq=failure.trigger_seq, recorded_exc_type=failure.exc_type,
+        recorded_message=failure.message, recorded_traceback=failure.traceback,
+    )
+    if not registered.log_messages:
+        return Reproduction(
+            reproduced=False, current_version=None, messages_replayed=0,
+            notes=(f"cannot reproduce: plugin {name!r} was registered with log_messages=False, so the messages "
+                   f"it received are not in the log",), **base,
+        )
+    try:
+        cls = load_plugin_class(registered.class_path)
+    except ActorlogError as exc:
+        return Reproduction(
+            reproduced=False, current_version=None, messages_replayed=0,
+            notes=(f"cannot reproduce: the plugin class cannot be loaded: {exc}",), **base,
+        )
+    current = str(cls.version)
+    if current != registered.plugin_version:
+        notes.append(
+            f"the plugin's code has changed: the log recorded version {registered.plugin_version}, "
+            f"this installation has {current}; the outcome may differ for that reason"
+        )
+    handlers = handlers_of(cls)
+    registry = TypeRegistry()
+    for message_type in handlers:
+        registry.register(message_type)
+    messages = _messages_since_start(store, run, name, failure_seq)
+    recorded_failures = _earlier_failures(store, run, name, messages[0].seq if messages else failure_seq, failure_seq)
+    if failure.trigger_seq is None:
+        notes.append("the failure was not caused by a logged message (start, stop or health check)")
+    context = ReplayContext(name, run, registered.depends_on)
+    instance: Plugin = cls(context, registered.config)  # type: ignore[arg-type]
+    outcome: dict[str, Any] = {}
+    replayed = 0
+    try:
+        instance.on_start()
+    except Exception as exc:  # noqa: BLE001 - the outcome is what we report
+        outcome = _outcome(exc, None)
+    if not outcome:
+        for record in messages:
+            received: MessageReceived = record.event
+            message_kind = received.message.get("kind")
+            handled = registry.type_for(message_kind) if isinstance(message_kind, str) else None
+            if handled is None:
+                notes.append(f"message at seq {record.seq} ({message_kind!r}) has no handler in the current code; skipped")
+                continue
+            message = msgspec.convert(received.message, handled)
+            context.begin(record.ts, received.seed, record.correlation)
+            replayed += 1
+            try:
+                handlers[handled](instance, message)  # type: ignore[index]
+            except Exception as exc:  # noqa: BLE001 - the outcome is what we report
+                if record.seq in recorded_failures and record.seq != failure.trigger_seq:
+                    continue  # it failed here in the recording too, and the plugin went on
+                outcome = _outcome(exc, record.seq)
+                break
+    same = (
+        bool(outcome)
+        and outcome["exc_type"] == failure.exc_type
+        and outcome["message"] == failure.message
+        and outcome["failed_at_seq"] == failure.trigger_seq
+    )
+    if outcome and not same:
+        notes.append("a different outcome: " + _difference(outcome, failure))
+    if not outcome:
+        notes.append(f"no exception was raised by the {replayed} replayed message(s)")
+    return Reproduction(
+        reproduced=same, current_version=current, messages_replayed=replayed, notes=tuple(notes),
+        exc_type=outcome.get("exc_type"), message=outcome.get("message"), traceback=outcome.get("traceback"),
+        failed_at_seq=outcome.get("failed_at_seq"), **base,
+    )
+
+
+def _outcome(exc: BaseException, seq: int | None) -> dict[str, Any]:
+    return {"exc_type": qualified_name(exc), "message": str(exc), "traceback": format_traceback(exc), "failed_at_seq": seq}
+
+
+def _difference(outcome: dict[str, Any], failure: FailureRaised) -> str:
+    parts = []
+    if outcome["exc_type"] != failure.exc_type:
+        parts.append(f"raised {outcome['exc_type']} instead of {failure.exc_type}")
+    if outcome["message"] != failure.message:
+        parts.append(f"message {outcome['message']!r} instead of {failure.message!r}")
+    if outcome["failed_at_seq"] != failure.trigger_seq:
+        parts.append(f"at message seq {outcome['failed_at_seq']} instead of {failure.trigger_seq}")
+    return "; ".join(parts)
+
+
+def _registration(store: EventStore, run: str, name: str, before: int) -> PluginRegistered | None:
+    found = None
+    for record in store.events(run=run, kinds="plugin.registered", to_seq=before, lenient=True):
+        if isinstance(record.event, PluginRegistered) and record.event.plugin == name:
+            found = record.event
+    return found
+
+
+def _earlier_failures(store: EventStore, run: str, name: str, first: int, failure_seq: int) -> set[int]:
+    """Trigger seqs of the plugin's recorded failures between ``first`` and the failure."""
+    return {
+        record.event.trigger_seq
+        for record in store.events(run=run, kinds="failure.raised", from_seq=first, to_seq=failure_seq - 1, lenient=True)
+        if isinstance(record.event, FailureRaised) and record.event.plugin == name and record.event.trigger_seq
+    }
+
+
+def _messages_since_start(store: EventStore, run: str, name: str, failure_seq: int) -> list[EventRecord]:
+    """The plugin's received messages in ``run`` after its last start before the failure."""
+    last_start = 0
+    for record in store.events(run=run, kinds="plugin.started", to_seq=failure_seq, lenient=True):
+        if getattr(record.event, "plugin", None) == name:
+            last_start = record.seq
+    return [
+        record
+        for record in store.events(run=run, actor=name, kinds="message.received", from_seq=last_start + 1,
+                                   to_seq=failure_seq, lenient=True)
+        if isinstance(record.event, MessageReceived) and record.event.recipient == name
+    ]
