@@ -51,11 +51,13 @@ from actorlog.actors.plugin import Health, Plugin, handlers_of
 from actorlog.actors.plugin_actor import PluginActor
 from actorlog.actors.protocol import SYSTEM_MESSAGES, Control, GetErrorStatistics
 from actorlog.actors.retry import Retrying, RetryPolicy
+from actorlog.actors.snapshots import AutoSnapshots
 from actorlog.actors.router import ANYONE, APP, PluginEntry, Router
 from actorlog.actors.supervisor import RestartPolicy, StartPlugins, StopPlugins, Supervisor
 from actorlog.events import Message, PluginRegistered, RunStarted, RunStopped, TypeRegistry
 from actorlog.replay.errors import ErrorStatisticsSnapshot
 from actorlog.replay.metrics import DEFAULT_WINDOW, MetricsSnapshot, Summary
+from actorlog.replay.rebuild import rebuild
 from actorlog.store import EventStore
 
 RESERVED_NAMES = frozenset({APP, ANYONE, "supervisor", "errors", "metrics", "system"})
@@ -81,7 +83,9 @@ class ActorSystem:
     failures, restarts plugins on high ones and continues on the rest), or a function
     from `ReportFailure` to a decision for full control. ``store_options`` go to
     `EventStore` when the system opens the log. ``metrics`` sets how measurements are
-    kept, buffered and bounded under overload (`MetricsOptions`).
+    kept, buffered and bounded under overload (`MetricsOptions`). ``snapshot_every``
+    stores a statistics snapshot each time that many more events are committed, so
+    replays fold only what follows it.
     """
 
     def __init__(
@@ -94,6 +98,7 @@ class ActorSystem:
         error_policy: ErrorPolicy | Policy | None = None,
         store_options: Mapping[str, Any] | None = None,
         metrics: MetricsOptions | None = None,
+        snapshot_every: int | None = None,
         health_tick: float = 0.05,
     ) -> None:
         if isinstance(log, EventStore):
@@ -123,6 +128,7 @@ class ActorSystem:
         """Counters, gauges and histograms recorded from application code (never waits for the disk)."""
         self.monitor = PerformanceMonitor(self._recorder)
         """Timing of named operations: ``@system.monitor.timed("name")``, ``with system.monitor.time(...)``."""
+        self._snapshots = AutoSnapshots(self.store, snapshot_every) if snapshot_every else None
         self.store.append(
             RunStarted(pid=os.getpid(), host=socket.gethostname(), python=platform.python_version(),
                        actorlog_version=_actorlog_version()),
@@ -257,6 +263,8 @@ class ActorSystem:
         self._health_stop.set()
         if self._health_thread is not None:
             self._health_thread.join()
+        if self._snapshots is not None:
+            self._snapshots.close()
         try:
             self._supervisor.ask(StopPlugins(), block=True)
         except pykka.ActorDeadError:
@@ -378,6 +386,19 @@ class ActorSystem:
         query = ExportPrometheus(as_of=time.time() if as_of is None else as_of, window_seconds=window_seconds)
         text: str = self._metrics_actor.ask(query, block=True, timeout=timeout)
         return text
+
+    # -- statistics ------------------------------------------------------------------------
+
+    def statistics(self, *, recent: int = 10, window_seconds: float | None = None) -> dict[str, Any]:
+        """The live statistics, in exactly the shape ``actorlog stats --json`` prints.
+
+        Everything sent so far is delivered and committed, then the same projections
+        replay uses are folded from the log (from the newest snapshot), so the document
+        equals what ``actorlog stats`` reports for this log afterwards.
+        """
+        self.flush()
+        document: dict[str, Any] = rebuild(self.store).document(recent=recent, window_seconds=window_seconds)
+        return document
 
     # -- failures --------------------------------------------------------------------------
 

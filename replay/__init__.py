@@ -3,9 +3,34 @@
 from actorlog.replay.errors import ErrorStatistics, ErrorStatisticsSnapshot, RecentError
 from actorlog.replay.metrics import Metrics, MetricsSnapshot, Summary, percentile
 from actorlog.replay.prometheus import to_prometheus
-from actorlog.replay.rebuild import rebuild_error_statistics, rebuild_metrics
+from actorlog.replay.plugins import PluginState, PluginStates
+from actorlog.replay.rebuild import (
+    newest_snapshot,
+    rebuild,
+    rebuild_error_statistics,
+    rebuild_metrics,
+    statistics_document,
+    take_snapshot,
+)
+from actorlog.replay.reproduce import NotAFailureError, Reproduction, reproduce
+from actorlog.replay.statistics import Statistics
+from actorlog.replay.story import story
+from actorlog.replay.times import format_time, parse_time
 
 __all__ = [
+    "NotAFailureError",
+    "PluginState",
+    "PluginStates",
+    "Reproduction",
+    "Statistics",
+    "format_time",
+    "newest_snapshot",
+    "parse_time",
+    "rebuild",
+    "reproduce",
+    "statistics_document",
+    "story",
+    "take_snapshot",
     "ErrorStatistics",
     "ErrorStatisticsSnapshot",
     "Metrics",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import functools
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -405,9 +406,11 @@ def verify(log: str, as_json: bool) -> None:
 @cli.command()
 @LOG
 @click.argument("seq", type=click.IntRange(min=1))
+@click.option("--import-path", "import_paths", multiple=True, default=["."], show_default=True,
+              help="Folder to import the plugin's code from (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @friendly_errors
-def reproduce(log: str, seq: int, as_json: bool) -> None:
+def reproduce(log: str, seq: int, import_paths: tuple[str, ...], as_json: bool) -> None:
     """Replay the messages that led to the failure at SEQ through a fresh plugin instance.
 
     Nothing is written to the log. Exit 0 if the same exception happens at the same
@@ -418,6 +421,8 @@ def reproduce(log: str, seq: int, as_json: bool) -> None:
       actorlog query app.db --kind failure.raised
       actorlog reproduce app.db 1234
     """
+    for folder in reversed(import_paths):
+        sys.path.insert(0, os.path.abspath(folder))
     outcome = run_reproduction(log, seq)
     if as_json:
         click.echo(json.dumps(msgspec.to_builtins(outcome), indent=2))
