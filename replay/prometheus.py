@@ -3,7 +3,10 @@
 Counters become ``<name>_total`` counters, gauges gauges, and every other series (histogram
 observations, operation durations) a summary over the window ending at ``as_of``: its
 ``quantile`` samples (0.5, 0.95, 0.99), ``_count`` and ``_sum``. Metric and label names
-are made valid (anything but letters, digits, ``_`` and ``:`` becomes ``_``).
+are made valid (anything but letters, digits, ``_`` and ``:`` becomes ``_``); when two
+metrics end up with the same name (``a.b`` and ``a_b``, or one name used as two kinds),
+the later one in sorted order gets a ``_<kind>`` suffix (then a number), and its HELP
+line keeps the original name.
 """
 
 from __future__ import annotations
@@ -53,8 +56,9 @@ class _MetricsCollector(Collector):
         for key in metrics.points:
             if key not in metrics.counters and key not in metrics.gauges:
                 by_name[("summary", key[0])].append(key)
-        for (kind, name), keys in sorted(by_name.items()):
-            family = Metric(metric_name(name), f"actorlog {kind} {name}", kind)
+        taken: set[str] = set()
+        for (kind, name), keys in sorted(by_name.items(), key=lambda item: (item[0][1], item[0][0])):
+            family = Metric(_unique(metric_name(name), kind, taken), f"actorlog {kind} {name}", kind)
             for key in sorted(keys):
                 labels = _labels(key)
                 if kind == "counter":
@@ -70,6 +74,22 @@ class _MetricsCollector(Collector):
                     family.add_sample(family.name + "_count", labels, float(len(values)))
                     family.add_sample(family.name + "_sum", labels, total(values))
             yield family
+
+
+def _unique(name: str, kind: str, taken: set[str]) -> str:
+    """``name``, or a suffixed form no earlier family (nor its ``_total``/``_count``/``_sum`` samples) uses."""
+    def clashes(candidate: str) -> bool:
+        return any(form in taken for form in (candidate, candidate + "_total", candidate + "_count", candidate + "_sum"))
+
+    candidate = name
+    if clashes(candidate):
+        candidate = f"{name}_{kind}"
+        number = 2
+        while clashes(candidate):
+            candidate = f"{name}_{kind}_{number}"
+            number += 1
+    taken.update((candidate, candidate + "_total", candidate + "_count", candidate + "_sum"))
+    return candidate
 
 
 def to_prometheus(metrics: Metrics, *, as_of: float, window_seconds: float = DEFAULT_WINDOW) -> str:
