@@ -60,10 +60,20 @@ class ErrorHandler(pykka.ThreadingActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, ReportFailure):
-            return self._handle(message)
+            # Often a tell: raising here would make pykka stop the error handler.
+            try:
+                return self._handle(message)
+            except BaseException as exc:  # noqa: BLE001 - the failure path itself failed (the log is broken)
+                logger.exception("the error handler could not decide on a failure of %r", message.plugin)
+                reason = f"the error handler could not record its decision: {qualified_name(exc)}: {exc}"
+                self.supervisor.tell(
+                    CarryOut(plugin=message.plugin, action="escalate", reason=reason, correlation=message.correlation)
+                )
+                return Decision("escalate", reason=reason)
         if isinstance(message, GetErrorStatistics):
-            return self._statistics(message.recent)
-        raise TypeError(f"the error handler does not handle {type(message).__qualname__}")
+            return self._statistics(message.recent)  # always asked: an error goes to the asker
+        logger.error("the error handler ignored a %s", type(message).__qualname__)
+        return None
 
     # -- deciding ------------------------------------------------------------------------
 
@@ -89,7 +99,7 @@ class ErrorHandler(pykka.ThreadingActor):
             self.supervisor.tell(
                 CarryOut(
                     plugin=report.plugin, action=decision.action, reason=decision.reason, delay=decision.delay,
-                    severity=severity, correlation=report.correlation,
+                    severity=severity, correlation=report.correlation, exc_type=qualified_name(exc),
                 )
             )
         return decision
@@ -119,6 +129,11 @@ class ErrorHandler(pykka.ThreadingActor):
             decision = policy.default(failure)
         if report.where == "task" and decision.action == "retry" and not report.retries_left:
             decision = Decision("stop", reason=f"{decision.reason or 'retry chosen'}, but no retry is left")
+        if report.where in ("start", "restart") and decision.action in ("continue", "retry"):
+            # its start failed: there is no instance to go on with, so the only way on is another start
+            decision = Decision(
+                "restart", reason=f"{decision.reason}; its start failed, so it is restarted (within the restart limit)"
+            )
         return decision
 
     def _consult(self, function: Handler, failure: Failure, source: str) -> Any:
@@ -127,7 +142,7 @@ class ErrorHandler(pykka.ThreadingActor):
             if inspect.isawaitable(outcome):
                 outcome = self._event_loop().run_until_complete(_awaited(outcome))
             return as_decision(outcome, source)
-        except Exception as exc:  # noqa: BLE001 - a broken handler must not take the error handler down
+        except BaseException as exc:  # noqa: BLE001 - not even SystemExit from a handler may take it down
             record_failure(
                 self.store, ACTOR, exc, actor=ACTOR, correlation=failure.correlation,
             )
@@ -142,7 +157,7 @@ class ErrorHandler(pykka.ThreadingActor):
             if isinstance(result, Decision):
                 return result
             raise TypeError(f"error policy returned {result!r}; return a Decision or CarryOut")
-        except Exception as exc:  # noqa: BLE001 - a broken policy must not take the error handler down
+        except BaseException as exc:  # noqa: BLE001 - not even SystemExit from a policy may take it down
             record_failure(self.store, ACTOR, exc, actor=ACTOR, correlation=report.correlation)
             logger.warning("error policy raised; the default policy applies", exc_info=exc)
             severity = self.severities.severity_of(report.exception)

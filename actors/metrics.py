@@ -149,6 +149,13 @@ class MetricsCollector(pykka.ThreadingActor):
 
     def on_receive(self, message: Any) -> Any:
         kind = type(message)
+        if kind is GetSummary:  # queries are asked: an error goes to the asker
+            return self.metrics.summary(message.name, message.tags, as_of=message.as_of, window_seconds=message.window_seconds)
+        if kind is GetMetrics:
+            return self.metrics.snapshot()
+        if kind is ExportPrometheus:
+            return to_prometheus(self.metrics, as_of=message.as_of, window_seconds=message.window_seconds)
+        # Measurements are told: raising here would make pykka stop the collector.
         try:
             if kind is Measurements:
                 try:
@@ -158,23 +165,12 @@ class MetricsCollector(pykka.ThreadingActor):
                 self._report_drops()
             elif kind in (Increment, SetGauge, Observe):
                 self._record([_single(message)])
-            elif kind is GetSummary:
-                return self.metrics.summary(
-                    message.name, message.tags, as_of=message.as_of, window_seconds=message.window_seconds
-                )
-            elif kind is GetMetrics:
-                return self.metrics.snapshot()
-            elif kind is ExportPrometheus:
-                return to_prometheus(self.metrics, as_of=message.as_of, window_seconds=message.window_seconds)
             elif kind is Sync:
                 self._report_drops()
             else:
                 logger.error("the metrics collector ignored a %s: it only records measurements", kind.__qualname__)
-        except (ValueError, TypeError) as exc:
-            # a query with bad arguments answers with the error; a bad measurement must not stop the collector
-            if kind in (GetSummary, GetMetrics, ExportPrometheus):
-                raise
-            logger.exception("the metrics collector could not record %r: %s", message, exc)
+        except Exception:  # noqa: BLE001 - one bad batch (or a failed log) must not stop the collector
+            logger.exception("the metrics collector could not record %r", kind.__qualname__)
         return None
 
     def _record(self, items: list[Measurement]) -> None:

@@ -22,7 +22,7 @@ from actorlog.actors.context import PluginContext
 from actorlog.actors.error_policy import qualified_name
 from actorlog.actors.errors import PluginNotRunningError, UnhealthyError
 from actorlog.actors.plugin import Health, Plugin
-from actorlog.actors.protocol import Control, Delivery, ReportFailure, Where
+from actorlog.actors.protocol import Control, Delivery, ReportFailure, StartFailed, Where
 from actorlog.actors.router import PluginEntry, Router
 from actorlog.actors.tracebacks import format_traceback
 from actorlog.events import FailureRaised, MessageReceived, MessageRefused, PluginHealthChecked
@@ -150,7 +150,7 @@ class PluginActor(pykka.ThreadingActor):
         try:
             result: Any = None
             if op == "start":
-                self._start()
+                self._start(control.correlation)
             elif op == "halt":
                 self._halt()
             elif op == "stop":
@@ -171,7 +171,7 @@ class PluginActor(pykka.ThreadingActor):
         if op == "resume":
             self._drain_stash()
 
-    def _start(self) -> None:
+    def _start(self, correlation: str | None = None) -> None:
         """Build a fresh instance and run its ``on_start``.
 
         Messages keep being stashed until the supervisor, having recorded the start,
@@ -182,9 +182,9 @@ class PluginActor(pykka.ThreadingActor):
         instance = entry.cls(self.context, entry.config)
         try:
             instance.on_start()
-        except BaseException as exc:
-            self.record_failure(exc, None)
-            raise
+        except BaseException as exc:  # noqa: BLE001 - handed to the supervisor with its failure event
+            failed_at = time.time()
+            raise StartFailed(exc, self.record_failure(exc, correlation, None, failed_at), failed_at) from exc
         self.instance = instance
 
     def _halt(self) -> None:

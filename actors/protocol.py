@@ -49,6 +49,7 @@ class CarryOut(Message, tag="actorlog.carry_out", frozen=True):
     delay: float = 0.0
     severity: Severity | None = None
     correlation: str | None = None
+    exc_type: str | None = None
 
 
 class Increment(Message, tag="actorlog.metrics.increment", frozen=True):
@@ -113,3 +114,14 @@ class Control(msgspec.Struct):
     op: Literal["start", "halt", "stop", "resume", "health"]
     reply: Future[Any] | None = None
     reason: str = ""
+    correlation: str | None = None
+
+
+class StartFailed(Exception):
+    """A plugin's ``on_start`` raised: the original exception, and its ``failure.raised`` ticket and time."""
+
+    def __init__(self, original: BaseException, failure: Any, failed_at: float) -> None:
+        super().__init__(f"{type(original).__name__}: {original}")
+        self.original = original
+        self.failure = failure
+        self.failed_at = failed_at

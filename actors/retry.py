@@ -231,4 +231,6 @@ class _Run:
 
 
 def _task_name(function: Callable[..., Any]) -> str:
-    return getattr(function, "__qualname__", None) or repr(function)
+    """A readable task name: the function's qualified name, or a callable object's class name."""
+    name = getattr(function, "__qualname__", None)
+    return name if isinstance(name, str) else type(function).__qualname__

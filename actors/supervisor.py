@@ -17,7 +17,7 @@ import pykka
 from actorlog.actors.errors import EscalationError, StartError
 from actorlog.actors.graph import dependents_of, start_order
 from actorlog.actors.error_policy import qualified_name
-from actorlog.actors.protocol import CarryOut, Control, ReportFailure
+from actorlog.actors.protocol import CarryOut, Control, ReportFailure, StartFailed
 from actorlog.actors.router import PluginEntry, Router
 from actorlog.events import (
     Escalated,
@@ -86,7 +86,8 @@ class Supervisor(pykka.ThreadingActor):
         for index, name in enumerate(order):
             try:
                 self._start_one(name)
-            except BaseException as exc:  # noqa: BLE001 - becomes a StartError after cleanup
+            except BaseException as failure:  # noqa: BLE001 - becomes a StartError after cleanup
+                exc = failure.original if isinstance(failure, StartFailed) else failure
                 entry = self.router.plugins[name]
                 entry.state = "failed"
                 self.store.append(
@@ -135,10 +136,10 @@ class Supervisor(pykka.ThreadingActor):
         if name in self.started:
             self.started.remove(name)
 
-    def _control(self, entry: PluginEntry, op: str, reason: str = "") -> Any:
+    def _control(self, entry: PluginEntry, op: str, reason: str = "", correlation: str | None = None) -> Any:
         assert entry.ref is not None
         future: Future[Any] = Future()
-        entry.ref.tell(Control(op=op, reply=future, reason=reason))  # type: ignore[arg-type]
+        entry.ref.tell(Control(op=op, reply=future, reason=reason, correlation=correlation))  # type: ignore[arg-type]
         return future.result()
 
     # -- decisions -----------------------------------------------------------------------
@@ -147,7 +148,10 @@ class Supervisor(pykka.ThreadingActor):
         if self.escalation is not None:
             return
         if decision.action == "escalate":  # a task's failure may escalate too: it names no plugin
-            self._escalate(decision.plugin, decision.reason or "the error handler escalated")
+            self._escalate(
+                decision.plugin, decision.reason or "the error handler escalated",
+                correlation=decision.correlation, exc_type=decision.exc_type,
+            )
             return
         entry = self.router.plugins.get(decision.plugin)
         if entry is None or decision.plugin not in self.started:
@@ -215,14 +219,21 @@ class Supervisor(pykka.ThreadingActor):
             target = self.router.plugins[name]
             self.store.append(PluginStarting(plugin=name), actor=ACTOR, correlation=correlation)
             try:
-                self._control(target, "start")
-            except BaseException as exc:  # noqa: BLE001 - a failed restart is a new failure to decide on
+                self._control(target, "start", correlation=correlation)
+            except BaseException as failure:  # noqa: BLE001 - a failed restart is a new failure to decide on
+                exc = failure.original if isinstance(failure, StartFailed) else failure
                 target.state = "suspended"
                 self.store.append(
                     PluginFailed(plugin=name, reason=f"on_start raised during restart: {exc}", exc_type=qualified_name(exc)),
                     actor=ACTOR, correlation=correlation,
                 )
-                self.router.report(ReportFailure(plugin=name, exception=exc, where="restart", correlation=correlation))
+                self.router.report(
+                    ReportFailure(
+                        plugin=name, exception=exc, where="restart", correlation=correlation,
+                        failure=failure.failure if isinstance(failure, StartFailed) else None,
+                        failed_at=failure.failed_at if isinstance(failure, StartFailed) else None,
+                    )
+                )
                 return False
             target.restarts += 1
             self.store.append(PluginStarted(plugin=name), actor=ACTOR, correlation=correlation)
@@ -233,8 +244,8 @@ class Supervisor(pykka.ThreadingActor):
             self._control(target, "resume")
         return True
 
-    def _escalate(self, plugin: str, reason: str) -> None:
+    def _escalate(self, plugin: str, reason: str, *, correlation: str | None = None, exc_type: str | None = None) -> None:
         self.escalation = EscalationError(plugin, reason)
-        self.store.append(Escalated(plugin=plugin, reason=reason), actor=ACTOR)
+        self.store.append(Escalated(plugin=plugin, reason=reason, exc_type=exc_type), actor=ACTOR, correlation=correlation)
         self.router.stopped = self.escalation
         self._stop_all()
