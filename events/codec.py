@@ -28,6 +28,7 @@ class Codec:
         self._lock = threading.Lock()
         self._generation = -1
         self._union: msgspec.json.Decoder[Any] = self._dict_decoder
+        self._versions: dict[str, int] = {}
 
     def encode(self, obj: object) -> tuple[str, int, bytes]:
         """Return ``(kind, version, payload)`` for an instance of a registered type.
@@ -56,6 +57,15 @@ class Codec:
         Strict reads raise `UnknownKindError` or `DecodeError` naming ``seq``; lenient
         reads return an `UnknownEvent` placeholder instead.
         """
+        if self._generation == self.registry.generation and self._versions.get(kind) == version:
+            try:  # the common case, kept short: a registered kind at its current version
+                obj = self._union.decode(payload)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                if lenient:
+                    return self._placeholder(kind, version, payload, str(exc))
+                raise DecodeError(kind, version, seq, str(exc)) from None
+            if obj.__struct_config__.tag == kind:
+                return obj
         cls = self.registry.type_for(kind)
         if cls is None:
             if lenient:
@@ -109,6 +119,8 @@ class Codec:
                 types = self.registry.types()
                 union: Any = Union[types] if len(types) > 1 else types[0]  # noqa: UP007
                 self._union = msgspec.json.Decoder(union)
+                self._versions = {self.registry.kind_and_version_of(t)[0]: self.registry.kind_and_version_of(t)[1]
+                                  for t in types}
                 self._generation = generation
         return self._union
 

@@ -122,6 +122,10 @@ class TypeRegistry:
             raise NotRegisteredError(not_registered_message(obj))
         return info
 
+    def kind_and_version_of(self, cls: type[msgspec.Struct]) -> tuple[str, int]:
+        """The (tag, version) a registered type is stored with."""
+        return self._by_type[cls]
+
     def is_registered(self, cls: type) -> bool:
         """Whether ``cls`` itself is a registered type."""
         return cls in self._by_type

@@ -16,7 +16,7 @@ import msgspec
 from actorlog.replay.errors import DEFAULT_RECENT, ErrorStatistics, ErrorStatisticsSnapshot
 from actorlog.replay.metrics import DEFAULT_MAX_HISTORY, Metrics
 from actorlog.replay.statistics import Statistics
-from actorlog.store import EventStore
+from actorlog.store import EventRecord, EventStore
 
 SNAPSHOT_PROJECTION = "statistics"
 
@@ -54,20 +54,39 @@ def rebuild(
             statistics = newest_snapshot(store, run=run, until_seq=until_seq, max_history=max_history)
         if statistics is None:
             statistics = Statistics(max_history)
-        folded = 0
-        for record in store.events(
-            run=run, from_seq=statistics.position + 1, to_seq=until_seq, until=as_of, kinds=statistics.kinds
-        ):
-            statistics.apply(record)
-            folded += 1
-            if progress is not None and folded % 10_000 == 0:
-                progress(10_000)
+        folded = _fold(statistics, store, run=run, from_seq=statistics.position + 1, to_seq=until_seq,
+                       until=as_of, progress=progress)
         if progress is not None and folded % 10_000:
             progress(folded % 10_000)
         end = _last_row(store, run=run, until_seq=until_seq, as_of=as_of)
         if end is not None and end[0] > statistics.position:
             statistics.position, statistics.last_ts = end
     return statistics
+
+
+def _fold(
+    statistics: Statistics, store: EventStore, *, run: str | None, from_seq: int, to_seq: int | None,
+    until: float | None, progress: Progress | None,
+) -> int:
+    """Fold the rows after ``from_seq`` along the primary key, decoding only the kinds a
+    projection reads (a kind filter in SQL would make SQLite sort every chunk)."""
+    wanted = set(statistics.kinds)
+    decode = store.codec.decode
+    apply = statistics.apply
+    folded = 0
+    for seq, ts, row_run, actor, kind, version, correlation, payload, digest in store.rows(
+        run=run, from_seq=from_seq, to_seq=to_seq, until=until
+    ):
+        folded += 1
+        if progress is not None and folded % 10_000 == 0:
+            progress(10_000)
+        if kind not in wanted:
+            continue
+        apply(EventRecord(
+            seq=seq, ts=ts, run=row_run, actor=actor, kind=kind, version=version, correlation=correlation,
+            event=decode(kind, version, payload, seq=seq), hash=digest,
+        ))
+    return folded
 
 
 def _last_row(store: EventStore, *, run: str | None, until_seq: int | None, as_of: float | None) -> tuple[int, float] | None:

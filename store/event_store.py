@@ -277,6 +277,16 @@ class EventStore:
                 event=decode(kind, version, payload, seq=seq, lenient=lenient), hash=digest,
             )
 
+    def rows(
+        self, *, run: str | None = None, from_seq: int | None = None, to_seq: int | None = None,
+        until: float | None = None,
+    ) -> Iterator[tuple[int, float, str, str, str, int, str | None, str, str]]:
+        """Raw rows ``(seq, ts, run, actor, kind, version, correlation, payload, hash)`` in seq order,
+        undecoded, read in chunks along the primary key: the fast path for folding a whole log."""
+        self._check_open()
+        selection = make_filter(run=run, from_seq=from_seq, to_seq=to_seq, until=until)
+        return iter_rows(self.db.conn, self._read_lock, selection, self.chunk_size)
+
     def count(self) -> int:
         """How many events the log holds (committed ones only)."""
         self._check_open()
