@@ -18,7 +18,7 @@ from actorlog.actors.loading import ENTRY_POINT_GROUP
 from actorlog.actors.metrics import MetricsOptions
 from actorlog.actors.monitor import MetricsClient, Operation, PerformanceMonitor
 from actorlog.actors.plugin import Health, Plugin, handler
-from actorlog.actors.protocol import CarryOut, GetErrorStatistics, Increment, Observe, ReportFailure, SetGauge
+from actorlog.actors.protocol import CarryOut, GetErrorStatistics, ReportFailure
 from actorlog.actors.retry import Attempt, Retrying, RetryPolicy
 from actorlog.actors.router import ANYONE, APP
 from actorlog.actors.supervisor import RestartPolicy
@@ -42,12 +42,10 @@ __all__ = [
     "DependencyError",
     "EscalationError",
     "Health",
-    "Increment",
     "MetricsClient",
     "MetricsOptions",
     "Operation",
     "PerformanceMonitor",
-    "Observe",
     "Plugin",
     "PluginContext",
     "PluginError",
@@ -57,7 +55,6 @@ __all__ = [
     "RegistrationError",
     "ReportFailure",
     "RestartPolicy",
-    "SetGauge",
     "StartError",
     "SystemStoppedError",
     "UnhealthyError",

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import random
-import time
 from collections.abc import Mapping
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
+from actorlog.actors.clock import RecordedClock
 from actorlog.actors.monitor import MetricsClient, PerformanceMonitor
 from actorlog.store import Ticket
 
@@ -61,7 +60,7 @@ class PluginRef:
             raise self._router.timeout_error(self.name, message, timeout) from None
 
 
-class PluginContext:
+class PluginContext(RecordedClock):
     """A plugin's window on the system, available as ``self.context``.
 
     Inside a handler, `now` and `random` are deterministic for reproduction: the clock
@@ -70,6 +69,7 @@ class PluginContext:
     """
 
     def __init__(self, router: Router, name: str, run: str, depends_on: tuple[str, ...]) -> None:
+        super().__init__()
         self._router = router
         self.name = name
         """This plugin's name."""
@@ -82,38 +82,6 @@ class PluginContext:
         """Counters, gauges and histograms, recorded by the metrics collector."""
         self.monitor = PerformanceMonitor(router.recorder)
         """Timing of named operations (decorator, context manager, start/end)."""
-        self.correlation: str | None = None
-        """The correlation id of the message being handled, None outside handlers."""
-        self._received_at: float | None = None
-        self._seed: int | None = None
-        self._random: random.Random | None = None
-
-    def begin(self, received_at: float | None, seed: int | None, correlation: str) -> None:
-        """Enter the handling of one message (called by the plugin's actor).
-
-        ``received_at`` and ``seed`` are None when the message is not logged: there is
-        nothing to reproduce, so the clock and the generator are live.
-        """
-        self._received_at = received_at
-        self._seed = seed
-        self._random = None
-        self.correlation = correlation
-
-    def end(self) -> None:
-        """Leave the handling of a message (called by the plugin's actor)."""
-        self._received_at = None
-        self._random = None
-        self.correlation = None
-
-    def now(self) -> float:
-        """Inside a handler, the time its message was received (recorded); otherwise the wall clock."""
-        return self._received_at if self._received_at is not None else time.time()
-
-    def random(self) -> random.Random:
-        """Inside a handler, a generator seeded from the recorded seed of its message."""
-        if self._random is None:
-            self._random = random.Random(self._seed) if self._seed is not None else random.Random()
-        return self._random
 
     def emit(self, event: object, *, correlation: str | None = None) -> Ticket:
         """Append one of this plugin's own events to the log (registered Event types only)."""

@@ -24,7 +24,6 @@ from typing import Any, Literal
 import msgspec
 import pykka
 
-from actorlog.actors.protocol import Increment, Observe, SetGauge
 from actorlog.events import CounterIncremented, GaugeSet, HistogramObserved, MeasurementsDropped, Message, OperationTimed
 from actorlog.events.registry import default_registry
 from actorlog.replay.metrics import DEFAULT_MAX_HISTORY, DEFAULT_WINDOW, Metrics, MetricsSnapshot, Summary
@@ -163,8 +162,6 @@ class MetricsCollector(pykka.ThreadingActor):
                 finally:
                     self.backlog.release(len(message.items))
                 self._report_drops()
-            elif kind in (Increment, SetGauge, Observe):
-                self._record([_single(message)])
             elif kind is Sync:
                 self._report_drops()
             else:
@@ -203,11 +200,6 @@ class MetricsCollector(pykka.ThreadingActor):
             )
             self.store.append(event, actor=ACTOR)
             self.metrics.apply_event(event, time.time())
-
-
-def _single(message: Increment | SetGauge | Observe) -> Measurement:
-    kind = "counter" if type(message) is Increment else "gauge" if type(message) is SetGauge else "histogram"
-    return (kind, message.name, float(message.value), dict(message.tags), time.time(), True)
 
 
 def check_tags(name: str, tags: Mapping[str, str] | None) -> None:

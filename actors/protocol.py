@@ -7,7 +7,6 @@ internal to a plugin's actor: they carry a reply future, so they never leave the
 
 from __future__ import annotations
 
-import math
 from concurrent.futures import Future
 from typing import Any, Literal
 
@@ -52,51 +51,11 @@ class CarryOut(Message, tag="actorlog.carry_out", frozen=True):
     exc_type: str | None = None
 
 
-class Increment(Message, tag="actorlog.metrics.increment", frozen=True):
-    """Add ``value`` to a counter."""
-
-    name: str
-    value: float = 1.0
-    tags: dict[str, str] = msgspec.field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        _require_finite(self)
-
-
-class SetGauge(Message, tag="actorlog.metrics.set_gauge", frozen=True):
-    """Set a gauge to ``value``."""
-
-    name: str
-    value: float
-    tags: dict[str, str] = msgspec.field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        _require_finite(self)
-
-
-class Observe(Message, tag="actorlog.metrics.observe", frozen=True):
-    """Record one observation in a histogram."""
-
-    name: str
-    value: float
-    tags: dict[str, str] = msgspec.field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        _require_finite(self)
-
-
-def _require_finite(message: Increment | SetGauge | Observe) -> None:
-    if isinstance(message.value, bool) or not isinstance(message.value, (int, float)) or not math.isfinite(message.value):
-        raise ValueError(
-            f"measurement {message.name!r}: value must be a finite number, got {message.value!r}"
-        )
-
-
-for _cls in (ReportFailure, GetErrorStatistics, CarryOut, Increment, SetGauge, Observe):
+for _cls in (ReportFailure, GetErrorStatistics, CarryOut):
     default_registry.register(_cls)
 del _cls
 
-SYSTEM_MESSAGES: tuple[type[Message], ...] = (ReportFailure, GetErrorStatistics, CarryOut, Increment, SetGauge, Observe)
+SYSTEM_MESSAGES: tuple[type[Message], ...] = (ReportFailure, GetErrorStatistics, CarryOut)
 
 
 class Delivery(msgspec.Struct):

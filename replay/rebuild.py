@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -140,11 +140,7 @@ def rebuild_error_statistics(
     recent: int = DEFAULT_RECENT,
 ) -> ErrorStatisticsSnapshot:
     """Error statistics folded from a log (one run or all, up to a seq), opened read-only if a path."""
-    with _reading(log) as store:
-        projection = ErrorStatistics()
-        for record in store.events(run=run, to_seq=until_seq, kinds=ErrorStatistics.kinds):
-            projection.apply(record)
-        return projection.snapshot(recent)
+    return _fold_one(log, ErrorStatistics(), run=run, until_seq=until_seq).snapshot(recent)
 
 
 def rebuild_metrics(
@@ -159,11 +155,18 @@ def rebuild_metrics(
     Ask it for summaries (``.summary(name, as_of=..., window_seconds=...)``), a snapshot,
     or a Prometheus export (`to_prometheus`).
     """
+    return _fold_one(log, Metrics(max_history), run=run, until_seq=until_seq)
+
+
+P = TypeVar("P", ErrorStatistics, Metrics)
+
+
+def _fold_one(log: str | os.PathLike[str] | EventStore, projection: P, *, run: str | None, until_seq: int | None) -> P:
+    """Fold one projection over the kinds it reads."""
     with _reading(log) as store:
-        projection = Metrics(max_history)
-        for record in store.events(run=run, to_seq=until_seq, kinds=Metrics.kinds):
+        for record in store.events(run=run, to_seq=until_seq, kinds=projection.kinds):
             projection.apply(record)
-        return projection
+    return projection
 
 
 def statistics_document(log: str | os.PathLike[str] | EventStore, **options: Any) -> dict[str, Any]:

@@ -9,13 +9,13 @@ in memory, and calls to other plugins are refused (their answers were not record
 
 from __future__ import annotations
 
-import random
-import time
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 
+from actorlog.actors.clock import RecordedClock
 from actorlog.actors.error_policy import qualified_name
 from actorlog.actors.loading import load_plugin_class
 from actorlog.actors.plugin import Plugin, handlers_of
@@ -72,30 +72,28 @@ class _Metrics:
     gauge = observe = increment
 
 
-class ReplayContext:
-    """The context a reproduced plugin sees: recorded clock and seeds, nothing written anywhere."""
+class _Monitor:
+    """Timing during reproduction: the operation runs, nothing is recorded."""
+
+    def time(self, name: str, **_: Any) -> contextlib.nullcontext[None]:
+        return contextlib.nullcontext()
+
+    def timed(self, name: Any = None, **_: Any) -> Any:
+        return name if callable(name) else (lambda function: function)
+
+
+class ReplayContext(RecordedClock):
+    """The context a reproduced plugin sees: the recorded clock and seeds (the same `RecordedClock`
+    live plugins use), nothing written anywhere, other plugins unreachable."""
 
     def __init__(self, name: str, run: str, depends_on: tuple[str, ...]) -> None:
+        super().__init__()
         self.name = name
         self.run = run
         self.deps: Mapping[str, Any] = {dep: _RefusingRef(dep) for dep in depends_on}
         self.metrics = _Metrics()
-        self.correlation: str | None = None
+        self.monitor = _Monitor()
         self.emitted: list[Any] = []
-        self._received_at: float | None = None
-        self._seed: int | None = None
-        self._random: random.Random | None = None
-
-    def begin(self, received_at: float, seed: int, correlation: str | None) -> None:
-        self._received_at, self._seed, self._random, self.correlation = received_at, seed, None, correlation
-
-    def now(self) -> float:
-        return self._received_at if self._received_at is not None else time.time()
-
-    def random(self) -> random.Random:
-        if self._random is None:
-            self._random = random.Random(self._seed) if self._seed is not None else random.Random()
-        return self._random
 
     def emit(self, event: object, *, correlation: str | None = None) -> None:
         self.emitted.append(event)
