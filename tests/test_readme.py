@@ -22,14 +22,13 @@ def test_readme_has_python_examples() -> None:
     assert python_blocks(), "the README should show Python examples"
 
 
-@pytest.mark.parametrize("index", range(len(python_blocks())))
-def test_readme_python_block_runs(index: int, tmp_path: Path) -> None:
-    """Each block runs in a fresh interpreter in an empty folder, as a reader would paste it."""
-    block = python_blocks()[index]
-    result = subprocess.run(
-        [sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, f"README block {index} failed:\n{block}\n--- stderr ---\n{result.stderr}"
+def test_readme_python_blocks_run_in_order(tmp_path: Path) -> None:
+    """Each block runs in a fresh interpreter, in order, in one folder: as a reader pastes them."""
+    for index, block in enumerate(python_blocks()):
+        result = subprocess.run(
+            [sys.executable, "-c", block], cwd=tmp_path, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, f"README block {index} failed:\n{block}\n--- stderr ---\n{result.stderr}"
 
 
 def test_readme_test_command_is_the_one_ci_runs() -> None:
