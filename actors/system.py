@@ -170,7 +170,9 @@ class ActorSystem:
         ``plugin`` is a `Plugin` subclass, an import path (``"pkg.module:Class"``) or the
         name of an ``actorlog.plugins`` entry point. Every other argument overrides the
         class attribute of the same name. ``config`` must be JSON-serialisable: it is
-        logged, so a plugin can be rebuilt from the log to reproduce a failure.
+        logged, so a plugin can be rebuilt from the log to reproduce a failure; values
+        under secret-looking keys (``api_key``, ``password``...) are logged as ``"***"``.
+        Keep secrets out of config: name the environment variable that holds them.
         """
         self._check_running()
         if not isinstance(name, str) or not name or name in RESERVED_NAMES:
@@ -202,7 +204,7 @@ class ActorSystem:
             self._router.plugins[name] = entry
         self.store.append(
             PluginRegistered(
-                plugin=name, class_path=class_path(cls), plugin_version=str(cls.version), config=config,
+                plugin=name, class_path=class_path(cls), plugin_version=str(cls.version), config=redacted(config),
                 depends_on=entry.depends_on, log_messages=entry.log_messages,
             ),
             actor="supervisor",
@@ -481,6 +483,26 @@ class ActorSystem:
                 if now >= due.setdefault(name, now + interval):
                     due[name] = now + interval
                     entry.ref.tell(Control(op="health"))
+
+
+_SECRET_SUFFIXES = ("key", "token", "secret", "password", "passwd", "credentials")
+_REFERENCE_SUFFIXES = ("_env", "_var", "_file", "_path", "_name")
+
+
+def redacted(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` as logged: values under secret-looking keys (``api_key``, ``token``,
+    ``password``...) become ``"***"``, at any depth. Keys naming where a secret lives
+    (``api_key_env``, ``token_file``) are kept: they hold no secret themselves."""
+
+    def visit(key: str, value: Any) -> Any:
+        lowered = key.lower()
+        if isinstance(value, str) and lowered.endswith(_SECRET_SUFFIXES) and not lowered.endswith(_REFERENCE_SUFFIXES):
+            return "***"
+        if isinstance(value, Mapping):
+            return {k: visit(str(k), v) for k, v in value.items()}
+        return value
+
+    return {key: visit(key, value) for key, value in config.items()}
 
 
 def make_retrying(

@@ -431,6 +431,8 @@ def test_a_failed_restart_is_assessed_like_any_failure(tmp_path: Path) -> None:
             system.start()
             system.tell("fragile", Fail(error="OSError"), correlation="c-restart")
             wait_decisions(system, 2)
+            # leaving the block before the restart limit is reached would stop the system cleanly
+            wait_until(lambda: system.escalation is not None, what="escalation at the restart limit")
     records = read_log(path)
     raised = [r for r in records if r.kind == "failure.raised"]
     assessed = [r for r in records if r.kind == "failure.assessed"]
