@@ -236,6 +236,7 @@ def _emit(rows: Iterable[dict[str, Any]], output: str) -> None:
             out.write(tabulate(table, headers=["seq", "time", "actor", "kind", "correlation", "payload"]) + "\n")
         else:
             out.write("no events match\n")
+    out.flush()  # a pipe (tail --follow | grep) must see each event as it comes
 
 
 def _clip(text: str, width: int) -> str:
@@ -321,8 +322,6 @@ def tail(
                 if fresh:
                     _emit([_row(r, _payload(r)) for r in fresh], "jsonl" if output == "jsonl" else "table")
                     after = fresh[-1].seq
-                else:
-                    after = max(after, store.last_seq()) if not any(filters.values()) else after
         except KeyboardInterrupt:
             return
 

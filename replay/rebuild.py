@@ -49,18 +49,22 @@ def rebuild(
     time (and is where metric windows end). A path is opened read-only.
     """
     with _reading(log) as store:
+        # Fix the end first: events committed while folding belong to a later rebuild.
+        end = _last_row(store, run=run, until_seq=until_seq, as_of=as_of)
+        if end is None:
+            return Statistics(max_history)
+        end_seq, newest_ts = end
         statistics = None
         if use_snapshots and as_of is None:
-            statistics = newest_snapshot(store, run=run, until_seq=until_seq, max_history=max_history)
+            statistics = newest_snapshot(store, run=run, until_seq=end_seq, max_history=max_history)
         if statistics is None:
             statistics = Statistics(max_history)
-        folded = _fold(statistics, store, run=run, from_seq=statistics.position + 1, to_seq=until_seq,
+        folded = _fold(statistics, store, run=run, from_seq=statistics.position + 1, to_seq=end_seq,
                        until=as_of, progress=progress)
         if progress is not None and folded % 10_000:
             progress(folded % 10_000)
-        end = _last_row(store, run=run, until_seq=until_seq, as_of=as_of)
-        if end is not None and end[0] > statistics.position:
-            statistics.position, statistics.last_ts = end
+        statistics.position = max(statistics.position, end_seq)
+        statistics.last_ts = newest_ts if statistics.last_ts is None else max(statistics.last_ts, newest_ts)
     return statistics
 
 
@@ -90,15 +94,16 @@ def _fold(
 
 
 def _last_row(store: EventStore, *, run: str | None, until_seq: int | None, as_of: float | None) -> tuple[int, float] | None:
+    """The last seq and the newest time among the selected rows, read in one statement (one consistent view)."""
     clauses, params = ["1"], []
     for column, op, value in (("run", "=", run), ("seq", "<=", until_seq), ("ts", "<=", as_of)):
         if value is not None:
             clauses.append(f"{column} {op} ?")
             params.append(value)
     row = store.db.execute(
-        f"SELECT seq, ts FROM events WHERE {' AND '.join(clauses)} ORDER BY seq DESC LIMIT 1", params
+        f"SELECT max(seq), max(ts) FROM events WHERE {' AND '.join(clauses)}", params
     ).fetchone()
-    return (int(row[0]), float(row[1])) if row else None
+    return (int(row[0]), float(row[1])) if row is not None and row[0] is not None else None
 
 
 def newest_snapshot(

@@ -9,7 +9,7 @@ the stable JSON shape that ``actorlog stats --json`` prints::
      "metrics": {"counters": {...}, "gauges": {...}, "dropped": n,
                  "histograms": {name: {"count", "min", "max", "avg", "latest", "p50", "p95", "p99", "window_seconds", "as_of"}}}}
 
-``as_of`` defaults to the time of the last event folded, so a finished log always gives
+``as_of`` defaults to the newest time among the events folded, so a finished log always gives
 the same document; histogram summaries cover every kept point up to ``as_of`` unless a
 window is given.
 """
@@ -54,7 +54,8 @@ class Statistics:
         for projection in self._routes.get(record.kind, ()):
             projection.apply(record)
         self.position = record.seq
-        self.last_ts = record.ts
+        # measurements arrive in per-thread batches, not in time order: "now" is the newest time seen
+        self.last_ts = record.ts if self.last_ts is None or record.ts > self.last_ts else self.last_ts
 
     def document(
         self, *, as_of: float | None = None, recent: int = DEFAULT_RECENT, window_seconds: float | None = None
