@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import atexit
 import os
 import platform
 import socket
@@ -59,11 +58,12 @@ from actorlog.replay.errors import ErrorStatisticsSnapshot
 from actorlog.replay.metrics import DEFAULT_WINDOW, MetricsSnapshot, Summary
 from actorlog.replay.rebuild import rebuild
 from actorlog.store import EventStore
+from actorlog.store.exit import close_at_exit
 
 RESERVED_NAMES = frozenset({APP, ANYONE, "supervisor", "errors", "metrics", "system"})
 ACTOR = "system"
 
-_running: weakref.WeakSet[ActorSystem] = weakref.WeakSet()
+_running: weakref.WeakSet[ActorSystem] = close_at_exit(lambda system: system.stop())
 
 
 def _actorlog_version() -> str:
@@ -547,12 +547,3 @@ def _permissions(
             senders = (senders,)
         normalised[message_type] = frozenset(senders)
     return normalised
-
-
-@atexit.register
-def _stop_running_systems() -> None:
-    for system in list(_running):
-        try:
-            system.stop()
-        except Exception:  # noqa: BLE001, S110 - interpreter exit: nothing left to report to
-            pass

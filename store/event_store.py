@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
 import os
 import secrets
 import threading
@@ -24,6 +23,7 @@ from actorlog.store.records import EventRecord
 from actorlog.store.schema import open_database
 from actorlog.store.verify import VerifyReport, verify_log
 from actorlog.store.chain import row_content
+from actorlog.store.exit import close_at_exit
 from actorlog.store.writer import Batch, DeferredRow, Flush, PendingRow, SaveSnapshot, StoreWriter, Ticket, WriterState
 
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
@@ -31,7 +31,7 @@ Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 DEFAULT_MAX_PAYLOAD_BYTES = 1 << 20
 _BATCH_MESSAGE_ROWS = 1000
 
-_open_stores: weakref.WeakSet[EventStore] = weakref.WeakSet()
+_open_stores: weakref.WeakSet[EventStore] = close_at_exit(lambda store: store.close())
 
 
 def new_run_id() -> str:
@@ -335,12 +335,3 @@ class EventStore:
         _open_stores.discard(self)
         if failure is not None:
             raise failure
-
-
-@atexit.register
-def _close_open_stores() -> None:
-    for store in list(_open_stores):
-        try:
-            store.close()
-        except Exception:  # noqa: BLE001, S110 - interpreter exit: nothing left to report to
-            pass
