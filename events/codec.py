@@ -119,8 +119,7 @@ class Codec:
                 types = self.registry.types()
                 union: Any = Union[types] if len(types) > 1 else types[0]  # noqa: UP007
                 self._union = msgspec.json.Decoder(union)
-                self._versions = {self.registry.kind_and_version_of(t)[0]: self.registry.kind_and_version_of(t)[1]
-                                  for t in types}
+                self._versions = dict(self.registry.kind_and_version_of(t) for t in types)
                 self._generation = generation
         return self._union
 

@@ -210,6 +210,12 @@ class EventStore:
         """The commit failure that stopped writing, if any."""
         return self._state.failure
 
+    @property
+    def unwritten(self) -> int:
+        """Events that reached the store actor but were not written because a commit failed
+        (the failed batch and everything after it); 0 while writing works."""
+        return self._state.lost
+
     def _writable(self) -> pykka.ActorRef[StoreWriter]:
         if self._closed:
             raise StoreClosedError(f"{self!r} is closed; open the log again to write")

@@ -30,6 +30,7 @@ def test_a_failed_commit_is_raised_by_flush_append_and_close_and_earlier_events_
         assert isinstance(failure, OSError) and isinstance(failure, ActorlogError)
         assert isinstance(failure.__cause__, sqlite3.OperationalError)
         assert store.failure is failure
+        assert store.unwritten == 1, "the event that could not be committed is counted"
 
         with pytest.raises(StoreWriteError) as again:
             store.append(PluginStarted(plugin="also lost"))
