@@ -26,7 +26,7 @@ import pykka
 
 from actorlog.events import CounterIncremented, GaugeSet, HistogramObserved, MeasurementsDropped, Message, OperationTimed
 from actorlog.events.registry import default_registry
-from actorlog.replay.metrics import DEFAULT_MAX_HISTORY, DEFAULT_WINDOW, Metrics, MetricsSnapshot, Summary
+from actorlog.replay.metrics import DEFAULT_MAX_HISTORY, DEFAULT_WINDOW, Metrics
 from actorlog.replay.prometheus import to_prometheus
 from actorlog.store import EventStore
 
