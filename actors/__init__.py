@@ -4,6 +4,7 @@ from actorlog.actors.context import PluginContext, PluginRef
 from actorlog.actors.error_handler import Policy
 from actorlog.actors.error_policy import DEFAULT_ACTIONS, DEFAULT_SEVERITIES, Decision, ErrorPolicy, Failure
 from actorlog.actors.errors import (
+    ConfigError,
     DependencyError,
     EscalationError,
     PluginError,
@@ -39,6 +40,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "ActorSystem",
     "CarryOut",
+    "ConfigError",
     "DependencyError",
     "EscalationError",
     "Health",

@@ -29,6 +29,10 @@ class PluginNotRunningError(PluginError, RuntimeError):
         self.state = state
 
 
+class ConfigError(ActorlogError, ValueError):
+    """A system config file is invalid; the message names the file, the key and the problem."""
+
+
 class RegistrationError(PluginError, ValueError):
     """A plugin cannot be registered: duplicate name, bad config, unloadable class."""
 

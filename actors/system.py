@@ -396,11 +396,17 @@ class ActorSystem:
 
         Everything sent so far is delivered and committed, then the same projections
         replay uses are folded from the log (from the newest snapshot), so the document
-        equals what ``actorlog stats`` reports for this log afterwards.
+        equals what ``actorlog stats`` reports for this log afterwards. After `stop`,
+        it is the final document, the run's stop included.
         """
-        self.flush()
-        document: dict[str, Any] = rebuild(self.store).document(recent=recent, window_seconds=window_seconds)
-        return document
+        if not self._stopped:
+            self.flush()
+            document: dict[str, Any] = rebuild(self.store).document(recent=recent, window_seconds=window_seconds)
+            return document
+        if not self._owns_store:
+            return rebuild(self.store).document(recent=recent, window_seconds=window_seconds)
+        with EventStore.open_readonly(self.store.path) as store:  # the system closed its own store on stop
+            return rebuild(store).document(recent=recent, window_seconds=window_seconds)
 
     # -- failures --------------------------------------------------------------------------
 

@@ -465,6 +465,9 @@ def snapshot(log: str, run: str | None, as_json: bool) -> None:
         click.echo(f"snapshot stored at seq {position}" + (f" for run {run}" if run else ""))
 
 
+from actorlog.replay import app_commands as _app_commands  # noqa: E402, F401 - adds `demo` and `run` to the group
+
+
 def main() -> None:
     """Entry point of the ``actorlog`` console script."""
     cli(prog_name="actorlog")

@@ -10,8 +10,9 @@ in memory, and calls to other plugins are refused (their answers were not record
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
-from typing import Any
+import functools
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -22,6 +23,10 @@ from actorlog.actors.plugin import Plugin, handlers_of
 from actorlog.actors.tracebacks import format_traceback
 from actorlog.events import ActorlogError, FailureRaised, MessageReceived, PluginRegistered, TypeRegistry
 from actorlog.store import EventRecord, EventStore
+
+
+if TYPE_CHECKING:
+    from actorlog.actors.retry import RetryPolicy
 
 
 class NotAFailureError(ActorlogError, ValueError):
@@ -81,6 +86,37 @@ class _Monitor:
     def timed(self, name: Any = None, **_: Any) -> Any:
         return name if callable(name) else (lambda function: function)
 
+    def start(self, name: str, **_: Any) -> None:
+        return None
+
+    def end(self, operation: Any, **_: Any) -> float:
+        return 0.0
+
+
+class _ReplayRetrying:
+    """Retries during reproduction: the policy's own rule (``retry_on``, ``give_up_on``,
+    ``max_retries``), without waiting and without logging; the error handler is not consulted."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy = policy
+
+    def __call__(self, function: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(function)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            return self.call(function, *args, **kwargs)
+
+        return run
+
+    def call(self, function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        attempt = 1
+        while True:
+            try:
+                return function(*args, **kwargs)
+            except Exception as exc:
+                if attempt > self.policy.max_retries or not self.policy.retryable(exc):
+                    raise
+                attempt += 1
+
 
 class ReplayContext(RecordedClock):
     """The context a reproduced plugin sees: the recorded clock and seeds (the same `RecordedClock`
@@ -100,6 +136,14 @@ class ReplayContext(RecordedClock):
 
     def ref(self, name: str) -> Any:
         return _RefusingRef(name)
+
+    def retry(self, task: str | None = None, *, policy: RetryPolicy | None = None, **options: Any) -> _ReplayRetrying:
+        """Retries by the policy alone: no waits, nothing logged (the live error handler's say is not replayed)."""
+        from actorlog.actors.retry import RetryPolicy  # noqa: PLC0415 - actors.retry imports replay at load
+
+        for injected in ("clock", "sleep", "async_sleep", "random", "correlation"):
+            options.pop(injected, None)
+        return _ReplayRetrying(policy or RetryPolicy(**options))
 
     def tell(self, name: str, *_: Any, **__: Any) -> None:
         _RefusingRef(name).tell()

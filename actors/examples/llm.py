@@ -38,11 +38,25 @@ key             default               meaning
 backend         ``"offline"``         ``"offline"`` or ``"openai"``
 model           backend's default     model name (required for ``"openai"``)
 failure_rate    ``0.0``               offline: probability (0..1) that a generation fails
+connection_     ``0.0``               offline: probability (0..1) that a request's connection
+error_rate                            drops (`BackendUnavailable`, retried; see ``retries``)
+context_chars   none                  offline: longest prompt the model holds; a longer one
+                                      crashes it (`ModelCrashed`, a MemoryError: by default
+                                      the supervisor restarts the plugin)
+retries         ``3``                 retries of a request whose connection failed, with
+                                      exponential backoff and full jitter
+retry_delay     ``0.5``               seconds: the backoff's base delay
 base_url        none                  openai: e.g. ``"https://api.openai.com/v1"`` (required)
 api_key_env     ``"OPENAI_API_KEY"``  openai: NAME of the environment variable holding the
                                       key; null sends no ``Authorization`` header
 timeout         ``30.0``              openai: seconds allowed to connect and for each read
 =============== ===================== =====================================================
+
+A request whose connection fails (`BackendUnavailable`, a ``ConnectionError``) is
+retried inside the handler through ``self.context.retry``: each failed attempt is a
+``failure.raised`` event of the task ``llm.request`` and a question to the error handler,
+each retry a ``retry.scheduled`` event. Other errors are not retried here: they are the
+handler's failure, reported once.
 
 Subclasses can plug in another backend by overriding `LLMPlugin.make_backend`.
 """
@@ -51,6 +65,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import itertools
 import os
 import random
 import re
@@ -67,6 +82,7 @@ from actorlog.events import ActorlogError, Message, register
 
 __all__ = [
     "BackendHTTPError",
+    "BackendUnavailable",
     "Completion",
     "Generate",
     "GenerationError",
@@ -77,6 +93,7 @@ __all__ = [
     "LLMConfigError",
     "LLMError",
     "LLMPlugin",
+    "ModelCrashed",
     "OfflineBackend",
     "OpenAICompatibleBackend",
     "Secret",
@@ -137,6 +154,15 @@ class GenerationError(LLMError, RuntimeError):
 
 class GenerationTimeout(GenerationError, TimeoutError):
     """The backend did not answer within the configured ``timeout``."""
+
+
+class BackendUnavailable(GenerationError, ConnectionError):
+    """The backend could not be reached (connection refused, reset or dropped): worth a retry."""
+
+
+class ModelCrashed(GenerationError, MemoryError):
+    """The model ran out of memory and crashed (the offline model, on a prompt longer than
+    its ``context_chars``). A ``MemoryError``, so the default error policy restarts the plugin."""
 
 
 class BackendHTTPError(GenerationError):
@@ -201,6 +227,10 @@ class LLMConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     backend: Literal["offline", "openai"] = "offline"
     model: str | None = None
     failure_rate: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 0.0
+    connection_error_rate: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 0.0
+    context_chars: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    retries: Annotated[int, msgspec.Meta(ge=0)] = 3
+    retry_delay: Annotated[float, msgspec.Meta(ge=0.0)] = 0.5
     base_url: str | None = None
     api_key_env: str | None = "OPENAI_API_KEY"
     timeout: Annotated[float, msgspec.Meta(gt=0.0)] = 30.0
@@ -261,8 +291,10 @@ class LLMBackend(Protocol):
     model: str
     """The model it asks for."""
 
-    def generate(self, request: Generate, seed: int) -> Completion:
-        """Complete ``request``; ``seed`` is its seed or the one drawn for it. Raises `GenerationError`."""
+    def generate(self, request: Generate, seed: int, attempt: int = 1) -> Completion:
+        """Complete ``request``; ``seed`` is its seed or the one drawn for it, ``attempt``
+        counts the tries of this request (1 for the first). Raises `GenerationError`,
+        `BackendUnavailable` when the connection failed."""
         ...
 
     def health(self) -> Health:
@@ -275,21 +307,52 @@ class OfflineBackend:
 
     Prompts that ask for code get a short, runnable Python program; others get a short
     answer. With ``failure_rate`` > 0 a generation fails (`GenerationError`) when the
-    first draw of the same seeded generator falls below the rate.
+    first draw of the same seeded generator falls below the rate. With
+    ``connection_error_rate`` > 0 a request's connection drops (`BackendUnavailable`)
+    when a draw seeded by the seed, the prompt and the attempt number falls below it, so
+    a retry may get through. A prompt longer than ``context_chars`` crashes the model
+    (`ModelCrashed`). Prompts that ask for misbehaving programs (ones that run
+    forever, wait, flood the output or allocate gigabytes) get them, for demonstrations
+    of the Sandbox plugin's limits.
     """
 
     name = "offline"
 
-    def __init__(self, model: str = OFFLINE_MODEL, failure_rate: float = 0.0) -> None:
-        if not 0.0 <= failure_rate <= 1.0:
-            raise LLMConfigError(f"failure_rate must be between 0 and 1, got {failure_rate!r}")
+    def __init__(
+        self,
+        model: str = OFFLINE_MODEL,
+        failure_rate: float = 0.0,
+        *,
+        connection_error_rate: float = 0.0,
+        context_chars: int | None = None,
+    ) -> None:
+        for name, rate in (("failure_rate", failure_rate), ("connection_error_rate", connection_error_rate)):
+            if not 0.0 <= rate <= 1.0:
+                raise LLMConfigError(f"{name} must be between 0 and 1, got {rate!r}")
         self.model = model
         self.failure_rate = failure_rate
+        self.connection_error_rate = connection_error_rate
+        self.context_chars = context_chars
 
     def __repr__(self) -> str:
-        return f"OfflineBackend(model={self.model!r}, failure_rate={self.failure_rate!r})"
+        return (
+            f"OfflineBackend(model={self.model!r}, failure_rate={self.failure_rate!r}, "
+            f"connection_error_rate={self.connection_error_rate!r}, context_chars={self.context_chars!r})"
+        )
 
-    def generate(self, request: Generate, seed: int) -> Completion:
+    def generate(self, request: Generate, seed: int, attempt: int = 1) -> Completion:
+        if self.connection_error_rate:
+            link = hashlib.sha256(f"{seed}\x00{attempt}\x00{request.prompt}".encode()).digest()
+            if random.Random(int.from_bytes(link[:16], "big")).random() < self.connection_error_rate:
+                raise BackendUnavailable(
+                    f"the connection to offline model {self.model!r} dropped (simulated: "
+                    f"connection_error_rate={self.connection_error_rate}, attempt {attempt})"
+                )
+        if self.context_chars is not None and len(request.prompt) > self.context_chars:
+            raise ModelCrashed(
+                f"offline model {self.model!r} ran out of memory on a {len(request.prompt):,}-character prompt "
+                f"(its context holds {self.context_chars:,}) and crashed"
+            )
         digest = hashlib.sha256(f"{seed}\x00{request.prompt}".encode()).digest()
         rng = random.Random(int.from_bytes(digest[:16], "big"))
         if rng.random() < self.failure_rate:
@@ -351,7 +414,7 @@ class OpenAICompatibleBackend:
         found = f"key found in ${self.api_key_env}" if key is not None else "no API key configured"
         return Health(True, f"{self.endpoint} ({self.model}): {found}")
 
-    def generate(self, request: Generate, seed: int) -> Completion:
+    def generate(self, request: Generate, seed: int, attempt: int = 1) -> Completion:
         key = self.api_key()
         body: dict[str, Any] = {
             "model": self.model,
@@ -391,10 +454,14 @@ class OpenAICompatibleBackend:
         except urllib.error.URLError as exc:
             if isinstance(exc.reason, TimeoutError):
                 raise self._timeout() from None
-            raise GenerationError(redact(f"cannot reach {self.endpoint}: {exc.reason}")) from None
+            raise BackendUnavailable(redact(f"cannot reach {self.endpoint}: {exc.reason}")) from None
         except TimeoutError:
             raise self._timeout() from None
-        except (OSError, http.client.HTTPException) as exc:
+        except OSError as exc:
+            raise BackendUnavailable(
+                redact(f"the connection to {self.endpoint} failed: {type(exc).__name__}: {exc}")
+            ) from None
+        except http.client.HTTPException as exc:
             raise GenerationError(
                 redact(f"the connection to {self.endpoint} failed: {type(exc).__name__}: {exc}")
             ) from None
@@ -472,7 +539,10 @@ class LLMPlugin(Plugin):
         if config.backend == "openai":
             assert config.base_url is not None and config.model is not None  # checked by parse_config
             return OpenAICompatibleBackend(config.base_url, config.model, config.api_key_env, config.timeout)
-        return OfflineBackend(config.model or OFFLINE_MODEL, config.failure_rate)
+        return OfflineBackend(
+            config.model or OFFLINE_MODEL, config.failure_rate,
+            connection_error_rate=config.connection_error_rate, context_chars=config.context_chars,
+        )
 
     @handler
     def generate(self, message: Generate) -> Completion:
@@ -481,7 +551,28 @@ class LLMPlugin(Plugin):
         seed = message.seed if message.seed is not None else self.context.random().getrandbits(63)
         backend = self.backend
         with self.context.monitor.time(OPERATION, tags={"backend": backend.name, "model": backend.model}):
-            return backend.generate(message, seed)
+            return self._request(backend, message, seed)
+
+    def _request(self, backend: LLMBackend, message: Generate, seed: int) -> Completion:
+        """Ask the backend, retrying only failed connections (other errors are raised once, here)."""
+        attempts = itertools.count(1)
+
+        def attempt() -> Completion | GenerationError:
+            try:
+                return backend.generate(message, seed, next(attempts))
+            except ConnectionError:
+                raise
+            except GenerationError as exc:
+                return exc
+
+        retrying = self.context.retry(
+            "llm.request", max_retries=self.settings.retries, base=self.settings.retry_delay,
+            retry_on=(ConnectionError,),
+        )
+        outcome = retrying.call(attempt)
+        if isinstance(outcome, GenerationError):
+            raise outcome
+        return outcome
 
     def health_check(self) -> bool | Health:
         backend: LLMBackend | None = getattr(self, "backend", None)
@@ -557,6 +648,22 @@ _RECIPES: tuple[_Recipe, ...] = (
     ), "Count the words of the text."),
 )
 
+_HAZARDS: tuple[_Recipe, ...] = (
+    _Recipe(("forever", "endless", "infinite"), ("keep_counting", "count_forever"), "n", (
+        ("total = 0", "while True:", "    total += {p}", "return total"),
+    ), "Count up by n, forever."),
+    _Recipe(("wait", "sleep", "hang"), ("wait_for_answer", "wait_patiently"), "n", (
+        ("import time", "time.sleep({p} * 3600)", "return {p}"),
+    ), "Wait n hours for the answer."),
+    _Recipe(("flood", "spam", "shout"), ("flood_output", "shout"), "text", (
+        ("while True:", "    print({p} * 100)",),
+    ), "Print the text, again and again."),
+    _Recipe(("memory", "allocate", "gigabytes"), ("allocate_buffer", "reserve_memory"), "n", (
+        ("buffer = bytearray({p} * 1024 ** 3)", "return len(buffer)"),
+    ), "Allocate an n-gigabyte buffer."),
+)
+"""Programs that misbehave on purpose, only for prompts that ask for them (never drawn at random)."""
+
 _CODE_WORDS = ("code", "function", "program", "script", "python", "implement", "write", "def ")
 _PARAM_NAMES = {"items": ("items", "values", "numbers", "data"), "n": ("n", "count", "limit"), "text": ("text", "s", "phrase")}
 _WORDS_TEXT = ("level", "Never odd or even", "actor systems log events", "hello world", "racecar")
@@ -570,7 +677,7 @@ _PROSE_WORDS = (
 def offline_text(prompt: str, rng: random.Random) -> str:
     """The offline model's text for ``prompt``, drawn from ``rng`` (deterministic for a seeded one)."""
     lowered = prompt.lower()
-    matching = [recipe for recipe in _RECIPES if any(_mentions(lowered, word) for word in recipe.keywords)]
+    matching = [recipe for recipe in _RECIPES + _HAZARDS if any(_mentions(lowered, word) for word in recipe.keywords)]
     if not matching and not any(word in lowered for word in _CODE_WORDS):
         return _prose(prompt, rng)
     recipe = matching[0] if matching else rng.choice(_RECIPES)

@@ -149,8 +149,11 @@ class SandboxConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     """When every slot is taken: wait up to ``wait_timeout`` for one, or refuse at once."""
     wait_timeout: PositiveFloat = 60.0
     """How long the ``wait`` policy waits for a free slot before raising `SandboxFullError`."""
-    python: str = msgspec.field(default_factory=lambda: sys.executable)
-    """The interpreter that runs `RunPython` snippets (in isolated mode, ``-I -S -B``)."""
+    python: str | None = None
+    """The interpreter that runs `RunPython` snippets (in isolated mode, ``-I -S -B``).
+    Default: the host's own interpreter when the sandbox user can run it, else the first
+    ``python3`` on ``search_path`` that it can (a virtual environment under a private home
+    directory is not readable by ``nobody``)."""
     run_as_user: str | None = None
     """The user sandboxes run as. Default: ``nobody`` when the host is root, else the host's
     own user; naming another user than the host's needs root."""
@@ -498,6 +501,9 @@ class SandboxRunner:
         self.config = config
         self.identity = _sandbox_identity(config.run_as_user)
         self.scratch_root = config.scratch_root or tempfile.gettempdir()
+        self.python = config.python or sys.executable
+        """The interpreter `run_python` uses (chosen by `check` when the config names none)."""
+        self._python_chosen = config.python is not None
         self._emit = emit
         self._slots = threading.BoundedSemaphore(config.container_limit)
         self._lock = threading.Lock()
@@ -590,7 +596,9 @@ class SandboxRunner:
 
     def run_python(self, code: str, *, timeout: float | None = None, stdin: str = "") -> SandboxResult:
         """Run a Python snippet in a sandbox (see `RunPython`)."""
-        argv = (self.config.python, "-I", "-S", "-B", "main.py")
+        if not self._python_chosen:
+            self.check()
+        argv = (self.python, "-I", "-S", "-B", "main.py")
         return self._run("python", argv, timeout, stdin, {"main.py": code})
 
     def run_command(self, argv: Sequence[str], *, timeout: float | None = None, stdin: str = "") -> SandboxResult:
@@ -600,20 +608,52 @@ class SandboxRunner:
         return self._run("command", tuple(argv), timeout, stdin, {})
 
     def check(self) -> None:
-        """Run the interpreter once as the sandbox user; `SandboxError` says what is wrong."""
-        argv = (self.config.python, "-I", "-S", "-B", "-c", "pass")
+        """Run the interpreter once as the sandbox user; `SandboxError` says what is wrong.
+
+        Without a configured ``python``, this is also where the interpreter is chosen:
+        the host's own, else the first ``python3`` on ``search_path`` the user can run.
+        """
+        if self.config.python is not None:
+            problem = self._try_interpreter(self.config.python)
+            if problem is not None:
+                raise SandboxError(
+                    f"the sandbox user {self.user!r} cannot run the Python interpreter {self.config.python!r} "
+                    f"({problem}); set the `python` config key to an interpreter that user can execute and read, "
+                    f"for example /usr/bin/python3"
+                )
+            return
+        tried: list[str] = []
+        for candidate in self._interpreter_candidates():
+            problem = self._try_interpreter(candidate)
+            if problem is None:
+                self.python, self._python_chosen = candidate, True
+                return
+            tried.append(f"{candidate}: {problem}")
+        raise SandboxError(
+            f"the sandbox user {self.user!r} can run none of the Python interpreters tried ({'; '.join(tried)}); "
+            f"set the `python` config key to an interpreter that user can execute and read"
+        )
+
+    def _interpreter_candidates(self) -> list[str]:
+        candidates = [sys.executable] if sys.executable else []
+        for directory in self.config.search_path.split(os.pathsep):
+            path = os.path.join(directory, "python3")
+            if directory and os.access(path, os.X_OK) and path not in candidates:
+                candidates.append(path)
+        return candidates
+
+    def _try_interpreter(self, python: str) -> str | None:
+        """None when the sandbox user can run ``python``, else what went wrong."""
         scratch = self._make_scratch({})
         try:
-            outcome = self._execute(argv, scratch, min(self.config.wall_timeout, 30.0), "", None)
+            outcome = self._execute((python, "-I", "-S", "-B", "-c", "pass"), scratch,
+                                    min(self.config.wall_timeout, 30.0), "", None)
         finally:
             _remove_tree(scratch)
-        if outcome.exit_code != 0:
-            detail = outcome.exec_error or outcome.stderr.decode("utf-8", "replace").strip()[-500:]
-            raise SandboxError(
-                f"the sandbox user {self.user!r} cannot run the Python interpreter {self.config.python!r} "
-                f"(exit code {outcome.exit_code}: {detail or 'no output'}); set the `python` config key to an "
-                f"interpreter that user can execute and read, for example /usr/bin/python3"
-            )
+        if outcome.exit_code == 0:
+            return None
+        detail = outcome.exec_error or outcome.stderr.decode("utf-8", "replace").strip()[-500:]
+        return f"exit code {outcome.exit_code}: {detail or 'no output'}"
 
     def _wall_timeout(self, timeout: float | None) -> float:
         if timeout is None:
@@ -740,7 +780,7 @@ class SandboxRunner:
     def _execute(
         self, argv: tuple[str, ...], scratch: str, wall: float, stdin: str, created: Callable[[], None] | None
     ) -> _Outcome:
-        launcher = sys.executable or self.config.python
+        launcher = sys.executable or self.python
         status_r, status_w = os.pipe()
         try:
             with tempfile.TemporaryFile() as stdin_file:

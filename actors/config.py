@@ -1,0 +1,275 @@
+"""Systems described by a TOML file: what ``actorlog run CONFIG.toml`` starts.
+
+::
+
+    log = "agent.db"                     # relative paths are relative to this file
+
+    [supervision]
+    max_restarts = 3
+    within_seconds = 60.0
+
+    [errors.severities]
+    "builtins.ConnectionError" = "low"   # exception type (qualified name) -> severity
+
+    [plugins.llm]
+    class = "actorlog.actors.examples.llm:LLMPlugin"
+    config = { failure_rate = 0.1 }
+
+    [plugins.agent]
+    class = "actorlog.actors.examples.agent:AgentPlugin"
+    depends_on = ["llm", "sandbox"]
+    health_interval = 10.0
+
+The file is decoded with msgspec into the typed structs below, then checked as a whole
+(plugin classes importable, dependencies known and acyclic, exception types found)
+before anything starts. Every problem is a `ConfigError` naming the file and the key.
+Plugins are registered in the order the file lists them.
+"""
+
+from __future__ import annotations
+
+import builtins
+import importlib
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from actorlog.actors.error_policy import ErrorPolicy
+from actorlog.actors.errors import ConfigError, DependencyError, RegistrationError
+from actorlog.actors.graph import start_order
+from actorlog.actors.loading import load_plugin_class
+from actorlog.actors.metrics import MetricsOptions
+from actorlog.actors.supervisor import RestartPolicy
+from actorlog.actors.system import ActorSystem
+from actorlog.events import Message, RecoveryAction, Severity
+
+__all__ = [
+    "ErrorSettings",
+    "MetricsSettings",
+    "PluginSettings",
+    "SendSettings",
+    "StoreSettings",
+    "SupervisionSettings",
+    "SystemConfig",
+    "build_system",
+    "configured_messages",
+    "load_config",
+]
+
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+Seconds = Annotated[float, msgspec.Meta(gt=0)]
+
+
+class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class StoreSettings(_Section, frozen=True):
+    """``[store]``: how the event log is written."""
+
+    synchronous: Literal["OFF", "NORMAL", "FULL", "EXTRA"] = "NORMAL"
+    busy_timeout: Seconds = 5.0
+    max_pending_rows: Positive = 5_000
+    max_batch_rows: Positive = 1_000
+
+
+class SupervisionSettings(_Section, frozen=True):
+    """``[supervision]``: restart intensity (more restarts of one plugin in the window escalates)."""
+
+    max_restarts: Annotated[int, msgspec.Meta(ge=0)] = 3
+    within_seconds: Seconds = 60.0
+
+
+class ErrorSettings(_Section, frozen=True):
+    """``[errors]``: severities by exception type, and the action for each severity."""
+
+    severities: dict[str, Severity] = {}
+    """Qualified exception type name (``"builtins.ConnectionError"``, ``"pkg.mod.Error"``) -> severity."""
+    actions: dict[Severity, RecoveryAction] = {}
+    """Severity -> action (continue, restart, restart_with_dependents, stop, escalate)."""
+
+
+class MetricsSettings(_Section, frozen=True):
+    """``[metrics]``: how measurements are kept and bounded (see `MetricsOptions`)."""
+
+    max_history: Positive = MetricsOptions().max_history
+    max_pending: Positive = MetricsOptions().max_pending
+    overload: Literal["block", "sample"] = "block"
+    buffer_size: Positive = MetricsOptions().buffer_size
+    flush_interval: Seconds = MetricsOptions().flush_interval
+
+
+class PluginSettings(_Section, frozen=True):
+    """``[plugins.NAME]``: one plugin. Keys left out keep the class's own defaults."""
+
+    class_: str = msgspec.field(name="class")
+    """Import path (``"package.module:Class"``) or the name of an ``actorlog.plugins`` entry point."""
+    config: dict[str, Any] = {}
+    depends_on: list[str] | None = None
+    requires: dict[str, str] | None = None
+    health_interval: Seconds | None = None
+    log_messages: bool | None = None
+
+
+class SendSettings(_Section, frozen=True):
+    """``[[send]]``: a message told to a plugin once the system has started."""
+
+    to: str
+    type: str
+    """The message's tag, e.g. ``"agent.solve"``."""
+    message: dict[str, Any] = {}
+    """The message's fields."""
+
+
+class SystemConfig(_Section, frozen=True):
+    """A whole system: its log, settings and plugins."""
+
+    log: str | None = None
+    """Path of the event log (relative to the config file); ``--db`` overrides it."""
+    snapshot_every: Positive | None = None
+    store: StoreSettings = StoreSettings()
+    supervision: SupervisionSettings = SupervisionSettings()
+    errors: ErrorSettings = ErrorSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    plugins: dict[str, PluginSettings] = {}
+    send: list[SendSettings] = []
+
+
+class LoadedConfig(msgspec.Struct, frozen=True):
+    """A checked config, with what was resolved from it."""
+
+    path: Path
+    config: SystemConfig
+    severities: dict[type[BaseException], Severity]
+
+
+def load_config(path: str | os.PathLike[str]) -> LoadedConfig:
+    """Read, decode and check a config file; `ConfigError` names the file, the key and the problem."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    plugins = data.get("plugins")
+    if isinstance(plugins, dict):  # one by one, so an error names the plugin (msgspec says `plugins[...]`)
+        for name, table in plugins.items():
+            try:
+                msgspec.convert(table, PluginSettings)
+            except msgspec.ValidationError as exc:
+                raise ConfigError(f"{path}: {_describe(str(exc), f'plugins.{name}')}") from None
+    try:
+        config = msgspec.convert(data, SystemConfig)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{path}: {_describe(str(exc))}") from None
+    if not config.plugins:
+        raise ConfigError(f"{path}: no plugins: add at least one [plugins.NAME] table with a `class` key")
+    return LoadedConfig(path, config, _check(path, config))
+
+
+def _describe(problem: str, prefix: str = "") -> str:
+    """msgspec's "... - at `$.plugins.llm`" as "... (at key `plugins.llm`)"."""
+    located = re.match(r"(.*?)(?: - at `\$\.?(.*)`)?$", problem, re.DOTALL)
+    assert located is not None  # the pattern matches any text
+    text, where = located.group(1), located.group(2) or ""
+    text = re.sub(r"Object contains unknown field `(.+)`", r"unknown key `\1`", text)
+    where = ".".join(part for part in (prefix, where.replace("class_", "class")) if part)
+    return f"{text} (at key `{where}`)" if where else text
+
+
+def _check(path: Path, config: SystemConfig) -> dict[type[BaseException], Severity]:
+    for name, plugin in config.plugins.items():
+        try:
+            load_plugin_class(plugin.class_)
+        except RegistrationError as exc:
+            raise ConfigError(f"{path}: key `plugins.{name}.class`: {exc}") from None
+        for dep in plugin.depends_on or ():
+            if dep not in config.plugins:
+                raise ConfigError(
+                    f"{path}: key `plugins.{name}.depends_on`: {dep!r} is not a plugin of this file "
+                    f"(plugins: {', '.join(config.plugins)})"
+                )
+    for index, send in enumerate(config.send):
+        if send.to not in config.plugins:
+            raise ConfigError(f"{path}: key `send[{index}].to`: {send.to!r} is not a plugin of this file")
+    try:
+        start_order({name: _depends_on(plugin) for name, plugin in config.plugins.items()})
+    except DependencyError as exc:
+        raise ConfigError(f"{path}: keys `plugins.*.depends_on`: {exc}") from None
+    severities: dict[type[BaseException], Severity] = {}
+    for type_name, severity in config.errors.severities.items():
+        severities[_exception_type(path, type_name)] = severity
+    return severities
+
+
+def _depends_on(plugin: PluginSettings) -> list[str]:
+    if plugin.depends_on is not None:
+        return plugin.depends_on
+    return list(load_plugin_class(plugin.class_).depends_on)
+
+
+def _exception_type(path: Path, name: str) -> type[BaseException]:
+    where = f"{path}: key `errors.severities.\"{name}\"`"
+    module_name, _, qualname = name.replace(":", ".").rpartition(".")
+    try:
+        owner: Any = importlib.import_module(module_name) if module_name else builtins
+    except ImportError as exc:
+        raise ConfigError(f"{where}: cannot import module {module_name!r} ({exc})") from None
+    found = getattr(owner, qualname, None)
+    if not (isinstance(found, type) and issubclass(found, BaseException)):
+        raise ConfigError(f"{where}: {name!r} is not an exception type (use a qualified name, e.g. builtins.ConnectionError)")
+    return found
+
+
+def build_system(loaded: LoadedConfig, *, db: str | os.PathLike[str] | None = None) -> ActorSystem:
+    """An `ActorSystem` with every plugin of the config registered (not yet started)."""
+    config = loaded.config
+    if db is None:
+        if config.log is None:
+            raise ConfigError(f"{loaded.path}: no event log: set the `log` key or pass --db PATH")
+        db = loaded.path.parent / config.log
+    system = ActorSystem(
+        db,
+        restart_policy=RestartPolicy(config.supervision.max_restarts, config.supervision.within_seconds),
+        error_policy=ErrorPolicy(severities=loaded.severities, actions=dict(config.errors.actions)),
+        store_options=msgspec.structs.asdict(config.store),
+        metrics=MetricsOptions(**msgspec.structs.asdict(config.metrics)),
+        snapshot_every=config.snapshot_every,
+    )
+    try:
+        for name, plugin in config.plugins.items():
+            system.register(
+                name, plugin.class_, config=plugin.config, depends_on=plugin.depends_on, requires=plugin.requires,
+                health_interval=plugin.health_interval, log_messages=plugin.log_messages,
+            )
+    except BaseException:
+        system.stop()
+        raise
+    return system
+
+
+def configured_messages(loaded: LoadedConfig, system: ActorSystem) -> list[tuple[str, Message]]:
+    """The ``[[send]]`` messages, decoded into their registered types: (recipient, message)."""
+    messages: list[tuple[str, Message]] = []
+    for index, send in enumerate(loaded.config.send):
+        cls = system.registry.type_for(send.type)
+        if cls is None or not issubclass(cls, Message):
+            known = sorted(k for k in system.registry.kinds() if isinstance(system.registry.type_for(k), type)
+                           and issubclass(system.registry.type_for(k), Message))  # type: ignore[arg-type]
+            raise ConfigError(
+                f"{loaded.path}: key `send[{index}].type`: {send.type!r} is not a registered message type "
+                f"(known: {', '.join(known)})"
+            )
+        try:
+            message = msgspec.convert(send.message, cls)
+        except msgspec.ValidationError as exc:
+            raise ConfigError(f"{loaded.path}: key `send[{index}].message`: {_describe(str(exc))}") from None
+        messages.append((send.to, message))
+    return messages
