@@ -1,7 +1,9 @@
-"""Helpers shared by the benchmark scripts: memory sampling and result tables."""
+"""Helpers shared by the benchmark scripts: memory sampling, result tables and JSON output."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import platform
 import sqlite3
@@ -9,7 +11,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -90,3 +93,26 @@ def print_table(title: str, figures: list[Figure]) -> None:
         if fig.reference is not None:
             print(f"{'':<44} {fig.unit:>14} {fig.reference_name:>14}")
     sys.stdout.flush()
+
+
+def add_json_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--json PATH``: also write the figures as JSON (read by ``run_all.py``)."""
+    parser.add_argument("--json", type=Path, metavar="PATH", help="also write the figures to this JSON file")
+
+
+def write_json(path: Path, title: str, figures: list[Figure]) -> None:
+    """Write ``figures`` (with their ratios) and the script's arguments to ``path`` as JSON."""
+    document = {
+        "title": title,
+        "script": Path(sys.argv[0]).name,
+        "argv": sys.argv[1:],
+        "figures": [{**asdict(fig), "ratio": fig.ratio} for fig in figures],
+    }
+    path.write_text(json.dumps(document, indent=2) + "\n")
+
+
+def report(title: str, figures: list[Figure], json_path: Path | None) -> None:
+    """Print the table of ``figures`` and, when ``json_path`` is given, write them there as JSON."""
+    print_table(title, figures)
+    if json_path is not None:
+        write_json(json_path, title, figures)

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import Figure, RssSampler, print_table, run_in_threads
+from _common import Figure, RssSampler, add_json_option, report, run_in_threads
 
 from actorlog.events import HistogramObserved, default_codec
 from actorlog.store import EventStore
@@ -103,6 +103,7 @@ def main() -> None:
     parser.add_argument("--rss-events", type=int, default=2_000_000)
     parser.add_argument("--synchronous", default="NORMAL", choices=["OFF", "NORMAL", "FULL"])
     parser.add_argument("--repeat", type=int, default=3, help="runs per case; medians are reported")
+    add_json_option(parser)
     args = parser.parse_args()
     events = make_events(args.events)
     figures: list[Figure] = []
@@ -130,7 +131,7 @@ def main() -> None:
                 Figure("  peak RSS growth (MB)", peak_mb - start_mb, "MB", None, "", "<= 50 MB", peak_mb - start_mb <= 50)
             )
             print(f"\nRSS: {start_mb:.1f} MB before, {peak_mb:.1f} MB peak while appending {args.rss_events:,} events")
-    print_table(f"benchmarks/append.py (synchronous={args.synchronous})", figures)
+    report(f"benchmarks/append.py (synchronous={args.synchronous})", figures, args.json)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import Figure, print_table
+from _common import Figure, add_json_option, report
 
 from actorlog.actors import ActorSystem, Plugin, handler
 from actorlog.events import Message
@@ -68,6 +68,7 @@ def main() -> None:
     parser.add_argument("--failures", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=3, help="runs per case; medians are reported")
     parser.add_argument("--plugins", type=int, default=4, help="failing plugins in the concurrent case")
+    add_json_option(parser)
     args = parser.parse_args()
     figures = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -81,7 +82,7 @@ def main() -> None:
                 Figure(f"failures decided and logged, {plugins} plugin(s)", rate, "failures/s",
                        statistics.median(bare), "bare raise", ">= 20,000 failures/s", rate >= 20_000)
             )
-    print_table("benchmarks/failures.py", figures)
+    report("benchmarks/failures.py", figures, args.json)
 
 
 if __name__ == "__main__":

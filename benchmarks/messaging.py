@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pykka
-from _common import Figure, print_table
+from _common import Figure, add_json_option, report
 
 from actorlog.actors import ActorSystem, Plugin, handler
 from actorlog.events import Message
@@ -149,6 +149,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--asks", type=int, default=5_000)
     parser.add_argument("--repeat", type=int, default=3, help="runs per case; medians are reported")
+    add_json_option(parser)
     args = parser.parse_args()
     figures: list[Figure] = []
     runs: dict[str, list[tuple[float, list[int]]]] = {"bare": [], "off": [], "on": []}
@@ -172,7 +173,7 @@ def main() -> None:
         figures.append(Figure(f"ask p50 latency, {label} (us)", p50, "us", bare_p50, "bare pykka",
                               f"<= {target}x bare pykka" if target else "", p50 <= target * bare_p50 if target else None))
         figures.append(Figure(f"ask p99 latency, {label} (us)", p99, "us", bare_p99, "bare pykka", "", None))
-    print_table("benchmarks/messaging.py", figures)
+    report("benchmarks/messaging.py", figures, args.json)
 
 
 if __name__ == "__main__":

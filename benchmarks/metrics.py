@@ -20,7 +20,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from _common import Figure, RssSampler, print_table, run_in_threads
+from _common import Figure, RssSampler, add_json_option, report, run_in_threads
 
 from actorlog.actors import ActorSystem
 
@@ -113,6 +113,7 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200_000)
     parser.add_argument("--measurements", type=int, default=500_000)
     parser.add_argument("--overload-seconds", type=float, default=60.0)
+    add_json_option(parser)
     args = parser.parse_args()
     figures: list[Figure] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -135,7 +136,7 @@ def main() -> None:
         figures.append(Figure(f"overload {args.overload_seconds:g} s: peak RSS growth (MB)", peak_mb - start_mb, "MB",
                               None, "", "flat (<= 50 MB)", peak_mb - start_mb <= 50))
         print(f"overload: {recorded:,} measurements in {args.overload_seconds:g} s; RSS {start_mb:.1f} MB -> peak {peak_mb:.1f} MB")
-    print_table("benchmarks/metrics.py", figures)
+    report("benchmarks/metrics.py", figures, args.json)
 
 
 if __name__ == "__main__":

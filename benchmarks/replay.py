@@ -21,7 +21,7 @@ from collections import Counter
 from pathlib import Path
 
 import msgspec
-from _common import Figure, print_table
+from _common import Figure, add_json_option, report
 
 from actorlog.events import (
     CounterIncremented,
@@ -111,6 +111,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--rss-events", type=int, default=5_000_000)
+    add_json_option(parser)
     args = parser.parse_args()
     figures: list[Figure] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -145,7 +146,7 @@ def main() -> None:
             peak = rss_child(path)
             figures.append(Figure(f"peak RSS rebuilding {args.rss_events:,} events (MB)", peak, "MB", None, "",
                                   "< 100 MB", peak < 100))
-    print_table("benchmarks/replay.py", figures)
+    report("benchmarks/replay.py", figures, args.json)
 
 
 if __name__ == "__main__":
