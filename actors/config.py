@@ -43,6 +43,7 @@ from actorlog.actors.errors import ConfigError, DependencyError, RegistrationErr
 from actorlog.actors.graph import start_order
 from actorlog.actors.loading import load_plugin_class
 from actorlog.actors.metrics import MetricsOptions
+from actorlog.actors.plugin import handlers_of
 from actorlog.actors.supervisor import RestartPolicy
 from actorlog.actors.system import ActorSystem
 from actorlog.events import Message, RecoveryAction, Severity
@@ -259,17 +260,17 @@ def configured_messages(loaded: LoadedConfig, system: ActorSystem) -> list[tuple
     """The ``[[send]]`` messages, decoded into their registered types: (recipient, message)."""
     messages: list[tuple[str, Message]] = []
     for index, send in enumerate(loaded.config.send):
-        cls = system.registry.type_for(send.type)
-        if cls is None or not issubclass(cls, Message):
-            known = sorted(k for k in system.registry.kinds() if isinstance(system.registry.type_for(k), type)
-                           and issubclass(system.registry.type_for(k), Message))  # type: ignore[arg-type]
+        handled = handlers_of(load_plugin_class(loaded.config.plugins[send.to].class_))
+        cls = next((t for t in handled if system.registry.kind_and_version_of(t)[0] == send.type), None)
+        if cls is None:
+            kinds = ", ".join(sorted(system.registry.kind_and_version_of(t)[0] for t in handled)) or "none"
             raise ConfigError(
-                f"{loaded.path}: key `send[{index}].type`: {send.type!r} is not a registered message type "
-                f"(known: {', '.join(known)})"
+                f"{loaded.path}: key `send[{index}].type`: plugin {send.to!r} handles no message of type "
+                f"{send.type!r} (it handles: {kinds})"
             )
         try:
             message = msgspec.convert(send.message, cls)
         except msgspec.ValidationError as exc:
-            raise ConfigError(f"{loaded.path}: key `send[{index}].message`: {_describe(str(exc))}") from None
+            raise ConfigError(f"{loaded.path}: {_describe(str(exc), f'send[{index}].message')}") from None
         messages.append((send.to, message))
     return messages
