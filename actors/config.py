@@ -21,9 +21,10 @@
     health_interval = 10.0
 
 The file is decoded with msgspec into the typed structs below, then checked as a whole
-(plugin classes importable, dependencies known and acyclic, exception types found)
-before anything starts. Every problem is a `ConfigError` naming the file and the key.
-Plugins are registered in the order the file lists them.
+(plugin names free, classes importable, dependencies known, acyclic and of the
+required versions, exception types found, ``[[send]]`` messages of types their
+recipients handle) before the log is opened. Every problem is a `ConfigError` naming
+the file and the key. Plugins are registered in the order the file lists them.
 """
 
 from __future__ import annotations
@@ -37,15 +38,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import msgspec
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
 
 from actorlog.actors.error_policy import ErrorPolicy
 from actorlog.actors.errors import ConfigError, DependencyError, RegistrationError
 from actorlog.actors.graph import start_order
 from actorlog.actors.loading import load_plugin_class
 from actorlog.actors.metrics import MetricsOptions
-from actorlog.actors.plugin import handlers_of
+from actorlog.actors.plugin import Plugin, handlers_of
 from actorlog.actors.supervisor import RestartPolicy
-from actorlog.actors.system import ActorSystem
+from actorlog.actors.system import RESERVED_NAMES, ActorSystem
 from actorlog.events import Message, RecoveryAction, Severity
 
 __all__ = [
@@ -57,7 +60,6 @@ __all__ = [
     "SupervisionSettings",
     "SystemConfig",
     "build_system",
-    "configured_messages",
     "load_config",
 ]
 
@@ -146,6 +148,8 @@ class LoadedConfig(msgspec.Struct, frozen=True):
     path: Path
     config: SystemConfig
     severities: dict[type[BaseException], Severity]
+    messages: list[tuple[str, Message]]
+    """The ``[[send]]`` messages, decoded into their types: (recipient, message)."""
 
 
 def load_config(path: str | os.PathLike[str]) -> LoadedConfig:
@@ -159,20 +163,30 @@ def load_config(path: str | os.PathLike[str]) -> LoadedConfig:
         raise ConfigError(f"{path}: cannot read the config file: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    plugins = data.get("plugins")
-    if isinstance(plugins, dict):  # one by one, so an error names the plugin (msgspec says `plugins[...]`)
-        for name, table in plugins.items():
+    # Tables keyed by name one by one first, so an error names the entry (msgspec says `plugins[...]`).
+    for section, entry_type in (("plugins", PluginSettings), ("errors.severities", Severity),
+                                ("errors.actions", RecoveryAction)):
+        table: Any = data
+        for part in section.split("."):
+            table = table.get(part) if isinstance(table, dict) else None
+        for name, value in (table or {}).items() if isinstance(table, dict) else ():
             try:
-                msgspec.convert(table, PluginSettings)
+                msgspec.convert(value, entry_type)
             except msgspec.ValidationError as exc:
-                raise ConfigError(f"{path}: {_describe(str(exc), f'plugins.{name}')}") from None
+                raise ConfigError(f"{path}: {_describe(str(exc), f'{section}.{_key(name)}')}") from None
     try:
         config = msgspec.convert(data, SystemConfig)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"{path}: {_describe(str(exc))}") from None
     if not config.plugins:
         raise ConfigError(f"{path}: no plugins: add at least one [plugins.NAME] table with a `class` key")
-    return LoadedConfig(path, config, _check(path, config))
+    severities = _check(path, config)
+    return LoadedConfig(path, config, severities, _messages(path, config))
+
+
+def _key(name: str) -> str:
+    """A TOML key as written in a dotted path: bare when it can be, else quoted."""
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else f'"{name}"'
 
 
 def _describe(problem: str, prefix: str = "") -> str:
@@ -186,11 +200,17 @@ def _describe(problem: str, prefix: str = "") -> str:
 
 
 def _check(path: Path, config: SystemConfig) -> dict[type[BaseException], Severity]:
+    classes: dict[str, type[Plugin]] = {}
     for name, plugin in config.plugins.items():
+        if name in RESERVED_NAMES:
+            raise ConfigError(
+                f"{path}: key `plugins.{_key(name)}`: {name!r} is reserved; choose another plugin name "
+                f"(reserved: {', '.join(sorted(RESERVED_NAMES))})"
+            )
         try:
-            load_plugin_class(plugin.class_)
+            classes[name] = load_plugin_class(plugin.class_)
         except RegistrationError as exc:
-            raise ConfigError(f"{path}: key `plugins.{name}.class`: {exc}") from None
+            raise ConfigError(f"{path}: key `plugins.{_key(name)}.class`: {exc}") from None
         for dep in plugin.depends_on or ():
             if dep not in config.plugins:
                 raise ConfigError(
@@ -200,20 +220,39 @@ def _check(path: Path, config: SystemConfig) -> dict[type[BaseException], Severi
     for index, send in enumerate(config.send):
         if send.to not in config.plugins:
             raise ConfigError(f"{path}: key `send[{index}].to`: {send.to!r} is not a plugin of this file")
+    depends_on = {
+        name: plugin.depends_on if plugin.depends_on is not None else list(classes[name].depends_on)
+        for name, plugin in config.plugins.items()
+    }
     try:
-        start_order({name: _depends_on(plugin) for name, plugin in config.plugins.items()})
+        start_order(depends_on)
     except DependencyError as exc:
         raise ConfigError(f"{path}: keys `plugins.*.depends_on`: {exc}") from None
+    for name, plugin in config.plugins.items():
+        requires = plugin.requires if plugin.requires is not None else dict(classes[name].requires)
+        for dep, spec in requires.items():
+            problem = _unmet(dep, spec, depends_on[name], classes.get(dep))
+            if problem:
+                raise ConfigError(f"{path}: key `plugins.{_key(name)}.requires`: {problem}")
     severities: dict[type[BaseException], Severity] = {}
     for type_name, severity in config.errors.severities.items():
         severities[_exception_type(path, type_name)] = severity
     return severities
 
 
-def _depends_on(plugin: PluginSettings) -> list[str]:
-    if plugin.depends_on is not None:
-        return plugin.depends_on
-    return list(load_plugin_class(plugin.class_).depends_on)
+def _unmet(dep: str, spec: str, depends_on: list[str], dep_class: type[Plugin] | None) -> str | None:
+    """Why a version requirement on ``dep`` is not met, or None."""
+    if dep not in depends_on or dep_class is None:
+        return f"a version requirement on {dep!r}, which it does not depend on"
+    try:
+        specifier = SpecifierSet(spec)
+    except InvalidSpecifier:
+        return f"{spec!r} is not a valid version requirement for {dep!r}"
+    try:
+        met = Version(str(dep_class.version)) in specifier
+    except InvalidVersion:
+        return f"plugin {dep!r} has an invalid version {dep_class.version!r}"
+    return None if met else f"requires {dep!r} {spec}, but its class is version {dep_class.version}"
 
 
 def _exception_type(path: Path, name: str) -> type[BaseException]:
@@ -256,21 +295,30 @@ def build_system(loaded: LoadedConfig, *, db: str | os.PathLike[str] | None = No
     return system
 
 
-def configured_messages(loaded: LoadedConfig, system: ActorSystem) -> list[tuple[str, Message]]:
-    """The ``[[send]]`` messages, decoded into their registered types: (recipient, message)."""
+def _messages(path: Path, config: SystemConfig) -> list[tuple[str, Message]]:
+    """The ``[[send]]`` messages, decoded into the types their recipients handle."""
     messages: list[tuple[str, Message]] = []
-    for index, send in enumerate(loaded.config.send):
-        handled = handlers_of(load_plugin_class(loaded.config.plugins[send.to].class_))
-        cls = next((t for t in handled if system.registry.kind_and_version_of(t)[0] == send.type), None)
+    for index, send in enumerate(config.send):
+        handled = {_tag(t): t for t in handlers_of(load_plugin_class(config.plugins[send.to].class_))}
+        cls = handled.get(send.type)
         if cls is None:
-            kinds = ", ".join(sorted(system.registry.kind_and_version_of(t)[0] for t in handled)) or "none"
             raise ConfigError(
-                f"{loaded.path}: key `send[{index}].type`: plugin {send.to!r} handles no message of type "
-                f"{send.type!r} (it handles: {kinds})"
+                f"{path}: key `send[{index}].type`: plugin {send.to!r} handles no message of type "
+                f"{send.type!r} (it handles: {', '.join(sorted(handled)) or 'none'})"
+            )
+        unknown = sorted(set(send.message) - set(cls.__struct_fields__))
+        if unknown:
+            raise ConfigError(
+                f"{path}: key `send[{index}].message.{_key(unknown[0])}`: {send.type} has no field {unknown[0]!r} "
+                f"(fields: {', '.join(cls.__struct_fields__)})"
             )
         try:
             message = msgspec.convert(send.message, cls)
         except msgspec.ValidationError as exc:
-            raise ConfigError(f"{loaded.path}: {_describe(str(exc), f'send[{index}].message')}") from None
+            raise ConfigError(f"{path}: {_describe(str(exc), f'send[{index}].message')}") from None
         messages.append((send.to, message))
     return messages
+
+
+def _tag(cls: type[Message]) -> str:
+    return str(cls.__struct_config__.tag)

@@ -104,6 +104,12 @@ class Plugin:
     def on_stop(self) -> None:
         """Called in the plugin's thread after its last message."""
 
+    def on_shutdown(self) -> None:
+        """Called once when the system begins to stop, from the stopping thread, possibly
+        while a handler of this plugin is still running: cancel long-running work here
+        (kill child processes, close sockets) so the stop does not wait for it. Must be
+        thread-safe. `on_stop` still follows, in the plugin's own thread."""
+
     def health_check(self) -> bool | Health:
         """Report health; return False or ``Health(False, detail)`` (or raise) when unhealthy."""
         return True

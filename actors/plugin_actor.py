@@ -185,7 +185,7 @@ class PluginActor(pykka.ThreadingActor):
         except BaseException as exc:  # noqa: BLE001 - handed to the supervisor with its failure event
             failed_at = time.time()
             raise StartFailed(exc, self.record_failure(exc, correlation, None, failed_at), failed_at) from exc
-        self.instance = instance
+        self.instance = entry.instance = instance
 
     def _halt(self) -> None:
         """Stop the current instance but keep stashing messages for the next one (a restart)."""
@@ -205,6 +205,7 @@ class PluginActor(pykka.ThreadingActor):
 
     def _stop_instance(self) -> None:
         instance, self.instance = self.instance, None
+        self.entry.instance = None
         if instance is not None:
             try:
                 instance.on_stop()

@@ -192,7 +192,7 @@ class _Run:
         )
         elapsed = retrying.clock() - self.started
         proposed = policy.backoff(self.attempt, retrying.random)
-        retries_left = self.attempt <= policy.max_retries and (
+        retries_left = not retrying.router.stopping and self.attempt <= policy.max_retries and (
             policy.deadline is None or elapsed + proposed <= policy.deadline
         )
         decision: Decision = retrying.router.consult(

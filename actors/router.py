@@ -46,6 +46,8 @@ class PluginEntry:
     ref: pykka.ActorRef[Any] | None = None
     restarts: int = 0
     restart_times: list[float] = field(default_factory=list)
+    instance: Plugin | None = None
+    """The running instance, if any (set by its actor; read by `ActorSystem.stop` for `on_shutdown`)."""
 
     def accepts(self, sender: str, message_type: type[Message]) -> bool:
         """Whether ``sender`` may send this plugin messages of ``message_type``."""
@@ -70,6 +72,8 @@ class Router:
         self.errors: pykka.ActorRef[Any] | None = None
         self.recorder: Recorder | None = None
         self.stopped: BaseException | None = None
+        self.stopping = False
+        """Set when the system begins to stop: retries give up instead of waiting."""
 
     def entry(self, name: str) -> PluginEntry:
         """The entry of plugin ``name``; `UnknownPluginError` if there is none."""

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import socket
@@ -63,6 +64,7 @@ from actorlog.store.exit import close_at_exit
 RESERVED_NAMES = frozenset({APP, ANYONE, "supervisor", "errors", "metrics", "system"})
 ACTOR = "system"
 
+logger = logging.getLogger("actorlog")
 _running: weakref.WeakSet[ActorSystem] = close_at_exit(lambda system: system.stop())
 
 
@@ -262,6 +264,8 @@ class ActorSystem:
             if self._stopped:
                 return
             self._stopped = True
+        self._router.stopping = True
+        self._announce_shutdown()
         self._health_stop.set()
         if self._health_thread is not None:
             self._health_thread.join()
@@ -295,6 +299,16 @@ class ActorSystem:
             self.store.close()
         else:
             self.store.flush()
+
+    def _announce_shutdown(self) -> None:
+        for entry in list(self._router.plugins.values()):
+            instance = entry.instance
+            if instance is None:
+                continue
+            try:
+                instance.on_shutdown()
+            except Exception:  # noqa: BLE001 - stopping goes on; on_stop still runs
+                logger.exception("on_shutdown of plugin %r raised; stopping goes on", entry.name)
 
     @property
     def escalation(self) -> EscalationError | None:

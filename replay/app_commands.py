@@ -7,6 +7,7 @@ to its command group when that module loads.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import threading
@@ -15,7 +16,7 @@ from types import FrameType
 
 import click
 
-from actorlog.actors.config import build_system, configured_messages, load_config
+from actorlog.actors.config import build_system, load_config
 from actorlog.actors.errors import ConfigError, EscalationError, StartError
 from actorlog.actors.examples.agent import Solution
 from actorlog.actors.examples.demo import DemoReport, DemoTask, run_demo
@@ -44,6 +45,9 @@ def demo(path: str, tasks: int, seed: int, as_json: bool) -> None:
       actorlog demo --db /tmp/demo.db --tasks 40 --seed 7
       actorlog demo --json > live.json && actorlog stats actorlog-demo.db --json | diff - live.json
     """
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise click.BadParameter(f"the folder {folder!r} does not exist", param_hint="'--db'")
     click.echo(f"actorlog demo: {tasks} task(s), seed {seed}, log {path}", err=True)
     report = run_demo(path, tasks=tasks, seed=seed, progress=_progress(tasks))
     if as_json:
@@ -115,7 +119,6 @@ def run(config_file: str, path: str | None) -> None:
     try:
         system = build_system(loaded, db=path)
         try:
-            messages = configured_messages(loaded, system)
             try:
                 order = system.start()
             except StartError as exc:
@@ -124,7 +127,7 @@ def run(config_file: str, path: str | None) -> None:
                 f"actorlog run: started {', '.join(order)} (log {system.store.path}, run {system.run}); "
                 f"stop with Ctrl-C or SIGTERM", err=True,
             )
-            for recipient, message in messages:
+            for recipient, message in loaded.messages:
                 system.tell(recipient, message)
             while not stop.wait(0.1) and not system.wait(0):
                 pass

@@ -147,7 +147,7 @@ def attempt_seed(seed: int, attempt: int) -> int:
     return int.from_bytes(digest[:8], "big") >> 1
 
 
-_FENCE = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)```", re.DOTALL)
+_FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
 
 
 def extract_code(text: str) -> str:

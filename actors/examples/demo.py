@@ -67,9 +67,10 @@ DEMO_PLUGINS: dict[str, tuple[type[Plugin], dict[str, Any]]] = {
 """The demo's plugins, in registration order: name -> (class, config). ``examples/agent.toml``
 describes the same system."""
 
-DEMO_SEVERITIES: dict[type[BaseException], Severity] = {TimeoutError: "medium"}
-"""A model that times out is not worth a restart of the LLM plugin (``TimeoutError`` is an
-``OSError``, which the default policy rates high)."""
+DEMO_SEVERITIES: dict[type[BaseException], Severity] = {TimeoutError: "medium", ConnectionError: "medium"}
+"""A model that times out or cannot be reached is not worth a restart of the LLM plugin
+(both are ``OSError`` subclasses, which the default policy rates high); the plugin retries its
+connections itself."""
 
 _NORMAL = (
     "Write a function that sorts a list of numbers",

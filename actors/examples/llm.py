@@ -54,9 +54,10 @@ timeout         ``30.0``              openai: seconds allowed to connect and for
 
 A request whose connection fails (`BackendUnavailable`, a ``ConnectionError``) is
 retried inside the handler through ``self.context.retry``: each failed attempt is a
-``failure.raised`` event of the task ``llm.request`` and a question to the error handler,
-each retry a ``retry.scheduled`` event. Other errors are not retried here: they are the
-handler's failure, reported once.
+``failure.raised`` event of the task ``llm.connection`` and a question to the error
+handler, each retry a ``retry.scheduled`` event, and ``task.succeeded`` means the model
+was reached (what it answered, a completion or an error, is the handler's outcome).
+Other errors are not retried here: they are the handler's failure, reported once.
 
 Subclasses can plug in another backend by overriding `LLMPlugin.make_backend`.
 """
@@ -566,7 +567,7 @@ class LLMPlugin(Plugin):
                 return exc
 
         retrying = self.context.retry(
-            "llm.request", max_retries=self.settings.retries, base=self.settings.retry_delay,
+            "llm.connection", max_retries=self.settings.retries, base=self.settings.retry_delay,
             retry_on=(ConnectionError,),
         )
         outcome = retrying.call(attempt)

@@ -935,6 +935,11 @@ class SandboxPlugin(Plugin):
         if hasattr(self, "runner"):
             self.runner.close()
 
+    def on_shutdown(self) -> None:
+        """The system is stopping: kill running sandboxes (reason ``stopped``) and take no more."""
+        if hasattr(self, "runner"):
+            self.runner.close()
+
     def health_check(self) -> Health:
         return self.runner.health()
 
