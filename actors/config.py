@@ -116,6 +116,7 @@ class PluginSettings(_Section, frozen=True):
     requires: dict[str, str] | None = None
     health_interval: Seconds | None = None
     log_messages: bool | None = None
+    max_inbox: Positive | None = None
 
 
 class SendSettings(_Section, frozen=True):
@@ -287,7 +288,7 @@ def build_system(loaded: LoadedConfig, *, db: str | os.PathLike[str] | None = No
         for name, plugin in config.plugins.items():
             system.register(
                 name, plugin.class_, config=plugin.config, depends_on=plugin.depends_on, requires=plugin.requires,
-                health_interval=plugin.health_interval, log_messages=plugin.log_messages,
+                health_interval=plugin.health_interval, log_messages=plugin.log_messages, max_inbox=plugin.max_inbox,
             )
     except BaseException:
         system.stop()

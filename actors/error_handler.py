@@ -85,6 +85,7 @@ class ErrorHandler(pykka.ThreadingActor):
             plugin=report.plugin, exc_type=qualified_name(exc), message=str(exc), severity=severity,
             failed_at=report.failed_at if report.failed_at is not None else time.time(),
         )
+        self._fold_committed()
         ticket = self.store.append(assessed, actor=ACTOR, correlation=report.correlation, refs=refs)
         self._unapplied.append((ticket, assessed, report.failure, report.correlation))
         decision = self._decide(report, severity)
@@ -179,16 +180,25 @@ class ErrorHandler(pykka.ThreadingActor):
         """Fold the assessments made so far (once their seqs are known) and report."""
         if self._unapplied:
             self.store.flush()
-            for ticket, assessed, failure, correlation in self._unapplied:
-                event = msgspec.structs.replace(assessed, failure_seq=failure.seq if failure is not None else None)
-                self.statistics.apply(
-                    EventRecord(
-                        seq=ticket.seq or 0, ts=0.0, run=self.store.run, actor=ACTOR, kind="failure.assessed",
-                        version=FailureAssessed.version, correlation=correlation, event=event, hash="",
-                    )
-                )
-            self._unapplied.clear()
+            self._fold_committed()
         return self.statistics.snapshot(recent)
+
+    def _fold_committed(self) -> None:
+        """Apply the oldest assessments whose seqs are known, in order, and forget them, so
+        memory holds only what the store has not committed yet."""
+        done = 0
+        for ticket, assessed, failure, correlation in self._unapplied:
+            if ticket.seq is None or (failure is not None and failure.seq is None):
+                break
+            event = msgspec.structs.replace(assessed, failure_seq=failure.seq if failure is not None else None)
+            self.statistics.apply(
+                EventRecord(
+                    seq=ticket.seq, ts=0.0, run=self.store.run, actor=ACTOR, kind="failure.assessed",
+                    version=FailureAssessed.version, correlation=correlation, event=event, hash="",
+                )
+            )
+            done += 1
+        del self._unapplied[:done]
 
 
 _RAISED = object()

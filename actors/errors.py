@@ -33,6 +33,17 @@ class ConfigError(ActorlogError, ValueError):
     """A system config file is invalid; the message names the file, the key and the problem."""
 
 
+class PluginOverloadedError(PluginError, RuntimeError):
+    """A plugin's inbox stayed full for longer than the sender may wait."""
+
+    def __init__(self, name: str, max_inbox: int, waited: float) -> None:
+        super().__init__(
+            f"plugin {name!r} has {max_inbox} messages waiting and took none of them for {waited:g} s; "
+            f"it is stuck or far slower than its senders (raise max_inbox when registering it, or send less)"
+        )
+        self.name = name
+
+
 class RegistrationError(PluginError, ValueError):
     """A plugin cannot be registered: duplicate name, bad config, unloadable class."""
 

@@ -80,6 +80,9 @@ class Plugin:
       this plugin handles. Sender names are plugin names, ``"app"`` for the application.
     - ``log_messages``: log every received message (needed to reproduce failures).
     - ``health_interval``: seconds between automatic health checks, or None.
+    - ``max_inbox``: messages that may wait for this plugin (queued, or stashed while it
+      recovers) before senders are slowed; a sender waits up to 30 s for room, then gets
+      `PluginOverloadedError`.
     """
 
     version: ClassVar[str] = "0.0.0"
@@ -88,6 +91,7 @@ class Plugin:
     permissions: ClassVar[Mapping[type[Message], Collection[str]] | None] = None
     log_messages: ClassVar[bool] = True
     health_interval: ClassVar[float | None] = None
+    max_inbox: ClassVar[int] = 10_000
 
     def __init__(self, context: PluginContext, config: Mapping[str, Any]) -> None:
         self.context = context

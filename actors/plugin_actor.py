@@ -95,15 +95,22 @@ class PluginActor(pykka.ThreadingActor):
             result = entry.handlers[type(message)](self.instance, message)
         except BaseException as exc:  # noqa: BLE001 - reported, and handed to an asking caller
             context.end()
+            self._release(delivery)
             self._failed(exc, "handler", delivery.correlation, ticket)
             if delivery.reply is not None:
                 delivery.reply.set_exception(exc)
             return
         context.end()
+        self._release(delivery)
         if delivery.reply is not None:
             delivery.reply.set_result(result)
 
+    def _release(self, delivery: Delivery) -> None:
+        if delivery.bounded:
+            self.entry.inbox.release()
+
     def _refuse(self, delivery: Delivery) -> None:
+        self._release(delivery)
         error = PluginNotRunningError(self.entry.name, self.entry.state)
         if delivery.reply is not None:
             delivery.reply.set_exception(error)

@@ -65,6 +65,8 @@ class Delivery(msgspec.Struct):
     sender: str
     correlation: str
     reply: Future[Any] | None = None
+    bounded: bool = True
+    """Whether it holds one of the recipient's inbox slots (released once handled or refused)."""
 
 
 class Control(msgspec.Struct):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Collection
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -12,7 +13,7 @@ from typing import Any
 import msgspec
 import pykka
 
-from actorlog.actors.errors import PluginNotRunningError, SystemStoppedError, UnknownPluginError
+from actorlog.actors.errors import PluginNotRunningError, PluginOverloadedError, SystemStoppedError, UnknownPluginError
 from actorlog.actors.metrics import Recorder
 from actorlog.actors.plugin import Plugin
 from actorlog.actors.protocol import Delivery
@@ -24,6 +25,12 @@ APP = "app"
 
 ANYONE = "*"
 """In a plugin's permissions, a sender name that stands for every sender."""
+
+DEFAULT_MAX_INBOX = 10_000
+"""Messages a plugin may have waiting (in its inbox or stash) before senders are slowed."""
+
+INBOX_TIMEOUT = 30.0
+"""How long a sender waits for room in a full inbox before `PluginOverloadedError`."""
 
 ACCEPTING = frozenset({"starting", "running", "suspended", "restarting"})
 """Plugin states in which messages are queued for it (a restart delivers them to the new instance)."""
@@ -47,6 +54,9 @@ class PluginEntry:
     restarts: int = 0
     restart_times: list[float] = field(default_factory=list)
     instance: Plugin | None = None
+    inbox: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(DEFAULT_MAX_INBOX))
+    """Free inbox slots: messages sent but not yet handled or refused (stashed ones included)."""
+    max_inbox: int = DEFAULT_MAX_INBOX
     """The running instance, if any (set by its actor; read by `ActorSystem.stop` for `on_shutdown`)."""
 
     def accepts(self, sender: str, message_type: type[Message]) -> bool:
@@ -103,7 +113,15 @@ class Router:
             )
         if entry.state not in ACCEPTING or entry.ref is None:
             raise PluginNotRunningError(recipient, entry.state)
-        entry.ref.tell(Delivery(message, sender, correlation or new_correlation(), reply))
+        # Back-pressure: a full inbox slows the sender. A plugin sending to itself is not
+        # held (it would wait for itself); it takes a slot only if one is free.
+        if sender == recipient:
+            bounded = entry.inbox.acquire(blocking=False)
+        elif not entry.inbox.acquire(timeout=INBOX_TIMEOUT):
+            raise PluginOverloadedError(recipient, entry.max_inbox, INBOX_TIMEOUT)
+        else:
+            bounded = True
+        entry.ref.tell(Delivery(message, sender, correlation or new_correlation(), reply, bounded))
 
     def _refuse_type(self, sender: str, entry: PluginEntry, message: object) -> None:
         cls = type(message)

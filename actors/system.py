@@ -166,6 +166,7 @@ class ActorSystem:
         permissions: Mapping[type[Message], Collection[str]] | None = None,
         log_messages: bool | None = None,
         health_interval: float | None = None,
+        max_inbox: int | None = None,
     ) -> None:
         """Register a plugin under ``name``; it starts with `start`.
 
@@ -199,6 +200,10 @@ class ActorSystem:
             health_interval=cls.health_interval if health_interval is None else health_interval,
             handlers=handlers,
         )
+        entry.max_inbox = cls.max_inbox if max_inbox is None else max_inbox
+        if not isinstance(entry.max_inbox, int) or entry.max_inbox < 1:
+            raise RegistrationError(f"max_inbox of plugin {name!r} must be a positive int, got {entry.max_inbox!r}")
+        entry.inbox = threading.Semaphore(entry.max_inbox)
         with self._lock:
             if name in self._router.plugins:
                 raise RegistrationError(f"a plugin named {name!r} is already registered; choose another name")

@@ -28,9 +28,11 @@ program, applies the limits, drops privileges and ``exec``\\ s it. When the prog
 or the host asks it to stop (``SIGTERM``: wall timeout, too much output, shutdown), the
 launcher kills the program's process group and then every process left under it (orphans
 are re-parented to the launcher, even those that started sessions of their own), reaps
-them all, and reports the program's exit status and CPU time on a status pipe. So no
-sandboxed process, not even a zombie, outlives its sandbox, and nothing in the host runs
-``preexec_fn`` (unsafe in a threaded program such as the actor system).
+them all, and reports the program's exit status and CPU time on a status pipe. If the
+host itself dies (even by SIGKILL), the launcher sees the status pipe's reader vanish,
+does the same clean-up and removes the scratch directory. So no sandboxed process, not
+even a zombie, outlives its sandbox, and nothing in the host runs ``preexec_fn``
+(unsafe in a threaded program such as the actor system).
 
 Limits of the design, stated plainly: ``RLIMIT_NPROC`` counts *all* processes of the
 sandbox user, so concurrent sandboxes running as the same user share that budget, and
@@ -339,6 +341,20 @@ try:
     os.setpgid(pid, pid)
 except OSError:
     pass
+
+
+def watch_host():  # the host died (SIGKILL, crash): the read end of the status pipe closed
+    import select
+    watcher = select.poll()
+    watcher.register(status, 0)  # POLLERR comes when the reader is gone
+    while not watcher.poll():
+        pass
+    state["orphaned"] = True
+    on_term(signal.SIGTERM, None)
+
+
+import threading
+threading.Thread(target=watch_host, daemon=True).start()
 os.close(err_w)
 os.write(status, (json.dumps({"child": pid}) + "\n").encode())
 if state["stop"]:
@@ -391,7 +407,11 @@ report = {
     "cpu": usage.ru_utime + usage.ru_stime,
     "exec_error": error.decode("utf-8", "replace") or None,
 }
-os.write(status, (json.dumps(report) + "\n").encode())
+if state.get("orphaned"):  # nobody will remove the scratch directory: do it here
+    import shutil
+    shutil.rmtree(spec["scratch"], ignore_errors=True)
+else:
+    os.write(status, (json.dumps(report) + "\n").encode())
 """
 
 
@@ -761,7 +781,7 @@ class SandboxRunner:
             "PYTHONDONTWRITEBYTECODE": "1",
         }
 
-    def _spec(self, argv: tuple[str, ...], status_fd: int) -> str:
+    def _spec(self, argv: tuple[str, ...], status_fd: int, scratch: str) -> str:
         c = self.config
         limits = [
             ("RLIMIT_CPU", c.cpu_seconds, c.cpu_seconds + 1),
@@ -773,7 +793,7 @@ class SandboxRunner:
         ]
         identity = self.identity
         return json.dumps({
-            "argv": list(argv), "limits": limits, "status_fd": status_fd,
+            "argv": list(argv), "limits": limits, "status_fd": status_fd, "scratch": scratch,
             "uid": identity.uid if identity else None, "gid": identity.gid if identity else None,
         })
 
@@ -788,7 +808,7 @@ class SandboxRunner:
                 stdin_file.seek(0)
                 started = time.monotonic()
                 process = subprocess.Popen(
-                    [launcher, "-I", "-S", "-c", _LAUNCHER, self._spec(argv, status_w)],
+                    [launcher, "-I", "-S", "-c", _LAUNCHER, self._spec(argv, status_w, scratch)],
                     stdin=stdin_file, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=scratch,
                     env=self._environment(scratch), start_new_session=True, pass_fds=(status_w,), bufsize=0,
                 )
