@@ -40,7 +40,13 @@ class Codec:
         if info is None:
             raise NotRegisteredError(not_registered_message(obj))
         kind, version = info
-        payload = self._encode(obj)
+        try:
+            payload = self._encode(obj)
+        except RecursionError:
+            raise EncodeError(
+                f"{kind} cannot be stored: its data is nested deeper than Python's recursion limit; "
+                f"store flatter data"
+            ) from None
         if payload.find(b"null") >= 0 and _has_non_finite(msgspec.to_builtins(obj)):
             # JSON has no NaN or infinity: msgspec writes them as null, which would read back as something else.
             raise EncodeError(
@@ -64,6 +70,10 @@ class Codec:
                 if lenient:
                     return self._placeholder(kind, version, payload, str(exc))
                 raise DecodeError(kind, version, seq, str(exc)) from None
+            except RecursionError:
+                if lenient:
+                    return self._placeholder(kind, version, payload, f"payload {TOO_DEEP}")
+                raise DecodeError(kind, version, seq, f"its payload {TOO_DEEP}") from None
             if obj.__struct_config__.tag == kind:
                 return obj
         cls = self.registry.type_for(kind)
@@ -73,6 +83,8 @@ class Codec:
             raise UnknownKindError(kind, seq)
         current = getattr(cls, "version", 1)
         try:
+            if type(version) is not int:  # only a row written by something else than actorlog
+                raise DecodeError(kind, version, seq, "its version is not an integer")
             if version == current:
                 obj = self._decoder().decode(payload)
                 if type(obj) is not cls:
@@ -92,6 +104,10 @@ class Codec:
             if lenient:
                 return self._placeholder(kind, version, payload, exc.problem)
             raise
+        except RecursionError:
+            if lenient:
+                return self._placeholder(kind, version, payload, f"payload {TOO_DEEP}")
+            raise DecodeError(kind, version, seq, f"its payload {TOO_DEEP}") from None
 
     def _upcast(self, kind: str, version: int, current: int, payload: str | bytes, seq: int | None) -> Any:
         data = self._dict_decoder.decode(payload)
@@ -126,10 +142,12 @@ class Codec:
     def _placeholder(self, kind: str, version: int, payload: str | bytes, reason: str) -> UnknownEvent:
         try:
             raw: Any = self._dict_decoder.decode(payload)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             raw = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
         return UnknownEvent(kind=kind, version=version, payload=raw, reason=reason)
 
+
+TOO_DEEP = "is nested too deeply to decode (deeper than Python's recursion limit)"
 
 default_codec = Codec()
 """A codec over the default registry."""

@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+
+def shown(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut to about ``limit`` characters: error messages quote stored values,
+    which a foreign writer can make as long as it likes."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 12]}... ({len(text):,} chars)"
+
 
 class ActorlogError(Exception):
     """Base class of every error actorlog raises on purpose."""
@@ -21,7 +30,7 @@ class UnknownKindError(ActorlogError, LookupError):
     def __init__(self, kind: str, seq: int | None) -> None:
         where = f"event seq {seq}" if seq is not None else "a payload"
         super().__init__(
-            f"{where} has kind {kind!r}, which no registered type carries; "
+            f"{where} has kind {shown(kind)}, which no registered type carries; "
             f"register the type that defines it (actorlog.events.register) "
             f"or read with lenient=True to get UnknownEvent placeholders"
         )
@@ -35,7 +44,7 @@ class DecodeError(ActorlogError, ValueError):
     def __init__(self, kind: str, version: int, seq: int | None, problem: str) -> None:
         where = f"event seq {seq}" if seq is not None else "a payload"
         super().__init__(
-            f"{where} (kind {kind!r}, version {version}) cannot be decoded: {problem}; "
+            f"{where} (kind {shown(kind)}, version {shown(version, 30)}) cannot be decoded: {problem}; "
             f"read with lenient=True to get an UnknownEvent placeholder instead"
         )
         self.kind = kind

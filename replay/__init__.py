@@ -5,6 +5,7 @@ from actorlog.replay.metrics import Metrics, MetricsSnapshot, Summary, percentil
 from actorlog.replay.prometheus import to_prometheus
 from actorlog.replay.plugins import PluginState, PluginStates
 from actorlog.replay.rebuild import (
+    ReplayError,
     newest_snapshot,
     rebuild,
     rebuild_error_statistics,
@@ -21,6 +22,7 @@ __all__ = [
     "NotAFailureError",
     "PluginState",
     "PluginStates",
+    "ReplayError",
     "Reproduction",
     "Statistics",
     "format_time",

@@ -11,6 +11,7 @@ import csv
 import functools
 import json
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -26,6 +27,7 @@ from actorlog.replay.rebuild import rebuild, take_snapshot
 from actorlog.replay.reproduce import reproduce as run_reproduction
 from actorlog.replay.times import format_time, parse_time
 from actorlog.store import EventRecord, EventStore
+from actorlog.store.errors import read_error
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -53,6 +55,9 @@ def friendly_errors(command: F) -> F:
             _fail(str(exc))
         except ValueError as exc:
             _fail(str(exc))
+        except RecursionError:
+            _fail("an event in the log is nested too deeply to print; read it with `actorlog query LOG --format csv` "
+                  "or plain SQL (sqlite3, sqlite-utils)")
 
     return run  # type: ignore[return-value]
 
@@ -351,23 +356,36 @@ def runs(log: str, as_json: bool) -> None:
       actorlog runs app.db
     """
     with _open(log) as store:
-        rows = store.db.execute(
-            """SELECT run, min(ts), max(ts), count(*),
-                      sum(kind = 'failure.raised'), sum(kind = 'escalated'),
-                      max(CASE WHEN kind = 'run.stopped' THEN json_extract(payload, '$.clean') END)
-               FROM events GROUP BY run ORDER BY min(seq)"""
-        ).fetchall()
+        try:
+            rows = store.db.execute(
+                """SELECT run, min(ts), max(ts), count(*),
+                          sum(kind = 'failure.raised'), sum(kind = 'escalated'),
+                          max(CASE WHEN kind = 'run.stopped' AND json_valid(payload)
+                                   THEN json_extract(payload, '$.clean') END)
+                   FROM events GROUP BY run ORDER BY min(seq)"""
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise read_error(log, exc, "listing its runs") from None
     result = [
-        {"run": run, "start": start, "end": end, "events": events, "failures": failures or 0,
+        {"run": str(run), "start": _seconds(start), "end": _seconds(end), "events": events, "failures": failures or 0,
          "escalations": escalations or 0, "stopped": None if clean is None else ("clean" if clean else "escalated")}
         for run, start, end, events, failures, escalations, clean in rows
     ]
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
-    table = [[r["run"], format_time(r["start"]), format_time(r["end"]), r["events"], r["failures"],
+    table = [[r["run"], _time_or_unknown(r["start"]), _time_or_unknown(r["end"]), r["events"], r["failures"],
               r["stopped"] or "still running or killed"] for r in result]
     click.echo(tabulate(table, headers=["run", "start", "end", "events", "failures", "stopped"]) if table else "no runs")
+
+
+def _time_or_unknown(value: float | None) -> str:
+    return "?" if value is None else format_time(value)
+
+
+def _seconds(value: object) -> float | None:
+    """A stored ts as a time, or None when a foreign writer left something else there."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 # -- verify ----------------------------------------------------------------------------

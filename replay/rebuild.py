@@ -7,21 +7,36 @@ at or before the requested position) and folds only the events after it.
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import msgspec
 
+from actorlog.events import ActorlogError
+from actorlog.events.errors import shown
 from actorlog.replay.errors import DEFAULT_RECENT, ErrorStatistics, ErrorStatisticsSnapshot
 from actorlog.replay.metrics import DEFAULT_MAX_HISTORY, Metrics
 from actorlog.replay.statistics import Statistics
 from actorlog.store import EventRecord, EventStore
+from actorlog.store.errors import read_error
+from actorlog.store.query import clamp_seq
 
 SNAPSHOT_PROJECTION = "statistics"
 
 Progress = Callable[[int], None]
 """Called with the number of events folded since the last call."""
+
+
+class ReplayError(ActorlogError, ValueError):
+    """An event of the log could not be folded into a projection; the message names its seq and kind."""
+
+    def __init__(self, seq: int, kind: Any, problem: str) -> None:
+        super().__init__(f"event seq {seq} (kind {shown(kind)}) could not be replayed: {problem}")
+        self.seq = seq
+        self.kind = kind
+        self.problem = problem
 
 
 @contextmanager
@@ -86,24 +101,43 @@ def _fold(
             progress(10_000)
         if kind not in wanted:
             continue
-        apply(EventRecord(
-            seq=seq, ts=ts, run=row_run, actor=actor, kind=kind, version=version, correlation=correlation,
-            event=decode(kind, version, payload, seq=seq), hash=digest,
-        ))
+        try:
+            if type(ts) is not float:  # only a row written by something else than actorlog
+                raise ValueError(f"its time (ts) is {shown(ts)}, not a number")
+            apply(EventRecord(
+                seq=seq, ts=ts, run=row_run, actor=actor, kind=kind, version=version, correlation=correlation,
+                event=decode(kind, version, payload, seq=seq), hash=digest,
+            ))
+        except ActorlogError:
+            raise  # already names the event
+        except Exception as exc:
+            raise ReplayError(seq, kind, f"{type(exc).__name__}: {str(exc)[:300]}") from exc
     return folded
 
 
 def _last_row(store: EventStore, *, run: str | None, until_seq: int | None, as_of: float | None) -> tuple[int, float] | None:
     """The last seq and the newest time among the selected rows, read in one statement (one consistent view)."""
     clauses, params = ["1"], []
+    if until_seq is not None:
+        until_seq = clamp_seq(until_seq)
     for column, op, value in (("run", "=", run), ("seq", "<=", until_seq), ("ts", "<=", as_of)):
         if value is not None:
             clauses.append(f"{column} {op} ?")
             params.append(value)
-    row = store.db.execute(
-        f"SELECT max(seq), max(ts) FROM events WHERE {' AND '.join(clauses)}", params
-    ).fetchone()
-    return (int(row[0]), float(row[1])) if row is not None and row[0] is not None else None
+    where = " AND ".join(clauses)
+    try:
+        row = store.db.execute(f"SELECT max(seq), max(ts) FROM events WHERE {where}", params).fetchone()
+        if row is None or row[0] is None:
+            return None
+        newest = row[1]
+        if type(newest) is not float:
+            # SQLite sorts text and BLOBs after every number: a foreign row holds one in ts
+            newest = store.db.execute(
+                f"SELECT max(ts) FROM events WHERE {where} AND typeof(ts) IN ('real', 'integer')", params
+            ).fetchone()[0]
+    except sqlite3.Error as exc:
+        raise read_error(store.path, exc, "finding the end of the log") from exc
+    return int(row[0]), float(newest) if newest is not None else 0.0
 
 
 def newest_snapshot(
@@ -119,7 +153,7 @@ def newest_snapshot(
             if data["metrics"]["max_history"] != max_history:
                 continue
             return Statistics.from_state(data)
-        except (msgspec.DecodeError, KeyError, TypeError, ValueError):
+        except Exception:  # noqa: BLE001 - a snapshot is only a cache: one that cannot be loaded is skipped
             continue
     return None
 
@@ -170,7 +204,10 @@ def _fold_one(log: str | os.PathLike[str] | EventStore, projection: P, *, run: s
     """Fold one projection over the kinds it reads."""
     with _reading(log) as store:
         for record in store.events(run=run, to_seq=until_seq, kinds=projection.kinds):
-            projection.apply(record)
+            try:
+                projection.apply(record)
+            except Exception as exc:
+                raise ReplayError(record.seq, record.kind, f"{type(exc).__name__}: {str(exc)[:300]}") from exc
     return projection
 
 

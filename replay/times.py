@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timezone
 
 
@@ -11,9 +12,13 @@ def parse_time(text: str) -> float:
     An ISO time without a zone is taken as UTC. Raises `ValueError` naming the text.
     """
     try:
-        return float(text)
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(seconds):
+            raise ValueError(f"{text!r} is not a time: give a finite number of Unix seconds or ISO 8601")
+        return seconds
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
@@ -26,5 +31,10 @@ def parse_time(text: str) -> float:
 
 
 def format_time(ts: float) -> str:
-    """A Unix time as ISO 8601 in UTC with milliseconds."""
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """A Unix time as ISO 8601 in UTC with milliseconds (the number itself when it is no date:
+    infinite, NaN or out of range, as only a foreign row can hold)."""
+    try:
+        moment = datetime.fromtimestamp(ts, tz=timezone.utc)
+    except (OverflowError, ValueError, OSError):
+        return repr(ts)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

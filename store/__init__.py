@@ -3,12 +3,14 @@
 from actorlog.store.chain import row_hash
 from actorlog.store.errors import (
     NotAnEventLogError,
+    NotWritableError,
     PayloadTooLargeError,
     ReadOnlyError,
     SchemaVersionError,
     StoreClosedError,
     StoreError,
     StoreLockedError,
+    StoreReadError,
     StoreWriteError,
 )
 from actorlog.store.event_store import DEFAULT_MAX_PAYLOAD_BYTES, EventStore, Synchronous, new_run_id
@@ -25,6 +27,7 @@ __all__ = [
     "EventRecord",
     "EventStore",
     "NotAnEventLogError",
+    "NotWritableError",
     "PayloadTooLargeError",
     "ReadOnlyError",
     "SchemaVersionError",
@@ -32,6 +35,7 @@ __all__ = [
     "StoreClosedError",
     "StoreError",
     "StoreLockedError",
+    "StoreReadError",
     "StoreWriteError",
     "Synchronous",
     "VerifyReport",

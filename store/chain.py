@@ -66,7 +66,11 @@ def chain_rows(previous: str, seq: int, rows: list[list[Any]]) -> tuple[str, int
 
 def row_hash(
     previous: str, seq: int, ts: float, run: str, actor: str, kind: str, version: int,
-    correlation: str | None, payload: str,
+    correlation: str | None, payload: str | bytes,
 ) -> str:
-    """The chain hash of a stored row from its columns, as `verify` recomputes it."""
-    return link(previous, seq, row_content(ts, run, actor, kind, version, correlation, payload.encode()))
+    """The chain hash of a stored row from its columns, as `verify` recomputes it.
+
+    ``payload`` is text as the store writes it; bytes (a BLOB a foreign writer stored) are hashed as they are.
+    """
+    data = payload if isinstance(payload, bytes) else payload.encode()
+    return link(previous, seq, row_content(ts, run, actor, kind, version, correlation, data))

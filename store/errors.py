@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sqlite3
+
 from actorlog.events.errors import ActorlogError
 
 
@@ -15,6 +18,11 @@ class NotAnEventLogError(StoreError, ValueError):
 
 class SchemaVersionError(StoreError):
     """The log was written by a newer actorlog schema than this code reads."""
+
+
+class NotWritableError(StoreError, PermissionError):
+    """The log, or the directory SQLite must create its write-ahead files in, cannot be written
+    by this process (permissions, an immutable file, a read-only file system)."""
 
 
 class StoreLockedError(StoreError, TimeoutError):
@@ -35,3 +43,29 @@ class StoreClosedError(StoreError):
 
 class StoreWriteError(StoreError, OSError):
     """Committing to the log failed (disk full, I/O error, lock timeout); nothing after it is written."""
+
+
+class StoreReadError(StoreError, OSError):
+    """Reading the log failed: the file is damaged, unreadable, or vanished from under SQLite."""
+
+
+_DAMAGED = ("malformed", "not a database", "corrupt")
+
+
+def read_error(path: str | os.PathLike[str], exc: sqlite3.Error, doing: str) -> StoreError:
+    """The store error for an SQLite error met while ``doing`` something with the log at ``path``."""
+    message = str(exc)
+    if "locked" in message.lower() or "busy" in message.lower():
+        error: StoreError = StoreLockedError(
+            f"event log {str(path)!r} stayed locked by another connection for longer than the busy timeout "
+            f"while {doing}; retry later or open the log with a larger busy_timeout"
+        )
+    elif any(word in message.lower() for word in _DAMAGED):
+        error = StoreReadError(
+            f"event log {str(path)!r} is damaged: SQLite found {message!r} while {doing}; restore it "
+            f"from a backup, or recover what SQLite can with: sqlite3 {str(path)!r} .recover"
+        )
+    else:
+        error = StoreReadError(f"event log {str(path)!r} could not be read while {doing}: {message}")
+    error.__cause__ = exc
+    return error

@@ -7,7 +7,7 @@ import secrets
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
@@ -17,9 +17,9 @@ import sqlite_utils
 
 from actorlog.events import Codec, TypeRegistry
 from actorlog.events.codec import default_codec
-from actorlog.store.errors import PayloadTooLargeError, ReadOnlyError, StoreClosedError
-from actorlog.store.query import EventFilter, iter_rows, make_filter
-from actorlog.store.records import EventRecord
+from actorlog.store.errors import PayloadTooLargeError, ReadOnlyError, StoreClosedError, StoreWriteError
+from actorlog.store.query import EventFilter, fetch_all, iter_rows, make_filter
+from actorlog.store.records import EventRecord, column_problems, malformed_record
 from actorlog.store.schema import open_database
 from actorlog.store.verify import VerifyReport, verify_log
 from actorlog.store.chain import row_content
@@ -53,6 +53,14 @@ class EventStore:
     Appends are handed to the store actor, which commits them in groups; they return
     without waiting for the disk unless its backlog is full (back-pressure). `flush`
     waits until everything appended before it is committed. Closing flushes.
+
+    A commit that fails (a full disk, a lock held past ``busy_timeout``, the file removed
+    or replaced while open) stops writing: `flush`, `append` and `close` raise the
+    `StoreWriteError`, and what was committed before it stays intact. ``max_log_bytes``
+    caps the file's size (SQLite's ``max_page_count`` on the write connection): a commit
+    that would grow it past the cap fails as a full disk would. A log already past the cap
+    when opened cannot grow at all. Opening a file this process cannot write for writing
+    raises `NotWritableError`; read it with `open_readonly`.
     """
 
     def __init__(
@@ -68,6 +76,7 @@ class EventStore:
         max_batch_rows: int = 1_000,
         busy_timeout: float = 5.0,
         chunk_size: int = 1000,
+        max_log_bytes: int | None = None,
     ) -> None:
         if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"synchronous must be one of OFF, NORMAL, FULL, EXTRA, got {synchronous!r}")
@@ -77,6 +86,8 @@ class EventStore:
         ):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if max_log_bytes is not None and (type(max_log_bytes) is not int or max_log_bytes < 1):
+            raise ValueError(f"max_log_bytes must be a positive int (bytes) or None, got {max_log_bytes!r}")
         self.path = Path(path)
         self.readonly = readonly
         self.run = run if run is not None else new_run_id()
@@ -92,7 +103,7 @@ class EventStore:
         if not readonly:
             self._writer = StoreWriter.start(
                 self.path, self._state, synchronous=synchronous, busy_timeout=busy_timeout,
-                max_batch_rows=max_batch_rows, max_pending_rows=max_pending_rows,
+                max_batch_rows=max_batch_rows, max_pending_rows=max_pending_rows, max_log_bytes=max_log_bytes,
             )
         _open_stores.add(self)
 
@@ -192,23 +203,32 @@ class EventStore:
     def snapshots(self, projection: str, *, run: str = "") -> list[tuple[int, int, str]]:
         """``(version, position, state)`` of a projection's snapshots, newest position first."""
         self._check_open()
+        doing = f"reading the {projection} snapshots"
         with self._read_lock:
-            exists = self.db.conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'snapshots'"
-            ).fetchone()
+            exists = fetch_all(
+                self.db.conn, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'snapshots'", (),
+                self.path, doing,
+            )
             if not exists:
                 return []
-            rows = self.db.conn.execute(
+            rows = fetch_all(
+                self.db.conn,
                 "SELECT version, position, state FROM snapshots WHERE projection = ? AND run = ? "
                 "ORDER BY position DESC, id DESC",
-                (projection, run),
-            ).fetchall()
-        return [(int(v), int(p), str(s)) for v, p, s in rows]
+                (projection, run), self.path, doing,
+            )
+        # a snapshot is only a cache: one whose columns were tampered with is skipped, never misread
+        return [(v, p, s) for v, p, s in rows if type(v) is int and type(p) is int and type(s) is str]
 
     @property
     def failure(self) -> Exception | None:
         """The commit failure that stopped writing, if any."""
         return self._state.failure
+
+    def on_failure(self, listener: Callable[[StoreWriteError], None]) -> None:
+        """Call ``listener`` with the `StoreWriteError` when writing fails, once (at once if it
+        already has). It runs on the store actor's thread: keep it short and never wait on the store."""
+        self._state.on_failure(listener)
 
     @property
     def unwritten(self) -> int:
@@ -275,9 +295,18 @@ class EventStore:
         """Like `events`, with the filter given as an `EventFilter`."""
         self._check_open()
         decode = self.codec.decode
-        for seq, ts, run, actor, kind, version, correlation, payload, digest in iter_rows(
-            self.db.conn, self._read_lock, selection, self.chunk_size
-        ):
+        _float, _int, _str = float, int, str
+        for row in iter_rows(self.db.conn, self._read_lock, selection, self.chunk_size, self.path):
+            seq, ts, run, actor, kind, version, correlation, payload, digest = row
+            if (
+                type(ts) is not _float or type(version) is not _int or type(kind) is not _str
+                or type(run) is not _str or type(actor) is not _str or type(digest) is not _str
+                or (correlation is not None and type(correlation) is not _str)
+            ):  # only a foreign writer leaves such a row: checked in line, it costs little
+                problems = column_problems(ts, run, actor, kind, version, correlation, digest)
+                if problems:
+                    yield malformed_record(row, problems, lenient=lenient)
+                    continue
             yield EventRecord(
                 seq=seq, ts=ts, run=run, actor=actor, kind=kind, version=version, correlation=correlation,
                 event=decode(kind, version, payload, seq=seq, lenient=lenient), hash=digest,
@@ -291,26 +320,26 @@ class EventStore:
         undecoded, read in chunks along the primary key: the fast path for folding a whole log."""
         self._check_open()
         selection = make_filter(run=run, from_seq=from_seq, to_seq=to_seq, until=until)
-        return iter_rows(self.db.conn, self._read_lock, selection, self.chunk_size)
+        return iter_rows(self.db.conn, self._read_lock, selection, self.chunk_size, self.path)
 
     def count(self) -> int:
         """How many events the log holds (committed ones only)."""
         self._check_open()
         with self._read_lock:
-            row = self.db.conn.execute("SELECT count(*) FROM events").fetchone()
+            row = fetch_all(self.db.conn, "SELECT count(*) FROM events", (), self.path, "counting events")[0]
         return int(row[0])
 
     def last_seq(self) -> int:
         """The seq of the newest committed event, 0 for an empty log."""
         self._check_open()
         with self._read_lock:
-            row = self.db.conn.execute("SELECT max(seq) FROM events").fetchone()
+            row = fetch_all(self.db.conn, "SELECT max(seq) FROM events", (), self.path, "finding the last seq")[0]
         return int(row[0] or 0)
 
     def verify(self) -> VerifyReport:
         """Check the append-only triggers and recompute the hash chain over every committed row."""
         self._check_open()
-        return verify_log(self.db.conn, self._read_lock)
+        return verify_log(self.db.conn, self._read_lock, path=self.path)
 
     def _check_open(self) -> None:
         if self._closed:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import msgspec
+
+from actorlog.store.errors import read_error
 
 ROW_COLUMNS = "seq, ts, run, actor, kind, version, correlation, payload, hash"
 
@@ -27,6 +31,31 @@ class EventFilter(msgspec.Struct, frozen=True, kw_only=True):
     until: float | None = None
     correlation: str | None = None
 
+    def __post_init__(self) -> None:
+        for name in ("run", "actor", "correlation"):
+            _check_text(name, getattr(self, name))
+        if self.kinds is not None:
+            if type(self.kinds) is not tuple:
+                raise TypeError(f"the kinds filter must be a tuple of str, got {self.kinds!r}")
+            for kind in self.kinds:
+                _check_text("kinds", kind)
+        for name in ("from_seq", "to_seq"):
+            value = getattr(self, name)
+            if value is not None and (type(value) is not int):
+                raise TypeError(f"the {name} filter must be an int (a seq), got {value!r}")
+        for name in ("since", "until"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if type(value) not in (int, float):
+                raise TypeError(f"the {name} filter must be a number of Unix seconds, got {value!r}")
+            try:
+                number = float(value)
+            except OverflowError:
+                raise ValueError(f"the {name} filter {value!r} is out of range for a time") from None
+            if math.isnan(number):
+                raise ValueError(f"the {name} filter must be a number of Unix seconds, got nan")
+
     def where(self) -> tuple[list[str], list[Any]]:
         """SQL conditions and their parameters (seq bounds excluded: the pager owns them)."""
         clauses: list[str] = []
@@ -41,10 +70,10 @@ class EventFilter(msgspec.Struct, frozen=True, kw_only=True):
             params.extend(self.kinds)
         if self.since is not None:
             clauses.append("ts >= ?")
-            params.append(self.since)
+            params.append(float(self.since))
         if self.until is not None:
             clauses.append("ts <= ?")
-            params.append(self.until)
+            params.append(float(self.until))
         return clauses, params
 
     def matches(self, seq: int, ts: float, run: str, actor: str, kind: str, correlation: str | None) -> bool:
@@ -81,23 +110,78 @@ def make_filter(
     )
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def clamp_seq(seq: int) -> int:
+    """A seq bound SQLite can bind: seqs are 64-bit, so a bound past them selects the same rows."""
+    return min(max(seq, INT64_MIN), INT64_MAX)
+
+
+def _check_text(name: str, value: Any) -> None:
+    if value is None:
+        return
+    if type(value) is not str:
+        raise TypeError(f"the {name} filter must be a str, got {value!r}")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise ValueError(
+            f"the {name} filter {value!r} is not valid text: it holds a lone surrogate "
+            f"(as a command-line argument that is not UTF-8 does)"
+        ) from None
+
+
+def _lenient_text(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
+
+
+def fetch_all(
+    conn: sqlite3.Connection, sql: str, params: Any, path: str | os.PathLike[str], doing: str
+) -> list[Any]:
+    """``conn.execute(sql, params).fetchall()``, with SQLite's errors turned into store errors
+    naming the file, and TEXT that is not UTF-8 (only a foreign writer stores it) read with
+    U+FFFD in place of the bad bytes instead of failing the whole read."""
+    try:
+        return conn.execute(sql, params).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "decode to UTF-8" not in str(exc):
+            raise read_error(path, exc, doing) from exc
+    except sqlite3.Error as exc:
+        raise read_error(path, exc, doing) from exc
+    previous = conn.text_factory
+    conn.text_factory = _lenient_text
+    try:
+        return conn.execute(sql, params).fetchall()
+    except sqlite3.Error as exc:
+        raise read_error(path, exc, doing) from exc
+    finally:
+        conn.text_factory = previous
+
+
 def iter_rows(
-    conn: sqlite3.Connection, lock: threading.Lock, selection: EventFilter, chunk_size: int
+    conn: sqlite3.Connection,
+    lock: threading.Lock,
+    selection: EventFilter,
+    chunk_size: int,
+    path: str | os.PathLike[str] = "(unnamed)",
 ) -> Iterator[tuple[Any, ...]]:
     """Yield raw rows in seq order, fetching ``chunk_size`` at a time (keyset paging on seq).
 
     Memory stays bounded by one chunk whatever the log's length, and the connection is
     not held between chunks, so readers in other threads and appends go on meanwhile.
+    SQLite's errors become `StoreLockedError` or `StoreReadError` naming ``path`` and
+    the seq reading had reached.
     """
     clauses, params = selection.where()
-    after = (selection.from_seq - 1) if selection.from_seq is not None else -1
-    upper = selection.to_seq
+    after = clamp_seq(selection.from_seq - 1) if selection.from_seq is not None else -1
+    upper = clamp_seq(selection.to_seq) if selection.to_seq is not None else None
     sql_tail = " AND ".join(["seq > ?"] + (["seq <= ?"] if upper is not None else []) + clauses)
     sql = f"SELECT {ROW_COLUMNS} FROM events WHERE {sql_tail} ORDER BY seq LIMIT ?"
     while True:
         bound = [after] + ([upper] if upper is not None else []) + params + [chunk_size]
         with lock:
-            chunk = conn.execute(sql, bound).fetchall()
+            chunk = fetch_all(conn, sql, bound, path, f"reading the events after seq {max(after, 0)}")
         yield from chunk
         if len(chunk) < chunk_size:
             return

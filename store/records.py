@@ -6,6 +6,9 @@ from typing import Any
 
 import msgspec
 
+from actorlog.events import DecodeError, UnknownEvent
+from actorlog.events.errors import shown
+
 
 class EventRecord(msgspec.Struct, frozen=True, kw_only=True):
     """One row of the log: the typed ``event`` (or an `UnknownEvent` in lenient reads) and its columns."""
@@ -19,3 +22,50 @@ class EventRecord(msgspec.Struct, frozen=True, kw_only=True):
     correlation: str | None
     event: Any
     hash: str
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def column_problems(
+    ts: Any, run: Any, actor: Any, kind: Any, version: Any, correlation: Any, digest: Any
+) -> list[str]:
+    """What is wrong with a row's columns (empty when each holds its declared type).
+
+    The store never writes such a row; a foreign writer can, since SQLite keeps any value
+    in any column (a BLOB, text in a number column).
+    """
+    problems = []
+    if type(ts) is not float:
+        problems.append(f"its time (ts) is {shown(ts)}, not a number")
+    if type(version) is not int:
+        problems.append(f"its version is {shown(version)}, not an integer")
+    for name, value in (("run", run), ("actor", actor), ("kind", kind), ("hash", digest)):
+        if type(value) is not str:
+            problems.append(f"its {name} is {shown(value)}, not text")
+    if correlation is not None and type(correlation) is not str:
+        problems.append(f"its correlation is {shown(correlation)}, not text")
+    return problems
+
+
+def malformed_record(row: tuple[Any, ...], problems: list[str], *, lenient: bool) -> EventRecord:
+    """A row whose columns do not hold their declared types: strict reads raise `DecodeError`
+    naming its seq; lenient reads get a record of the declared types (unusable values become
+    0, "" or None) carrying an `UnknownEvent` whose reason lists the problems."""
+    seq, ts, run, actor, kind, version, correlation, payload, digest = row
+    kind_text = _text(kind)
+    problem = "its columns are malformed: " + "; ".join(problems)
+    if not lenient:
+        raise DecodeError(kind_text, version if type(version) is int else 0, seq, problem)
+    try:
+        raw: Any = msgspec.json.decode(payload)
+    except (msgspec.DecodeError, RecursionError, TypeError):
+        raw = _text(payload)
+    return EventRecord(
+        seq=seq, ts=ts if type(ts) is float else 0.0, run=_text(run), actor=_text(actor), kind=kind_text,
+        version=version if type(version) is int else 0,
+        correlation=None if correlation is None else _text(correlation),
+        event=UnknownEvent(kind=kind_text, version=version if type(version) is int else 0, payload=raw, reason=problem),
+        hash=_text(digest),
+    )

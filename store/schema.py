@@ -5,13 +5,22 @@ Nothing here writes to a file that is not already an actorlog log or an empty fi
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from pathlib import Path
 
 import sqlite_utils
 
-from actorlog.store.errors import NotAnEventLogError, SchemaVersionError, StoreLockedError
+from actorlog.store.errors import (
+    NotAnEventLogError,
+    NotWritableError,
+    SchemaVersionError,
+    StoreError,
+    StoreLockedError,
+    StoreReadError,
+    read_error,
+)
 
 SCHEMA_VERSION = 1
 """The schema version this code writes and the newest it reads."""
@@ -69,9 +78,17 @@ TRIGGERS: dict[str, str] = {
 
 
 def connect(path: Path, *, readonly: bool, busy_timeout: float) -> sqlite3.Connection:
-    """Open a connection in autocommit mode (transactions are explicit)."""
+    """Open a connection in autocommit mode (transactions are explicit).
+
+    A read-only connection to a log in a directory this process cannot write, with no
+    ``-wal`` or ``-shm`` file beside it (a log closed cleanly, then archived or shared
+    read-only), is opened as immutable: SQLite could not create the ``-shm`` file it
+    otherwise needs, and nobody can be writing it, since a writer would have created them.
+    """
     if readonly:
         target, uri = path.resolve().as_uri() + "?mode=ro", True
+        if not _directory_writable(path) and not _wal_file(path, "wal").exists() and not _wal_file(path, "shm").exists():
+            target += "&immutable=1"
     else:
         target, uri = str(path), False
     try:
@@ -82,8 +99,17 @@ def connect(path: Path, *, readonly: bool, busy_timeout: float) -> sqlite3.Conne
         raise NotAnEventLogError(f"cannot open event log {str(path)!r}: {exc}") from None
 
 
+def _wal_file(path: Path, suffix: str) -> Path:
+    return path.with_name(f"{path.name}-{suffix}")
+
+
+def _directory_writable(path: Path) -> bool:
+    return os.access(path.parent, os.W_OK | os.X_OK)
+
+
 def check_path(path: Path, *, readonly: bool) -> bool:
-    """Refuse paths that cannot be an event log; return whether the file already exists."""
+    """Refuse paths that cannot be an event log, or cannot be written when opened for writing;
+    return whether the file already exists."""
     if path.is_dir():
         raise NotAnEventLogError(f"{str(path)!r} is a directory, not an event log file; pass the path of a .db file")
     if not path.exists():
@@ -92,6 +118,11 @@ def check_path(path: Path, *, readonly: bool) -> bool:
         if not path.parent.is_dir():
             raise NotAnEventLogError(
                 f"cannot create event log {str(path)!r}: directory {str(path.parent)!r} does not exist"
+            )
+        if not _directory_writable(path):
+            raise NotWritableError(
+                f"cannot create event log {str(path)!r}: this process cannot create files in directory "
+                f"{str(path.parent)!r} (its permissions, or a read-only file system)"
             )
         return False
     try:
@@ -104,7 +135,35 @@ def check_path(path: Path, *, readonly: bool) -> bool:
             f"{str(path)!r} is not an SQLite database (its header is not SQLite's); "
             f"pass the path of an actorlog event log, or a new path to create one"
         )
+    if not readonly:
+        _check_writable(path)
     return True
+
+
+def _check_writable(path: Path) -> None:
+    if not os.access(path, os.W_OK):
+        raise NotWritableError(
+            f"event log {str(path)!r} is read-only for this process (its permissions, an immutable file or a "
+            f"read-only file system); read it with EventStore.open_readonly (as every actorlog command but "
+            f"snapshot does), or make it writable to append to it"
+        )
+    if not _directory_writable(path) and not (_wal_file(path, "wal").exists() and _wal_file(path, "shm").exists()):
+        raise NotWritableError(
+            f"event log {str(path)!r} cannot be written: SQLite must create {path.name}-wal and {path.name}-shm "
+            f"beside it, and this process cannot create files in directory {str(path.parent)!r}; make the "
+            f"directory writable, or read the log with EventStore.open_readonly"
+        )
+
+
+def _cannot_open(path: Path, exc: sqlite3.Error) -> StoreError:
+    """The error for a file SQLite cannot open, saying why when the directory is the reason."""
+    if "unable to open" in str(exc) and not _directory_writable(path):
+        return StoreReadError(
+            f"{str(path)!r} cannot be opened: SQLite must create {path.name}-shm beside it to read the changes "
+            f"in {path.name}-wal, and this process cannot create files in directory {str(path.parent)!r}; "
+            f"copy the log together with its -wal file to a writable directory"
+        )
+    return NotAnEventLogError(f"{str(path)!r} cannot be opened as an event log: {exc}")
 
 
 def user_tables(db: sqlite_utils.Database) -> list[str]:
@@ -183,14 +242,17 @@ def open_database(path: Path, *, readonly: bool, busy_timeout: float) -> sqlite_
             except sqlite3.OperationalError as exc:
                 # Switching to WAL takes an exclusive lock and does not wait on SQLite's busy handler.
                 if not _is_locked(exc):
-                    raise NotAnEventLogError(f"{str(path)!r} cannot be opened as an event log: {exc}") from None
+                    raise _cannot_open(path, exc) from None
                 if time.monotonic() >= deadline:
                     raise StoreLockedError(
                         f"event log {str(path)!r} stayed locked by another connection for more than "
                         f"{busy_timeout:g} s while opening it; retry later or pass a larger busy_timeout"
                     ) from None
                 time.sleep(0.01)
-        check_schema(db, path)
+        try:
+            check_schema(db, path)
+        except sqlite3.Error as exc:
+            raise read_error(path, exc, "reading its schema") from exc
     except BaseException:
         conn.close()
         raise

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 
 import msgspec
 
 from actorlog.store.chain import GENESIS, row_hash
-from actorlog.store.query import EventFilter, iter_rows
+from actorlog.store.query import EventFilter, fetch_all, iter_rows
 from actorlog.store.schema import TRIGGERS
 
 
@@ -26,11 +27,19 @@ class VerifyReport(msgspec.Struct, frozen=True, kw_only=True):
     problems: tuple[str, ...] = ()
 
 
-def verify_log(conn: sqlite3.Connection, lock: threading.Lock, chunk_size: int = 5000) -> VerifyReport:
-    """Recompute the whole chain in seq order, in constant memory."""
+def verify_log(
+    conn: sqlite3.Connection, lock: threading.Lock, chunk_size: int = 5000, *, path: str | os.PathLike[str] = "(unnamed)"
+) -> VerifyReport:
+    """Recompute the whole chain in seq order, in constant memory.
+
+    Any value in any column is hashed as it is read (a row a foreign writer stored with a
+    BLOB or a number where text belongs simply fails to match); an unreadable file raises
+    the store error naming it.
+    """
     problems: list[str] = []
     with lock:
-        triggers = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+        rows = fetch_all(conn, "SELECT name FROM sqlite_master WHERE type = 'trigger'", (), path, "listing its triggers")
+        triggers = {row[0] for row in rows}
     for name in TRIGGERS:
         if name not in triggers:
             problems.append(f"append-only trigger {name} is missing")
@@ -39,7 +48,7 @@ def verify_log(conn: sqlite3.Connection, lock: threading.Lock, chunk_size: int =
     last_seq = 0
     first_bad: int | None = None
     for seq, ts, run, actor, kind, version, correlation, payload, stored in iter_rows(
-        conn, lock, EventFilter(), chunk_size
+        conn, lock, EventFilter(), chunk_size, path
     ):
         expected = row_hash(previous, seq, ts, run, actor, kind, version, correlation, payload)
         checked += 1
@@ -47,7 +56,7 @@ def verify_log(conn: sqlite3.Connection, lock: threading.Lock, chunk_size: int =
         if stored != expected and first_bad is None:
             first_bad = seq
             problems.append(f"hash chain broken at seq {seq}: the row or the one before it was changed, added or removed")
-        previous = stored
+        previous = stored if type(stored) is str else repr(stored)  # a tampered hash may be a BLOB
     return VerifyReport(
         ok=not problems, events_checked=checked, last_seq=last_seq, first_bad_seq=first_bad, problems=tuple(problems)
     )

@@ -10,11 +10,14 @@ disk, ``tell`` blocks (back-pressure) instead of memory growing.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import sqlite3
 import sys
+import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +94,10 @@ class Flush:
     """Ask the writer to answer once everything sent before this is committed."""
 
 
+class LogFileMovedError(OSError):
+    """The log file at the store's path is no longer the file the writer opened (the cause of a `StoreWriteError`)."""
+
+
 @dataclass(frozen=True)
 class SaveSnapshot:
     """Ask the writer to store a projection snapshot (in ``snapshots``; events are untouched)."""
@@ -118,6 +125,30 @@ class WriterState:
     transactions: int = 0
     last_seq: int = 0
     lost: int = 0
+    listeners: list[Callable[[StoreWriteError], None]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def fail(self, error: StoreWriteError) -> None:
+        """Record the failure that stops writing and tell every listener, once."""
+        with self.lock:
+            if self.failure is not None:
+                return
+            self.failure = error
+            listeners = list(self.listeners)
+        for listener in listeners:
+            try:
+                listener(error)
+            except Exception:  # noqa: BLE001 - a listener must not stop the writer from failing cleanly
+                logger.exception("a store failure listener raised")
+
+    def on_failure(self, listener: Callable[[StoreWriteError], None]) -> None:
+        """Call ``listener`` when writing fails (at once if it already has)."""
+        with self.lock:
+            failure = self.failure
+            if failure is None:
+                self.listeners.append(listener)
+                return
+        listener(failure)
 
 
 def _weight(envelope: Envelope[Any]) -> int:
@@ -187,15 +218,19 @@ class StoreWriter(pykka.ThreadingActor):
         busy_timeout: float,
         max_batch_rows: int,
         max_pending_rows: int,
+        max_log_bytes: int | None = None,
     ) -> None:
         self._max_pending_rows = max_pending_rows
         super().__init__()
         self._path = path
+        self._absolute = os.path.abspath(path)  # the writer must find the file it opened even after a chdir
         self._state = state
         self._synchronous = synchronous
         self._busy_timeout = busy_timeout
         self._max_batch_rows = max_batch_rows
+        self._max_log_bytes = max_log_bytes
         self._conn: sqlite3.Connection | None = None
+        self._identity: tuple[int, int] | None = None
 
     def _create_actor_inbox(self) -> queue.Queue[Envelope[Any]]:  # type: ignore[override]
         # pykka calls this from Actor.__init__; the bound is set just before that call.
@@ -205,10 +240,33 @@ class StoreWriter(pykka.ThreadingActor):
         try:
             conn = connect(self._path, readonly=False, busy_timeout=self._busy_timeout)
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
+            if self._max_log_bytes is not None:
+                page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+                conn.execute(f"PRAGMA max_page_count = {max(1, self._max_log_bytes // page_size)}").fetchall()
             self._state.last_seq = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
+            self._identity = self._file_identity()
             self._conn = conn
         except Exception as exc:  # noqa: BLE001 - reported to every later flush
             self._fail(exc, "opening the write connection")
+
+    def _file_identity(self) -> tuple[int, int] | None:
+        try:
+            status = os.stat(self._absolute)
+        except OSError:
+            return None
+        return (status.st_dev, status.st_ino)
+
+    def _check_file(self) -> None:
+        """Raise if the log file was removed or replaced since the writer opened it.
+
+        SQLite would go on writing to the open file, so commits would "succeed" into a file
+        that no one can open again (removed) or that is no longer the log at this path.
+        """
+        if self._file_identity() != self._identity:
+            raise LogFileMovedError(
+                f"the file was removed, renamed or replaced after the store opened it, so events committed "
+                f"now would not be in {str(self._path)!r}"
+            )
 
     def on_stop(self) -> None:
         if self._conn is not None:
@@ -257,6 +315,7 @@ class StoreWriter(pykka.ThreadingActor):
             state.lost += len(rows)
             return
         try:
+            self._check_file()
             conn.execute("BEGIN IMMEDIATE")
             last = conn.execute(LAST_ROW_SQL).fetchone()
             seq, previous = (last[0], last[1]) if last is not None else (0, GENESIS)
@@ -271,40 +330,76 @@ class StoreWriter(pykka.ThreadingActor):
                     pass
             state.lost += len(rows)
             self._fail(exc, f"committing {len(rows)} events")
+            if isinstance(exc, LogFileMovedError):
+                self._release_wal()
             return
         state.committed += len(rows)
         state.transactions += 1
         state.last_seq = seq
 
+    def _release_wal(self) -> None:
+        """After the log file was moved: copy every committed frame from the -wal file into the
+        file the connection still holds, and empty the -wal file.
+
+        SQLite finds a log's -wal by name. Left full, it would hold this log's committed events
+        apart from the renamed file, and lend them to whatever file is put at the path next.
+        """
+        if self._conn is None:
+            return
+        try:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.Error:
+            logger.warning("event log %r: could not empty the -wal file after the log was moved", str(self._path),
+                           exc_info=True)
+
     def _fail(self, exc: BaseException, doing: str) -> None:
+        limit = ""
+        if self._max_log_bytes is not None and "full" in str(exc):
+            limit = f" (this store's max_log_bytes is {self._max_log_bytes:,})"
         error = StoreWriteError(
-            f"event log {str(self._path)!r}: {doing} failed: {exc}; events sent after this are not written. "
+            f"event log {str(self._path)!r}: {doing} failed: {exc}{limit}; events sent after this are not written. "
             f"Fix the cause (disk space, permissions, a lock held by another process) and open the log again"
         )
         error.__cause__ = exc
-        self._state.failure = error
         logger.error("%s", error, exc_info=sys.exc_info() if sys.exc_info()[0] else None)
+        self._state.fail(error)
 
     def _save_snapshot(self, snapshot: SaveSnapshot) -> None:
+        """Store a snapshot. One that cannot be stored (a full disk, a lock) raises a
+        `StoreWriteError` to the asker; writing events goes on, since no event was lost."""
         conn = self._conn
         if self._state.failure is not None:
             raise self._state.failure
         assert conn is not None
-        conn.execute("BEGIN IMMEDIATE")
         try:
+            self._check_file()
+            conn.execute("BEGIN IMMEDIATE")
             conn.execute(SNAPSHOTS_DDL)
             conn.execute(
                 "INSERT INTO snapshots (projection, version, position, run, created_at, state) VALUES (?, ?, ?, ?, ?, ?)",
                 (snapshot.projection, snapshot.version, snapshot.position, snapshot.run, time.time(), snapshot.state),
             )
             conn.execute("COMMIT")
-        except BaseException:
+        except Exception as exc:
             if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            raise StoreWriteError(
+                f"event log {str(self._path)!r}: saving a {snapshot.projection} snapshot at seq {snapshot.position} "
+                f"failed: {exc}; events are unaffected"
+            ) from exc
 
     def _answer_flush(self) -> int:
         failure = self._state.failure
+        if failure is None and self._conn is not None:
+            try:
+                self._check_file()
+            except LogFileMovedError as exc:
+                self._fail(exc, "flushing")
+                self._release_wal()
+                failure = self._state.failure
         if failure is not None:
             raise failure
         return self._state.last_seq
