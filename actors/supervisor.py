@@ -19,6 +19,7 @@ from actorlog.actors.graph import dependents_of, start_order
 from actorlog.actors.error_policy import qualified_name
 from actorlog.actors.protocol import CarryOut, Control, ReportFailure, StartFailed
 from actorlog.actors.router import PluginEntry, Router
+from actorlog.store import StoreError
 from actorlog.events import (
     Escalated,
     PluginFailed,
@@ -123,16 +124,23 @@ class Supervisor(pykka.ThreadingActor):
             stopped.append(name)
         return stopped
 
+    def _log(self, event: Any, **options: Any) -> None:
+        """Append a lifecycle event; once the log has failed, stopping goes on without it."""
+        try:
+            self.store.append(event, actor=ACTOR, **options)
+        except StoreError:
+            logger.warning("could not log %s: the event log has failed", type(event).__qualname__)
+
     def _stop_one(self, name: str) -> None:
         entry = self.router.plugins[name]
-        self.store.append(PluginStopping(plugin=name), actor=ACTOR)
+        self._log(PluginStopping(plugin=name))
         entry.state = "stopping"
         try:
             self._control(entry, "stop")
         except BaseException:  # noqa: BLE001 - on_stop failures are recorded by the plugin's actor
             logger.debug("on_stop of %r raised", name, exc_info=True)
         entry.state = "stopped"
-        self.store.append(PluginStopped(plugin=name), actor=ACTOR)
+        self._log(PluginStopped(plugin=name))
         if name in self.started:
             self.started.remove(name)
 
@@ -246,6 +254,6 @@ class Supervisor(pykka.ThreadingActor):
 
     def _escalate(self, plugin: str, reason: str, *, correlation: str | None = None, exc_type: str | None = None) -> None:
         self.escalation = EscalationError(plugin, reason)
-        self.store.append(Escalated(plugin=plugin, reason=reason, exc_type=exc_type), actor=ACTOR, correlation=correlation)
-        self.router.stopped = self.escalation
+        self.router.stopped = self.escalation  # first: logging fails when the log itself is what failed
+        self._log(Escalated(plugin=plugin, reason=reason, exc_type=exc_type), correlation=correlation)
         self._stop_all()

@@ -49,7 +49,7 @@ from actorlog.actors.metrics import (
 from actorlog.actors.monitor import MetricsClient, PerformanceMonitor
 from actorlog.actors.plugin import Health, Plugin, handlers_of
 from actorlog.actors.plugin_actor import PluginActor
-from actorlog.actors.protocol import SYSTEM_MESSAGES, Control, GetErrorStatistics
+from actorlog.actors.protocol import SYSTEM_MESSAGES, CarryOut, Control, GetErrorStatistics
 from actorlog.actors.retry import Retrying, RetryPolicy
 from actorlog.actors.snapshots import AutoSnapshots
 from actorlog.actors.router import ANYONE, APP, PluginEntry, Router
@@ -137,6 +137,12 @@ class ActorSystem:
             actor=ACTOR,
         )
         _running.add(self)
+        self.store.on_failure(self._log_failed)
+
+    def _log_failed(self, error: Exception) -> None:
+        """The store could not write: nothing more can be recorded, so the system escalates."""
+        if not self._stopped:
+            self._supervisor.tell(CarryOut(plugin=ACTOR, action="escalate", reason=f"the event log failed: {error}"))
 
     # -- context manager -----------------------------------------------------------------
 
@@ -280,6 +286,8 @@ class ActorSystem:
             self._supervisor.ask(StopPlugins(), block=True)
         except pykka.ActorDeadError:
             pass
+        except Exception:  # noqa: BLE001 - stopping must finish: every actor below is stopped all the same
+            logger.exception("stopping the plugins failed; stopping the rest")
         for entry in self._router.plugins.values():
             if entry.ref is not None:
                 entry.ref.stop(block=True)
@@ -287,6 +295,8 @@ class ActorSystem:
             self._recorder.close()  # every buffered measurement reaches the log
         except pykka.ActorDeadError:
             pass
+        except Exception:  # noqa: BLE001 - a failed log cannot take them; stopping goes on
+            logger.exception("delivering the last measurements failed")
         for ref in (self._errors, self._supervisor, self._metrics_actor):
             try:
                 ref.stop(block=True)

@@ -80,7 +80,10 @@ def run_config(folder: Path, block: str, env: dict[str, str]) -> None:
 
 def test_event_catalogue_lists_every_event_kind() -> None:
     registry = default_codec.registry
-    kinds = {kind for kind in registry.kinds() if issubclass(registry.type_for(kind) or object, Event)}
+    kinds = {  # actorlog's own event types (other tests register theirs in the same registry)
+        kind for kind in registry.kinds()
+        if issubclass(cls := registry.type_for(kind) or object, Event) and cls.__module__.startswith("actorlog.")
+    }
     section = README[README.index("## Event catalogue"):]
     section = section[: section.index("\n## ")]
     listed = set(re.findall(r"`([a-z_.]+)`", section))
