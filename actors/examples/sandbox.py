@@ -356,7 +356,11 @@ def watch_host():  # the host died (SIGKILL, crash): the read end of the status 
 import threading
 threading.Thread(target=watch_host, daemon=True).start()
 os.close(err_w)
-os.write(status, (json.dumps({"child": pid}) + "\n").encode())
+try:
+    os.write(status, (json.dumps({"child": pid}) + "\n").encode())
+except OSError:  # the host is already gone: clean up as if told to stop
+    state["orphaned"] = True
+    on_term(signal.SIGTERM, None)
 if state["stop"]:
     kill_child()
 _, wait_status, usage = os.wait4(pid, 0)
@@ -411,7 +415,10 @@ if state.get("orphaned"):  # nobody will remove the scratch directory: do it her
     import shutil
     shutil.rmtree(spec["scratch"], ignore_errors=True)
 else:
-    os.write(status, (json.dumps(report) + "\n").encode())
+    try:
+        os.write(status, (json.dumps(report) + "\n").encode())
+    except OSError:
+        pass
 """
 
 
