@@ -107,7 +107,7 @@ class PluginActor(pykka.ThreadingActor):
 
     def _release(self, delivery: Delivery) -> None:
         if delivery.bounded:
-            self.entry.inbox.release()
+            self.entry.inbox.give_back()
 
     def _refuse(self, delivery: Delivery) -> None:
         self._release(delivery)

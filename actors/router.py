@@ -36,6 +36,47 @@ ACCEPTING = frozenset({"starting", "running", "suspended", "restarting"})
 """Plugin states in which messages are queued for it (a restart delivers them to the new instance)."""
 
 
+class InboxBound:
+    """How many messages wait for a plugin, and room for more: `take` a slot to send
+    (waiting while the inbox is full), `give_back` once the message is handled or refused.
+
+    The common case (room left) is one uncontended lock round trip; only a full inbox waits.
+    """
+
+    __slots__ = ("_count", "_lock", "_room", "_waiters", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._count = 0
+        self._waiters = 0
+        self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)
+
+    def take(self, timeout: float | None) -> bool:
+        """Take a slot, waiting up to ``timeout`` s for one (0: do not wait); False if none came."""
+        with self._lock:
+            if self._count < self.limit:
+                self._count += 1
+                return True
+            if timeout == 0:
+                return False
+            self._waiters += 1
+            try:
+                if not self._room.wait_for(lambda: self._count < self.limit, timeout):
+                    return False
+            finally:
+                self._waiters -= 1
+            self._count += 1
+            return True
+
+    def give_back(self) -> None:
+        """Return a slot; wakes one waiting sender."""
+        with self._lock:
+            self._count -= 1
+            if self._waiters:
+                self._room.notify()
+
+
 @dataclass
 class PluginEntry:
     """Everything the system knows about one registered plugin."""
@@ -54,9 +95,8 @@ class PluginEntry:
     restarts: int = 0
     restart_times: list[float] = field(default_factory=list)
     instance: Plugin | None = None
-    inbox: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(DEFAULT_MAX_INBOX))
-    """Free inbox slots: messages sent but not yet handled or refused (stashed ones included)."""
-    max_inbox: int = DEFAULT_MAX_INBOX
+    inbox: InboxBound = field(default_factory=lambda: InboxBound(DEFAULT_MAX_INBOX))
+    """Messages sent but not yet handled or refused (stashed ones included), bounded."""
     """The running instance, if any (set by its actor; read by `ActorSystem.stop` for `on_shutdown`)."""
 
     def accepts(self, sender: str, message_type: type[Message]) -> bool:
@@ -116,9 +156,9 @@ class Router:
         # Back-pressure: a full inbox slows the sender. A plugin sending to itself is not
         # held (it would wait for itself); it takes a slot only if one is free.
         if sender == recipient:
-            bounded = entry.inbox.acquire(blocking=False)
-        elif not entry.inbox.acquire(timeout=INBOX_TIMEOUT):
-            raise PluginOverloadedError(recipient, entry.max_inbox, INBOX_TIMEOUT)
+            bounded = entry.inbox.take(0)
+        elif not entry.inbox.take(INBOX_TIMEOUT):
+            raise PluginOverloadedError(recipient, entry.inbox.limit, INBOX_TIMEOUT)
         else:
             bounded = True
         entry.ref.tell(Delivery(message, sender, correlation or new_correlation(), reply, bounded))

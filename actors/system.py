@@ -52,7 +52,7 @@ from actorlog.actors.plugin_actor import PluginActor
 from actorlog.actors.protocol import SYSTEM_MESSAGES, CarryOut, Control, GetErrorStatistics
 from actorlog.actors.retry import Retrying, RetryPolicy
 from actorlog.actors.snapshots import AutoSnapshots
-from actorlog.actors.router import ANYONE, APP, PluginEntry, Router
+from actorlog.actors.router import ANYONE, APP, InboxBound, PluginEntry, Router
 from actorlog.actors.supervisor import RestartPolicy, StartPlugins, StopPlugins, Supervisor
 from actorlog.events import Message, PluginRegistered, RunStarted, RunStopped, TypeRegistry
 from actorlog.replay.errors import ErrorStatisticsSnapshot
@@ -206,10 +206,10 @@ class ActorSystem:
             health_interval=cls.health_interval if health_interval is None else health_interval,
             handlers=handlers,
         )
-        entry.max_inbox = cls.max_inbox if max_inbox is None else max_inbox
-        if not isinstance(entry.max_inbox, int) or entry.max_inbox < 1:
-            raise RegistrationError(f"max_inbox of plugin {name!r} must be a positive int, got {entry.max_inbox!r}")
-        entry.inbox = threading.Semaphore(entry.max_inbox)
+        limit = cls.max_inbox if max_inbox is None else max_inbox
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise RegistrationError(f"max_inbox of plugin {name!r} must be a positive int, got {limit!r}")
+        entry.inbox = InboxBound(limit)
         with self._lock:
             if name in self._router.plugins:
                 raise RegistrationError(f"a plugin named {name!r} is already registered; choose another name")
