@@ -11,12 +11,12 @@ import collections
 import math
 import signal
 import subprocess
-import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from actor_helpers import read_log
+from actor_helpers import read_log, wait_until
 from actorlog.actors.examples import demo as _demo  # noqa: F401 - registers the agent's, LLM's and sandbox's event types
 from log_helpers import ACTORLOG_CLI
 
@@ -90,14 +90,18 @@ def count_in_log(path: Path, kind: str) -> int:
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, what: str = "") -> Any:
     """Poll ``predicate`` until it is truthy (a safety-net timeout, not a timing assertion)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"not within {timeout} s: {what or predicate!r}")
-        time.sleep(0.05)
+    return wait_until(predicate, timeout=timeout, interval=0.05, what=what)
+
+
+@contextmanager
+def running(process: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
+    """The started command, killed on the way out if a check failed before it ended."""
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
 
 
 # -- TOML ---------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from actorlog.actors.examples.demo import DEMO_PLUGINS, DEMO_SEVERITIES
 from actorlog.actors.examples.llm import ModelCrashed
 from actorlog.actors.loading import class_path
 from demo_helpers import (
+    running,
     AGENT_CLASS,
     EXAMPLE_CONFIG,
     LLM_CLASS,
@@ -98,17 +99,12 @@ def test_the_example_config_runs_until_sigterm_into_the_db_given(tmp_path: Path)
     own_log = EXAMPLE_CONFIG.parent / "agent.db"
     existed = own_log.exists()
     log = tmp_path / "agent.db"
-    process = start_actorlog("run", EXAMPLE_CONFIG, "--db", log, cwd=tmp_path)
-    try:
+    with running(start_actorlog("run", EXAMPLE_CONFIG, "--db", log, cwd=tmp_path)) as process:
         line = started(process)
         assert "started llm, sandbox, agent" in line and str(log) in line
         sends = len(load_config(EXAMPLE_CONFIG).config.send)
         wait_for(lambda: count_in_log(log, "agent.task_finished") == sends, what="every [[send]] task handled")
         result = stop(process, signal.SIGTERM)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     check_clean_stop(log, result, "SIGTERM")
     finished = [r.event for r in read_log(log, kinds=["agent.task_finished"])]
     expected = [s.message["task"] for s in load_config(EXAMPLE_CONFIG).config.send]
@@ -134,15 +130,10 @@ def test_a_config_runs_until_sigint_with_its_relative_log_beside_it(tmp_path: Pa
         extra='[errors.severities]\n"builtins.TimeoutError" = "medium"\n',
     ))
     log = folder / "app.db"
-    process = start_actorlog("run", "../conf/app.toml", cwd=elsewhere)
-    try:
+    with running(start_actorlog("run", "../conf/app.toml", cwd=elsewhere)) as process:
         started(process)
         wait_for(lambda: count_in_log(log, "agent.task_finished") == len(tasks), what="both tasks handled")
         result = stop(process, signal.SIGINT)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     check_clean_stop(log, result, "SIGINT")
     assert list(elsewhere.iterdir()) == []  # relative to the config file, not to the working directory
     finished = [r.event for r in read_log(log, kinds=["agent.task_finished"])]
@@ -161,15 +152,10 @@ def test_a_stop_signal_cuts_a_running_task_short(tmp_path: Path) -> None:
                 "message": {"task": "Write a function that waits for an answer from a slow service", "seed": 1}}],
     ))
     log = tmp_path / "slow.db"
-    process = start_actorlog("run", config, cwd=tmp_path)
-    try:
+    with running(start_actorlog("run", config, cwd=tmp_path)) as process:
         started(process)
         wait_for(lambda: count_in_log(log, "sandbox.created") == 1, what="the waiting program runs")
         result = stop(process, signal.SIGTERM)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     check_clean_stop(log, result, "SIGTERM")
     killed = [r.event for r in read_log(log, kinds=["sandbox.killed"])]
     assert [k.reason for k in killed] == ["stopped"]
