@@ -38,12 +38,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import msgspec
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.version import InvalidVersion, Version
 
 from actorlog.actors.error_policy import ErrorPolicy
 from actorlog.actors.errors import ConfigError, DependencyError, RegistrationError
-from actorlog.actors.graph import start_order
+from actorlog.actors.graph import start_order, unmet_requirement
 from actorlog.actors.loading import load_plugin_class
 from actorlog.actors.metrics import MetricsOptions
 from actorlog.actors.plugin import Plugin, handlers_of
@@ -232,7 +230,7 @@ def _check(path: Path, config: SystemConfig) -> dict[type[BaseException], Severi
     for name, plugin in config.plugins.items():
         requires = plugin.requires if plugin.requires is not None else dict(classes[name].requires)
         for dep, spec in requires.items():
-            problem = _unmet(dep, spec, depends_on[name], classes.get(dep))
+            problem = unmet_requirement(name, dep, spec, depends_on[name], classes.get(dep))
             if problem:
                 raise ConfigError(f"{path}: key `plugins.{_key(name)}.requires`: {problem}")
     severities: dict[type[BaseException], Severity] = {}
@@ -241,19 +239,6 @@ def _check(path: Path, config: SystemConfig) -> dict[type[BaseException], Severi
     return severities
 
 
-def _unmet(dep: str, spec: str, depends_on: list[str], dep_class: type[Plugin] | None) -> str | None:
-    """Why a version requirement on ``dep`` is not met, or None."""
-    if dep not in depends_on or dep_class is None:
-        return f"a version requirement on {dep!r}, which it does not depend on"
-    try:
-        specifier = SpecifierSet(spec)
-    except InvalidSpecifier:
-        return f"{spec!r} is not a valid version requirement for {dep!r}"
-    try:
-        met = Version(str(dep_class.version)) in specifier
-    except InvalidVersion:
-        return f"plugin {dep!r} has an invalid version {dep_class.version!r}"
-    return None if met else f"requires {dep!r} {spec}, but its class is version {dep_class.version}"
 
 
 def _exception_type(path: Path, name: str) -> type[BaseException]:

@@ -1,10 +1,39 @@
-"""Dependency ordering of plugins: validation, topological order, dependents."""
+"""Dependency ordering of plugins: validation, topological order, dependents, version requirements."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
 
 from actorlog.actors.errors import DependencyError
+from actorlog.actors.loading import class_path
+
+if TYPE_CHECKING:
+    from actorlog.actors.plugin import Plugin
+
+
+def unmet_requirement(
+    name: str, dep: str, spec: str, depends_on: Sequence[str], dep_class: type[Plugin] | None
+) -> str | None:
+    """Why plugin ``name``'s requirement ``spec`` on plugin ``dep`` (of class ``dep_class``)
+    is not met, or None when it is."""
+    if dep not in depends_on or dep_class is None:
+        return f"plugin {name!r} has a version requirement on {dep!r} but does not depend on it"
+    try:
+        specifier = SpecifierSet(spec)
+    except InvalidSpecifier:
+        return f"plugin {name!r}: {spec!r} is not a valid version requirement for {dep!r}"
+    found = str(dep_class.version)
+    try:
+        met = Version(found) in specifier
+    except InvalidVersion:
+        return f"plugin {dep!r} has an invalid version {found!r}"
+    if met:
+        return None
+    return f"plugin {name!r} requires {dep!r} {spec}, but {dep!r} ({class_path(dep_class)}) is version {found}"
 
 
 def start_order(depends_on: Mapping[str, Sequence[str]]) -> list[str]:

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import platform
@@ -27,14 +28,12 @@ from typing import Any
 
 import msgspec
 import pykka
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.version import InvalidVersion, Version
 
 from actorlog.actors.context import PluginRef
 from actorlog.actors.error_handler import ErrorHandler, Policy
 from actorlog.actors.error_policy import ErrorPolicy
 from actorlog.actors.errors import DependencyError, EscalationError, RegistrationError, SystemStoppedError
-from actorlog.actors.graph import start_order
+from actorlog.actors.graph import start_order, unmet_requirement
 from actorlog.actors.loading import available_plugins, class_path, load_plugin_class
 from actorlog.actors.metrics import (
     METRICS_MESSAGES,
@@ -249,22 +248,10 @@ class ActorSystem:
         start_order({name: entry.depends_on for name, entry in plugins.items()})
         for name, entry in plugins.items():
             for dep, spec in entry.requires.items():
-                if dep not in entry.depends_on:
-                    raise DependencyError(f"plugin {name!r} has a version requirement on {dep!r} but does not depend on it")
-                try:
-                    specifier = SpecifierSet(spec)
-                except InvalidSpecifier:
-                    raise DependencyError(f"plugin {name!r}: {spec!r} is not a valid version requirement for {dep!r}") from None
-                found = str(plugins[dep].cls.version)
-                try:
-                    ok = Version(found) in specifier
-                except InvalidVersion:
-                    raise DependencyError(f"plugin {dep!r} has an invalid version {found!r}") from None
-                if not ok:
-                    raise DependencyError(
-                        f"plugin {name!r} requires {dep!r} {spec}, but {dep!r} "
-                        f"({class_path(plugins[dep].cls)}) is version {found}"
-                    )
+                dep_entry = plugins.get(dep)
+                problem = unmet_requirement(name, dep, spec, entry.depends_on, dep_entry.cls if dep_entry else None)
+                if problem:
+                    raise DependencyError(problem)
 
     def stop(self) -> None:
         """Stop every plugin in reverse dependency order, then the system's own actors; flush the log.
@@ -430,12 +417,10 @@ class ActorSystem:
         """
         if not self._stopped:
             self.flush()
-            document: dict[str, Any] = rebuild(self.store).document(recent=recent, window_seconds=window_seconds)
-            return document
-        if not self._owns_store:
-            return rebuild(self.store).document(recent=recent, window_seconds=window_seconds)
-        with EventStore.open_readonly(self.store.path) as store:  # the system closed its own store on stop
-            return rebuild(store).document(recent=recent, window_seconds=window_seconds)
+        closed = self._stopped and self._owns_store  # the system closed its own store on stop
+        with EventStore.open_readonly(self.store.path) if closed else contextlib.nullcontext(self.store) as store:
+            document: dict[str, Any] = rebuild(store).document(recent=recent, window_seconds=window_seconds)
+        return document
 
     # -- failures --------------------------------------------------------------------------
 
