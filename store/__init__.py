@@ -15,14 +15,15 @@ from actorlog.store.errors import (
 )
 from actorlog.store.event_store import DEFAULT_MAX_PAYLOAD_BYTES, EventStore, Synchronous, new_run_id
 from actorlog.store.query import EventFilter
-from actorlog.store.records import EventRecord
+from actorlog.store.records import Commit, EventRecord
 from actorlog.store.schema import SCHEMA_VERSION
 from actorlog.store.verify import VerifyReport
-from actorlog.store.writer import Ticket
+from actorlog.store.rows import Ticket
 
 __all__ = [
     "DEFAULT_MAX_PAYLOAD_BYTES",
     "SCHEMA_VERSION",
+    "Commit",
     "EventFilter",
     "EventRecord",
     "EventStore",

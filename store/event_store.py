@@ -7,12 +7,11 @@ import secrets
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-import pykka
 import sqlite_utils
 
 from actorlog.events import Codec, TypeRegistry
@@ -24,7 +23,8 @@ from actorlog.store.schema import open_database
 from actorlog.store.verify import VerifyReport, verify_log
 from actorlog.store.chain import row_content
 from actorlog.store.exit import close_at_exit
-from actorlog.store.writer import Batch, DeferredRow, Flush, PendingRow, SaveSnapshot, StoreWriter, Ticket, WriterState
+from actorlog.store.rows import Batch, DeferredRow, PendingRow, Ticket
+from actorlog.store.writer import StoreWriter, Subscriber, WriterState
 
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 
@@ -50,7 +50,7 @@ class EventStore:
             for record in store.events(kinds=["gauge.set"]):
                 print(record.seq, record.event)
 
-    Appends are handed to the store actor, which commits them in groups; they return
+    Appends are handed to the store writer, which commits them in groups; they return
     without waiting for the disk unless its backlog is full (back-pressure). `flush`
     waits until everything appended before it is committed. Closing flushes.
 
@@ -99,10 +99,10 @@ class EventStore:
         self._read_lock = threading.Lock()
         self._closed = False
         self._state = WriterState()
-        self._writer: pykka.ActorRef[StoreWriter] | None = None
+        self._writer: StoreWriter | None = None
         if not readonly:
-            self._writer = StoreWriter.start(
-                self.path, self._state, synchronous=synchronous, busy_timeout=busy_timeout,
+            self._writer = StoreWriter(
+                self.path, self._state, self.codec, synchronous=synchronous, busy_timeout=busy_timeout,
                 max_batch_rows=max_batch_rows, max_pending_rows=max_pending_rows, max_log_bytes=max_log_bytes,
             )
         _open_stores.add(self)
@@ -135,7 +135,7 @@ class EventStore:
         ts: float | None = None,
         refs: Mapping[str, Ticket] | None = None,
     ) -> Ticket:
-        """Append one event; returns once the store actor has it (not when it is committed).
+        """Append one event; returns once the store writer has it (not when it is committed).
 
         The returned `Ticket`'s ``seq`` is filled in when the row is written. ``refs`` maps
         fields of ``event`` to tickets of rows appended earlier: each field is set to that
@@ -150,9 +150,9 @@ class EventStore:
         row = self._pending(event, actor, correlation, ts)
         if refs:
             row = DeferredRow(row, event, dict(refs), self._reencode)
-            writer.tell(Batch([row]))
+            writer.put(Batch([row]))
         else:
-            writer.tell(row)
+            writer.put(row)
         return Ticket(row)
 
     def append_many(
@@ -176,7 +176,7 @@ class EventStore:
                 raise ValueError(f"append_many got {len(events)} events but {len(ts)} timestamps")
             rows = [self._pending(event, actor, correlation, stamp) for event, stamp in zip(events, ts)]
         for start in range(0, len(rows), _BATCH_MESSAGE_ROWS):
-            writer.tell(Batch(rows[start : start + _BATCH_MESSAGE_ROWS]))
+            writer.put(Batch(rows[start : start + _BATCH_MESSAGE_ROWS]))
 
     def flush(self, timeout: float | None = None) -> int:
         """Wait until every event appended before this call is committed.
@@ -184,11 +184,13 @@ class EventStore:
         Returns the seq of the newest event this store has committed, or the log's last
         seq when it was opened if it has committed none since.
         """
-        writer = self._writable()
+        future = self._writable().request("flush")
         try:
-            seq = int(writer.ask(Flush(), block=True, timeout=timeout))
-        except pykka.ActorDeadError:
-            raise StoreClosedError(f"{self!r}: the store actor has stopped") from None
+            seq = int(future.result(timeout))
+        except TimeoutError:
+            if future.done():
+                raise
+            raise TimeoutError(f"{self!r}: the events appended were not all committed within {timeout} s") from None
         return seq
 
     def save_snapshot(self, projection: str, version: int, position: int, state: str, *, run: str = "") -> None:
@@ -197,8 +199,27 @@ class EventStore:
         Waits until it is written. Events are never touched; ``run`` is "" for a
         snapshot of all runs.
         """
-        writer = self._writable()
-        writer.ask(SaveSnapshot(projection, version, position, run, state), block=True)
+        self._writable().request("snapshot", (projection, version, position, run, state)).result()
+
+    def subscribe(self, subscriber: Subscriber, *, kinds: Collection[str] | None = None) -> Callable[[], None]:
+        """Hand ``subscriber`` a `Commit` after every later commit of this store: the committed
+        `EventRecord`s, decoded, with their real seq, time and hash (only the ``kinds`` given,
+        if any), and the commit's last seq and newest time.
+
+        It is called on the writer's thread right after each COMMIT, before any `flush` sent
+        after those events returns: keep it short (hand the records to a thread of your own)
+        and never wait on the store from it. Returns a function that ends the subscription.
+        """
+        return self._writable().subscribe(subscriber, kinds)
+
+    def statistics(self) -> dict[str, int]:
+        """The writer's figures: rows waiting in its inbox and its bound, events committed,
+        transactions, events lost to a failed commit."""
+        figures = {"committed": self._state.committed, "transactions": self._state.transactions,
+                   "unwritten": self._state.lost}
+        if self._writer is not None:
+            figures.update(self._writer.inbox.statistics())
+        return figures
 
     def snapshots(self, projection: str, *, run: str = "") -> list[tuple[int, int, str]]:
         """``(version, position, state)`` of a projection's snapshots, newest position first."""
@@ -227,16 +248,16 @@ class EventStore:
 
     def on_failure(self, listener: Callable[[StoreWriteError], None]) -> None:
         """Call ``listener`` with the `StoreWriteError` when writing fails, once (at once if it
-        already has). It runs on the store actor's thread: keep it short and never wait on the store."""
+        already has). It runs on the store writer's thread: keep it short and never wait on the store."""
         self._state.on_failure(listener)
 
     @property
     def unwritten(self) -> int:
-        """Events that reached the store actor but were not written because a commit failed
+        """Events that reached the store writer but were not written because a commit failed
         (the failed batch and everything after it); 0 while writing works."""
         return self._state.lost
 
-    def _writable(self) -> pykka.ActorRef[StoreWriter]:
+    def _writable(self) -> StoreWriter:
         if self._closed:
             raise StoreClosedError(f"{self!r} is closed; open the log again to write")
         if self._writer is None:
@@ -348,7 +369,7 @@ class EventStore:
     # -- closing -------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Flush pending events, stop the store actor and close the file. Idempotent.
+        """Flush pending events, stop the store writer and close the file. Idempotent.
 
         A pending commit failure is raised after everything is closed.
         """
@@ -358,13 +379,11 @@ class EventStore:
         failure: Exception | None = None
         if self._writer is not None:
             try:
-                self._writer.ask(Flush())
+                self._writer.request("flush").result()
             except Exception as exc:  # noqa: BLE001 - re-raised once the file is closed
                 failure = exc
-            try:
-                self._writer.stop(block=True)
-            except pykka.ActorDeadError:
-                pass
+            self._writer.request("stop").result()
+            self._writer.join()
         with self._read_lock:
             self.db.conn.close()
         _open_stores.discard(self)

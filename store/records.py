@@ -24,6 +24,17 @@ class EventRecord(msgspec.Struct, frozen=True, kw_only=True):
     hash: str
 
 
+class Commit(msgspec.Struct, frozen=True, kw_only=True):
+    """What one COMMIT of a store wrote, as its subscribers get it."""
+
+    records: list[EventRecord]
+    """The committed records of the kinds the subscriber asked for, in seq order."""
+    last_seq: int
+    """The seq of the last row of the commit (of any kind)."""
+    newest_ts: float
+    """The newest time among the commit's rows (of any kind)."""
+
+
 def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 

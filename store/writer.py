@@ -1,84 +1,40 @@
-"""The store actor: the single writer of an event log, committing in groups.
+"""The writer: the one thread that owns an event log's write connection, committing in groups.
 
-Producers `tell` it pending rows (one row as a list, many as a `Batch` of them). Each time it
-wakes it drains everything already waiting in its inbox into one ``BEGIN IMMEDIATE``
+Producers `put` pending rows (one row as a list, many as a `Batch`) into its `RowInbox`.
+Each time it wakes it drains everything already waiting into one ``BEGIN IMMEDIATE``
 transaction written with ``executemany``, so the cost of a commit is shared by every
-event that arrived meanwhile. Its inbox is bounded in rows: when producers outrun the
-disk, ``tell`` blocks (back-pressure) instead of memory growing.
+event that arrived meanwhile. The inbox is bounded in rows: when producers outrun the
+disk, they wait (back-pressure) instead of memory growing.
+
+After each COMMIT the committed rows, decoded into `EventRecord`s with their real seq,
+time and hash, are handed to the subscribers (the live projections) on this thread,
+before any flush sent after those rows is answered.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import queue
 import sqlite3
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import msgspec
-import pykka
-from pykka._envelope import Envelope
-
+from actorlog.events import Codec
 from actorlog.store.chain import GENESIS, chain_rows
 from actorlog.store.errors import StoreWriteError
+from actorlog.store.inbox import RowInbox
+from actorlog.store.records import Commit, EventRecord
+from actorlog.store.rows import PendingRow
 from actorlog.store.schema import connect
+from actorlog.store.snapshot_table import INSERT_SNAPSHOT_SQL, SNAPSHOTS_DDL
 
 logger = logging.getLogger(__name__)
-
-PendingRow = list[Any]
-"""``[None, ts, run, actor, kind, version, correlation, payload, content]``: a row in column
-order before the writer fills in its seq (first) and replaces the hashed content by the hash (last)."""
-
-
-class Ticket:
-    """Where an appended row will land: ``seq`` is None until the writer assigns it."""
-
-    __slots__ = ("_row",)
-
-    def __init__(self, row: PendingRow) -> None:
-        self._row = row
-
-    @property
-    def seq(self) -> int | None:
-        """The row's seq once assigned (inside its write transaction), else None."""
-        seq: int | None = self._row[0]
-        return seq
-
-    def __repr__(self) -> str:
-        return f"<Ticket seq={self.seq}>"
-
-
-class DeferredRow(list[Any]):
-    """A pending row whose event refers to the seq of rows appended before it.
-
-    ``resolve`` runs in the writer, in order, when those seqs are known: it sets the
-    referring fields and re-encodes the payload. Appending still validated the event with
-    the fields unset, so resolving cannot fail on the event's own data.
-    """
-
-    def __init__(self, row: PendingRow, event: Any, refs: dict[str, Ticket], encode: Any) -> None:
-        super().__init__(row)
-        self._event = event
-        self._refs = refs
-        self._encode = encode
-
-    def resolve(self) -> None:
-        """Fill in the referred seqs and re-encode the payload (called by the writer)."""
-        changes = {name: ticket.seq for name, ticket in self._refs.items() if ticket.seq is not None}
-        if changes:
-            payload, content = self._encode(msgspec.structs.replace(self._event, **changes), self)
-            self[7] = payload
-            self[8] = content
-
-
-class Batch(list[PendingRow]):
-    """Several pending rows sent in one message."""
 
 ROWS_PER_STATEMENT = 50
 """Rows bound into one INSERT statement; executemany runs it once per group of this many rows."""
@@ -89,9 +45,8 @@ INSERT_ONE_SQL = _INSERT + "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
 INSERT_GROUP_SQL = _INSERT + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * ROWS_PER_STATEMENT)
 LAST_ROW_SQL = "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
 
-
-class Flush:
-    """Ask the writer to answer once everything sent before this is committed."""
+Subscriber = Callable[[Commit], None]
+"""Called on the writer's thread after each commit, with its records (of the kinds it asked for)."""
 
 
 class LogFileMovedError(OSError):
@@ -99,26 +54,18 @@ class LogFileMovedError(OSError):
 
 
 @dataclass(frozen=True)
-class SaveSnapshot:
-    """Ask the writer to store a projection snapshot (in ``snapshots``; events are untouched)."""
+class Request:
+    """Something the writer answers through ``reply``: a flush, a snapshot to store, or stop."""
 
-    projection: str
-    version: int
-    position: int
-    run: str
-    state: str
-
-
-SNAPSHOTS_DDL = (
-    "CREATE TABLE IF NOT EXISTS snapshots (id INTEGER PRIMARY KEY, projection TEXT NOT NULL, "
-    "version INTEGER NOT NULL, position INTEGER NOT NULL, run TEXT NOT NULL, created_at REAL NOT NULL, "
-    "state TEXT NOT NULL)"
-)
+    op: str
+    reply: Future[Any] = field(default_factory=Future)
+    snapshot: tuple[str, int, int, str, str] | None = None
+    """(projection, version, position, run, state) for op ``snapshot``."""
 
 
 @dataclass
 class WriterState:
-    """What the writer shares with the `EventStore` that owns it (read without locks)."""
+    """What the writer shares with the `EventStore` that owns it (written by the writer only)."""
 
     failure: StoreWriteError | None = None
     committed: int = 0
@@ -151,68 +98,14 @@ class WriterState:
         listener(failure)
 
 
-def _weight(envelope: Envelope[Any]) -> int:
-    message = envelope.message
-    return len(message) if type(message) is Batch else 1
-
-
-class RowBoundedInbox(queue.Queue[Envelope[Any]]):
-    """An actor inbox whose size is counted in rows, so a batch weighs as much as its rows."""
-
-    def _init(self, maxsize: int) -> None:
-        super()._init(maxsize)
-        self._rows = 0
-
-    def _qsize(self) -> int:
-        return self._rows
-
-    def _put(self, item: Envelope[Any]) -> None:
-        self.queue.append(item)
-        self._rows += _weight(item)
-
-    def _get(self) -> Envelope[Any]:
-        item: Envelope[Any] = self.queue.popleft()
-        self._rows -= _weight(item)
-        return item
-
-    def take_rows(self, rows: list[PendingRow], limit: int) -> Envelope[Any] | None:
-        """Move waiting rows into ``rows`` under one lock acquisition, up to ``limit`` rows.
-
-        Stops at the first envelope that is not a told row or batch (a flush, a stop),
-        removes it and returns it for the caller to handle after committing.
-        """
-        with self.mutex:
-            waiting = self.queue
-            taken = 0
-            other: Envelope[Any] | None = None
-            while waiting and len(rows) < limit:
-                envelope = waiting.popleft()
-                message = envelope.message
-                if envelope.reply_to is None and type(message) is list:
-                    rows.append(message)
-                    taken += 1
-                elif envelope.reply_to is None and type(message) is Batch:
-                    rows.extend(message)
-                    taken += len(message)
-                else:
-                    self._rows -= 1
-                    other = envelope
-                    break
-            self._rows -= taken
-            if taken or other is not None:
-                self.not_full.notify_all()
-            return other
-
-
-class StoreWriter(pykka.ThreadingActor):
-    """The pykka actor that owns the only write connection to one event log."""
-
-    use_daemon_thread = True  # an unclosed store must not hang interpreter exit; atexit closes it
+class StoreWriter:
+    """The thread that owns the only write connection to one event log."""
 
     def __init__(
         self,
         path: Path,
         state: WriterState,
+        codec: Codec,
         *,
         synchronous: str,
         busy_timeout: float,
@@ -220,23 +113,78 @@ class StoreWriter(pykka.ThreadingActor):
         max_pending_rows: int,
         max_log_bytes: int | None = None,
     ) -> None:
-        self._max_pending_rows = max_pending_rows
-        super().__init__()
+        self.inbox = RowInbox(max_pending_rows)
         self._path = path
         self._absolute = os.path.abspath(path)  # the writer must find the file it opened even after a chdir
         self._state = state
+        self._codec = codec
         self._synchronous = synchronous
         self._busy_timeout = busy_timeout
         self._max_batch_rows = max_batch_rows
         self._max_log_bytes = max_log_bytes
         self._conn: sqlite3.Connection | None = None
         self._identity: tuple[int, int] | None = None
+        self._subscribers: tuple[tuple[Subscriber, frozenset[str] | None], ...] = ()
+        self._subscribe_lock = threading.Lock()
+        # a daemon: an unclosed store must not hang interpreter exit (atexit closes it)
+        self._thread = threading.Thread(target=self._run, name=f"StoreWriter-{path.name}", daemon=True)
+        self._thread.start()
 
-    def _create_actor_inbox(self) -> queue.Queue[Envelope[Any]]:  # type: ignore[override]
-        # pykka calls this from Actor.__init__; the bound is set just before that call.
-        return RowBoundedInbox(maxsize=self._max_pending_rows)
+    # -- the producers' side (any thread) ----------------------------------------------------
 
-    def on_start(self) -> None:
+    def put(self, item: Any) -> None:
+        """Queue a pending row or a `Batch` of them; waits while the inbox is full."""
+        self.inbox.put(item)
+
+    def request(self, op: str, snapshot: tuple[str, int, int, str, str] | None = None) -> Future[Any]:
+        """Queue a request behind everything sent before it; its answer arrives in the future."""
+        request = Request(op, snapshot=snapshot)
+        if not self._thread.is_alive():
+            request.reply.set_exception(StoreWriteError(f"event log {str(self._path)!r}: its writer has stopped"))
+            return request.reply
+        self.inbox.put(request)
+        return request.reply
+
+    def subscribe(self, subscriber: Subscriber, kinds: Collection[str] | None = None) -> Callable[[], None]:
+        """Hand ``subscriber`` the records of every later commit (only ``kinds``, if given).
+
+        Returns a function that ends the subscription.
+        """
+        entry = (subscriber, frozenset(kinds) if kinds is not None else None)
+        with self._subscribe_lock:
+            self._subscribers = self._subscribers + (entry,)
+
+        def unsubscribe() -> None:
+            with self._subscribe_lock:
+                self._subscribers = tuple(s for s in self._subscribers if s is not entry)
+
+        return unsubscribe
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the thread to end (after a ``stop`` request)."""
+        self._thread.join(timeout)
+
+    # -- the writer's thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        self._open()
+        inbox = self.inbox
+        while True:
+            item = inbox.get()
+            if type(item) is Request:
+                if self._answer(item):
+                    break
+                continue
+            rows: list[PendingRow] = list(item) if type(item) is not list else [item]
+            other = inbox.take_rows(rows, self._max_batch_rows)
+            self._commit(rows)
+            if other is not None and self._answer(other):
+                break
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _open(self) -> None:
         try:
             conn = connect(self._path, readonly=False, busy_timeout=self._busy_timeout)
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
@@ -248,6 +196,24 @@ class StoreWriter(pykka.ThreadingActor):
             self._conn = conn
         except Exception as exc:  # noqa: BLE001 - reported to every later flush
             self._fail(exc, "opening the write connection")
+
+    def _answer(self, request: Request) -> bool:
+        """Answer one request; True when it asks the writer to stop."""
+        try:
+            if request.op == "flush":
+                request.reply.set_result(self._answer_flush())
+            elif request.op == "snapshot":
+                assert request.snapshot is not None
+                self._save_snapshot(*request.snapshot)
+                request.reply.set_result(None)
+            elif request.op == "stop":
+                request.reply.set_result(None)
+                return True
+            else:
+                raise ValueError(f"the store writer has no operation {request.op!r}")
+        except Exception as exc:  # noqa: BLE001 - handed to the one waiting for the answer
+            request.reply.set_exception(exc)
+        return False
 
     def _file_identity(self) -> tuple[int, int] | None:
         try:
@@ -267,46 +233,6 @@ class StoreWriter(pykka.ThreadingActor):
                 f"the file was removed, renamed or replaced after the store opened it, so events committed "
                 f"now would not be in {str(self._path)!r}"
             )
-
-    def on_stop(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-    def on_receive(self, message: Any) -> Any:
-        if type(message) is list:
-            rows: list[PendingRow] = [message]
-        elif type(message) is Batch:
-            rows = list(message)
-        elif isinstance(message, Flush):
-            return self._answer_flush()
-        elif isinstance(message, SaveSnapshot):
-            return self._save_snapshot(message)
-        else:
-            raise TypeError(f"the store writer does not handle {type(message).__name__}")
-        pending = self._drain_into(rows)
-        self._commit(rows)
-        if pending is not None:
-            self._dispatch(pending)
-        return None
-
-    def _drain_into(self, rows: list[PendingRow]) -> Envelope[Any] | None:
-        """Move rows already waiting in the inbox into ``rows``; return the first envelope that is not a row."""
-        inbox = self.actor_inbox
-        assert isinstance(inbox, RowBoundedInbox)
-        return inbox.take_rows(rows, self._max_batch_rows)
-
-    def _dispatch(self, envelope: Envelope[Any]) -> None:
-        """Handle an envelope taken out of the inbox while draining, as pykka's loop would."""
-        try:
-            response = self._handle_receive(envelope.message)
-            if envelope.reply_to is not None:
-                envelope.reply_to.set(response)
-        except Exception:
-            if envelope.reply_to is not None:
-                envelope.reply_to.set_exception()
-            else:
-                logger.exception("store writer failed to handle %r", envelope.message)
 
     def _commit(self, rows: list[PendingRow]) -> None:
         state = self._state
@@ -336,6 +262,31 @@ class StoreWriter(pykka.ThreadingActor):
         state.committed += len(rows)
         state.transactions += 1
         state.last_seq = seq
+        if self._subscribers:
+            self._publish(rows, seq)
+
+    def _publish(self, rows: list[PendingRow], last_seq: int) -> None:
+        """Hand the committed rows, decoded, to every subscriber (each gets the kinds it asked for)."""
+        subscribers = self._subscribers
+        wanted: frozenset[str] | None = frozenset()
+        for _, kinds in subscribers:
+            wanted = None if kinds is None or wanted is None else wanted | kinds
+        decode = self._codec.decode
+        records = [
+            EventRecord(
+                seq=row[0], ts=row[1], run=row[2], actor=row[3], kind=row[4], version=row[5], correlation=row[6],
+                event=decode(row[4], row[5], row[7], seq=row[0]), hash=row[8],
+            )
+            for row in rows
+            if wanted is None or row[4] in wanted
+        ]
+        newest_ts = max(row[1] for row in rows)
+        for subscriber, kinds in subscribers:
+            selected = records if kinds is None else [r for r in records if r.kind in kinds]
+            try:
+                subscriber(Commit(records=selected, last_seq=last_seq, newest_ts=newest_ts))
+            except Exception:  # noqa: BLE001 - a subscriber must not stop the log
+                logger.exception("a subscriber of event log %r raised", str(self._path))
 
     def _release_wal(self) -> None:
         """After the log file was moved: copy every committed frame from the -wal file into the
@@ -364,7 +315,7 @@ class StoreWriter(pykka.ThreadingActor):
         logger.error("%s", error, exc_info=sys.exc_info() if sys.exc_info()[0] else None)
         self._state.fail(error)
 
-    def _save_snapshot(self, snapshot: SaveSnapshot) -> None:
+    def _save_snapshot(self, projection: str, version: int, position: int, run: str, state: str) -> None:
         """Store a snapshot. One that cannot be stored (a full disk, a lock) raises a
         `StoreWriteError` to the asker; writing events goes on, since no event was lost."""
         conn = self._conn
@@ -375,10 +326,7 @@ class StoreWriter(pykka.ThreadingActor):
             self._check_file()
             conn.execute("BEGIN IMMEDIATE")
             conn.execute(SNAPSHOTS_DDL)
-            conn.execute(
-                "INSERT INTO snapshots (projection, version, position, run, created_at, state) VALUES (?, ?, ?, ?, ?, ?)",
-                (snapshot.projection, snapshot.version, snapshot.position, snapshot.run, time.time(), snapshot.state),
-            )
+            conn.execute(INSERT_SNAPSHOT_SQL, (projection, version, position, run, time.time(), state))
             conn.execute("COMMIT")
         except Exception as exc:
             if conn.in_transaction:
@@ -387,7 +335,7 @@ class StoreWriter(pykka.ThreadingActor):
                 except sqlite3.Error:
                     pass
             raise StoreWriteError(
-                f"event log {str(self._path)!r}: saving a {snapshot.projection} snapshot at seq {snapshot.position} "
+                f"event log {str(self._path)!r}: saving a {projection} snapshot at seq {position} "
                 f"failed: {exc}; events are unaffected"
             ) from exc
 
