@@ -20,7 +20,7 @@ from actorlog.actors.loading import ENTRY_POINT_GROUP
 from actorlog.actors.metrics import MetricsOptions
 from actorlog.actors.monitor import MetricsClient, Operation, PerformanceMonitor
 from actorlog.actors.plugin import Health, Plugin, handler
-from actorlog.actors.protocol import CarryOut, GetErrorStatistics, ReportFailure
+from actorlog.actors.protocol import CarryOut, ReportFailure
 from actorlog.actors.retry import Attempt, Retrying, RetryPolicy
 from actorlog.actors.router import ANYONE, APP
 from actorlog.actors.supervisor import RestartPolicy
@@ -34,7 +34,6 @@ __all__ = [
     "Decision",
     "ErrorPolicy",
     "Failure",
-    "GetErrorStatistics",
     "RetryPolicy",
     "Retrying",
     "APP",

@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 from actorlog.actors.clock import RecordedClock
 from actorlog.actors.monitor import MetricsClient, PerformanceMonitor
+from actorlog.actors.retry import Retrying, make_retrying
+from actorlog.events import RESERVED_KINDS
 from actorlog.store import Ticket
 
 if TYPE_CHECKING:
-    from actorlog.actors.retry import Retrying
     from actorlog.actors.router import Router
 
 
@@ -84,14 +85,24 @@ class PluginContext(RecordedClock):
         """Timing of named operations (decorator, context manager, start/end)."""
 
     def emit(self, event: object, *, correlation: str | None = None) -> Ticket:
-        """Append one of this plugin's own events to the log (registered Event types only)."""
+        """Append one of this plugin's own events to the log (registered Event types only).
+
+        Built-in facts (run, plugin lifecycle, message, failure, recovery, retry/task and
+        metrics bookkeeping events) are written only by the system's own actors: emitting
+        one raises `PermissionError`. Measurements (counters, gauges, histograms, timed
+        operations) may be emitted, and count.
+        """
+        kind = getattr(getattr(type(event), "__struct_config__", None), "tag", None)
+        if kind in RESERVED_KINDS:
+            raise PermissionError(
+                f"plugin {self.name!r} may not emit {kind} ({type(event).__qualname__}): it is a built-in fact that "
+                f"only the actor system's own actors write; define an event type of your own for it"
+            )
         return self._router.store.append(event, actor=self.name, correlation=correlation or self.correlation)
 
     def retry(self, task: str | None = None, **options: Any) -> Retrying:
         """Run callables with retries from this plugin (see `ActorSystem.retry`); inside a
         handler the attempts share the correlation of the message being handled."""
-        from actorlog.actors.system import make_retrying  # noqa: PLC0415 - the system imports this module
-
         injected = {k: options.pop(k, None) for k in ("policy", "clock", "sleep", "async_sleep", "random")}
         return make_retrying(
             self._router, injected.pop("policy"), options, task=task, caller=self.name,

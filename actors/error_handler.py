@@ -5,8 +5,8 @@ For every failure it appends a ``failure.assessed`` event (severity) and a
 seq of its ``failure.raised`` event. Plugin failures go on to the supervisor; a task
 run with retries gets the decision as the answer to its question.
 
-Its error statistics are an `ErrorStatistics` projection fed with the very assessments
-it emits, so they equal what replay rebuilds from the log.
+Its assessments reach the error statistics as every fact does: the live statistics fold
+them once the log has committed them, as replay does.
 """
 
 from __future__ import annotations
@@ -23,12 +23,10 @@ import pykka
 
 from actorlog.actors.error_policy import Decision, ErrorPolicy, Failure, Handler, as_decision, lookup
 from actorlog.actors.error_policy import qualified_name
-from actorlog.actors.plugin_actor import record_failure
-from actorlog.actors.protocol import CarryOut, GetErrorStatistics, ReportFailure
+from actorlog.actors.failures import record_failure
+from actorlog.actors.protocol import CarryOut, ReportFailure
 from actorlog.actors.router import Router
 from actorlog.events import FailureAssessed, RecoveryDecided, Severity
-from actorlog.replay.errors import ErrorStatistics, ErrorStatisticsSnapshot
-from actorlog.store import EventRecord, Ticket
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +48,6 @@ class ErrorHandler(pykka.ThreadingActor):
         self.supervisor = supervisor
         self.policy = policy
         self.severities = policy if isinstance(policy, ErrorPolicy) else ErrorPolicy()
-        self.statistics = ErrorStatistics()
-        self._unapplied: list[tuple[Ticket, FailureAssessed, Ticket | None, str | None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def on_stop(self) -> None:
@@ -70,8 +66,6 @@ class ErrorHandler(pykka.ThreadingActor):
                     CarryOut(plugin=message.plugin, action="escalate", reason=reason, correlation=message.correlation)
                 )
                 return Decision("escalate", reason=reason)
-        if isinstance(message, GetErrorStatistics):
-            return self._statistics(message.recent)  # always asked: an error goes to the asker
         logger.error("the error handler ignored a %s", type(message).__qualname__)
         return None
 
@@ -85,9 +79,7 @@ class ErrorHandler(pykka.ThreadingActor):
             plugin=report.plugin, exc_type=qualified_name(exc), message=str(exc), severity=severity,
             failed_at=report.failed_at if report.failed_at is not None else time.time(),
         )
-        self._fold_committed()
-        ticket = self.store.append(assessed, actor=ACTOR, correlation=report.correlation, refs=refs)
-        self._unapplied.append((ticket, assessed, report.failure, report.correlation))
+        self.store.append(assessed, actor=ACTOR, correlation=report.correlation, refs=refs)
         decision = self._decide(report, severity)
         self.store.append(
             RecoveryDecided(
@@ -173,33 +165,6 @@ class ErrorHandler(pykka.ThreadingActor):
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
         return self._loop
-
-    # -- statistics ----------------------------------------------------------------------
-
-    def _statistics(self, recent: int) -> ErrorStatisticsSnapshot:
-        """Fold the assessments made so far (once their seqs are known) and report."""
-        if self._unapplied:
-            self.store.flush()
-            self._fold_committed()
-        return self.statistics.snapshot(recent)
-
-    def _fold_committed(self) -> None:
-        """Apply the oldest assessments whose seqs are known, in order, and forget them, so
-        memory holds only what the store has not committed yet."""
-        done = 0
-        for ticket, assessed, failure, correlation in self._unapplied:
-            if ticket.seq is None or (failure is not None and failure.seq is None):
-                break
-            event = msgspec.structs.replace(assessed, failure_seq=failure.seq if failure is not None else None)
-            self.statistics.apply(
-                EventRecord(
-                    seq=ticket.seq, ts=0.0, run=self.store.run, actor=ACTOR, kind="failure.assessed",
-                    version=FailureAssessed.version, correlation=correlation, event=event, hash="",
-                )
-            )
-            done += 1
-        del self._unapplied[:done]
-
 
 _RAISED = object()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from actorlog.events import ActorlogError
+from actorlog.events import RegistrationError as RegistrationError  # one class for types and plugins
 
 
 class PluginError(ActorlogError):
@@ -42,10 +43,6 @@ class PluginOverloadedError(PluginError, RuntimeError):
             f"it is stuck or far slower than its senders (raise max_inbox when registering it, or send less)"
         )
         self.name = name
-
-
-class RegistrationError(PluginError, ValueError):
-    """A plugin cannot be registered: duplicate name, bad config, unloadable class."""
 
 
 class DependencyError(PluginError, ValueError):

@@ -3,8 +3,8 @@
 Application threads record measurements into a buffer of their own (a lock and a list
 append: no message, no disk). A buffer is sent to the collector as one typed
 `Measurements` batch when it is full, every ``flush_interval`` seconds, and on `flush`
-and `stop`. The collector appends each measurement as an event and folds it into its
-`Metrics` projection, so its summaries equal what replay rebuilds from the log.
+and `stop`. The collector appends each measurement as an event; the live statistics
+fold those events once they are committed, as replay does.
 
 Overload: the measurements on their way to the collector are bounded by
 ``max_pending``. With ``overload="block"`` (the default) senders wait for room; with
@@ -26,8 +26,7 @@ import pykka
 
 from actorlog.events import CounterIncremented, GaugeSet, HistogramObserved, MeasurementsDropped, Message, OperationTimed
 from actorlog.events.registry import default_registry
-from actorlog.replay.metrics import DEFAULT_MAX_HISTORY, DEFAULT_WINDOW, Metrics
-from actorlog.replay.prometheus import to_prometheus
+from actorlog.replay.metrics import DEFAULT_MAX_HISTORY
 from actorlog.store import EventStore
 
 ACTOR = "metrics"
@@ -66,31 +65,11 @@ class Measurements(Message, tag="actorlog.metrics.measurements", frozen=True):
     items: list[Measurement]
 
 
-class GetSummary(Message, tag="actorlog.metrics.get_summary", frozen=True):
-    """Ask for the summary of one series over a window ending at ``as_of``."""
-
-    name: str
-    as_of: float
-    tags: dict[str, str] = msgspec.field(default_factory=dict)
-    window_seconds: float = DEFAULT_WINDOW
-
-
-class GetMetrics(Message, tag="actorlog.metrics.get_metrics", frozen=True):
-    """Ask for every counter, gauge and series."""
-
-
-class ExportPrometheus(Message, tag="actorlog.metrics.export_prometheus", frozen=True):
-    """Ask for the Prometheus text exposition (summaries over the window ending at ``as_of``)."""
-
-    as_of: float
-    window_seconds: float = DEFAULT_WINDOW
-
-
 class Sync(Message, tag="actorlog.metrics.sync", frozen=True):
     """Answered once everything sent before it is recorded (and drops are logged)."""
 
 
-METRICS_MESSAGES: tuple[type[Message], ...] = (Measurements, GetSummary, GetMetrics, ExportPrometheus, Sync)
+METRICS_MESSAGES: tuple[type[Message], ...] = (Measurements, Sync)
 for _cls in METRICS_MESSAGES:
     default_registry.register(_cls)
 del _cls
@@ -135,7 +114,7 @@ _EVENTS: dict[str, type[Any]] = {
 
 
 class MetricsCollector(pykka.ThreadingActor):
-    """Records measurements as events and answers summaries from its projection."""
+    """Records measurements as events (the live statistics fold them once committed)."""
 
     use_daemon_thread = True
 
@@ -144,16 +123,9 @@ class MetricsCollector(pykka.ThreadingActor):
         self.store = store
         self.options = options
         self.backlog = backlog
-        self.metrics = Metrics(options.max_history)
 
     def on_receive(self, message: Any) -> Any:
         kind = type(message)
-        if kind is GetSummary:  # queries are asked: an error goes to the asker
-            return self.metrics.summary(message.name, message.tags, as_of=message.as_of, window_seconds=message.window_seconds)
-        if kind is GetMetrics:
-            return self.metrics.snapshot()
-        if kind is ExportPrometheus:
-            return to_prometheus(self.metrics, as_of=message.as_of, window_seconds=message.window_seconds)
         # Measurements are told: raising here would make pykka stop the collector.
         try:
             if kind is Measurements:
@@ -187,9 +159,6 @@ class MetricsCollector(pykka.ThreadingActor):
         if not events:
             return
         self.store.append_many(events, actor=ACTOR, ts=stamps)
-        apply = self.metrics.apply_event
-        for event, ts in zip(events, stamps):
-            apply(event, ts)
 
     def _report_drops(self) -> None:
         dropped = self.backlog.take_dropped()
@@ -199,7 +168,6 @@ class MetricsCollector(pykka.ThreadingActor):
                 reason=f"the collector's backlog was over {self.options.max_pending} measurements (overload='sample')",
             )
             self.store.append(event, actor=ACTOR)
-            self.metrics.apply_event(event, time.time())
 
 
 def check_tags(name: str, tags: Mapping[str, str] | None) -> None:

@@ -24,9 +24,9 @@ from actorlog.actors.errors import PluginNotRunningError, UnhealthyError
 from actorlog.actors.plugin import Health, Plugin
 from actorlog.actors.protocol import Control, Delivery, ReportFailure, StartFailed, Where
 from actorlog.actors.router import PluginEntry, Router
-from actorlog.actors.tracebacks import format_traceback
-from actorlog.events import FailureRaised, MessageReceived, MessageRefused, PluginHealthChecked
-from actorlog.store import EventStore, Ticket
+from actorlog.actors.failures import record_failure
+from actorlog.events import MessageReceived, MessageRefused, PluginHealthChecked
+from actorlog.store import Ticket
 
 logger = logging.getLogger(__name__)
 
@@ -239,27 +239,6 @@ class PluginActor(pykka.ThreadingActor):
         if not health.healthy:
             self._failed(UnhealthyError(entry.name, health.detail), "health", correlation or None, None)
         return health
-
-
-def record_failure(
-    store: EventStore,
-    plugin: str,
-    exc: BaseException,
-    *,
-    actor: str,
-    correlation: str | None,
-    trigger: Ticket | None = None,
-    failed_at: float | None = None,
-) -> Ticket:
-    """Append a ``failure.raised`` event for ``exc`` (the trigger's seq is filled in at commit)."""
-    return store.append(
-        FailureRaised(
-            plugin=plugin, exc_type=qualified_name(exc), message=str(exc),
-            traceback=format_traceback(exc),
-        ),
-        actor=actor, correlation=correlation, ts=failed_at,
-        refs={"trigger_seq": trigger} if trigger is not None else None,
-    )
 
 
 def _reply(future: Future[Any] | None, result: Any) -> None:

@@ -33,12 +33,6 @@ class ReportFailure(Message, tag="actorlog.report_failure", frozen=True):
     retries_left: bool = False
 
 
-class GetErrorStatistics(Message, tag="actorlog.get_error_statistics", frozen=True):
-    """Ask the error handler for its statistics, with the ``recent`` newest errors."""
-
-    recent: int = 10
-
-
 class CarryOut(Message, tag="actorlog.carry_out", frozen=True):
     """The error handler's decision about a failure, for the supervisor to carry out."""
 
@@ -51,11 +45,11 @@ class CarryOut(Message, tag="actorlog.carry_out", frozen=True):
     exc_type: str | None = None
 
 
-for _cls in (ReportFailure, GetErrorStatistics, CarryOut):
+for _cls in (ReportFailure, CarryOut):
     default_registry.register(_cls)
 del _cls
 
-SYSTEM_MESSAGES: tuple[type[Message], ...] = (ReportFailure, GetErrorStatistics, CarryOut)
+SYSTEM_MESSAGES: tuple[type[Message], ...] = (ReportFailure, CarryOut)
 
 
 class Delivery(msgspec.Struct):

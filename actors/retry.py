@@ -22,7 +22,7 @@ import inspect
 import os
 import random as random_module
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
 
@@ -30,7 +30,7 @@ import msgspec
 
 from actorlog.actors.error_policy import Decision
 from actorlog.actors.error_policy import qualified_name
-from actorlog.actors.plugin_actor import record_failure
+from actorlog.actors.failures import record_failure
 from actorlog.actors.protocol import ReportFailure
 from actorlog.events import RetryScheduled, TaskGaveUp, TaskSucceeded
 
@@ -234,3 +234,29 @@ def _task_name(function: Callable[..., Any]) -> str:
     """A readable task name: the function's qualified name, or a callable object's class name."""
     name = getattr(function, "__qualname__", None)
     return name if isinstance(name, str) else type(function).__qualname__
+
+
+def make_retrying(
+    router: Router,
+    policy: RetryPolicy | None,
+    options: Mapping[str, Any],
+    *,
+    task: str | None,
+    caller: str,
+    correlation: str | None,
+    clock: Callable[[], float] | None = None,
+    sleep: Callable[[float], None] | None = None,
+    async_sleep: Callable[[float], Awaitable[None]] | None = None,
+    random: Callable[[], float] | None = None,
+) -> Retrying:
+    """A `Retrying` from a policy or policy fields, with the injectables that were given."""
+    if policy is not None and options:
+        raise TypeError("give either a RetryPolicy or its fields as keyword arguments, not both")
+    injected: dict[str, Any] = {
+        name: value
+        for name, value in (("clock", clock), ("sleep", sleep), ("async_sleep", async_sleep), ("random", random))
+        if value is not None
+    }
+    return Retrying(
+        router, policy or RetryPolicy(**options), task=task, caller=caller, correlation=correlation, **injected
+    )

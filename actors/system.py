@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import platform
@@ -24,7 +23,7 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from concurrent.futures import Future
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import pykka
@@ -35,33 +34,30 @@ from actorlog.actors.error_policy import ErrorPolicy
 from actorlog.actors.errors import DependencyError, EscalationError, RegistrationError, SystemStoppedError
 from actorlog.actors.graph import start_order, unmet_requirement
 from actorlog.actors.loading import available_plugins, class_path, load_plugin_class
-from actorlog.actors.metrics import (
-    METRICS_MESSAGES,
-    Backlog,
-    ExportPrometheus,
-    GetMetrics,
-    GetSummary,
-    MetricsCollector,
-    MetricsOptions,
-    Recorder,
-)
+from actorlog.actors.health import HealthScheduler
+from actorlog.actors.metrics import METRICS_MESSAGES, Backlog, MetricsCollector, MetricsOptions, Recorder
 from actorlog.actors.monitor import MetricsClient, PerformanceMonitor
 from actorlog.actors.plugin import Health, Plugin, handlers_of
 from actorlog.actors.plugin_actor import PluginActor
-from actorlog.actors.protocol import SYSTEM_MESSAGES, CarryOut, Control, GetErrorStatistics
-from actorlog.actors.retry import Retrying, RetryPolicy
-from actorlog.actors.snapshots import AutoSnapshots
+from actorlog.actors.projector import LiveProjections, Read
+from actorlog.actors.protocol import SYSTEM_MESSAGES, CarryOut, Control
+from actorlog.actors.redaction import redacted
+from actorlog.actors.retry import Retrying, RetryPolicy, make_retrying
 from actorlog.actors.router import ANYONE, APP, InboxBound, PluginEntry, Router
+from actorlog.actors.snapshots import AutoSnapshots
 from actorlog.actors.supervisor import RestartPolicy, StartPlugins, StopPlugins, Supervisor
-from actorlog.events import Message, PluginRegistered, RunStarted, RunStopped, TypeRegistry
+from actorlog.events import Message, MetricsConfigured, PluginRegistered, RunStarted, RunStopped, TypeRegistry
 from actorlog.replay.errors import ErrorStatisticsSnapshot
-from actorlog.replay.metrics import DEFAULT_WINDOW, MetricsSnapshot, Summary
-from actorlog.replay.rebuild import rebuild
-from actorlog.store import EventStore
+from actorlog.replay.metrics import DEFAULT_WINDOW, METRICS_ACTOR, MetricsSnapshot, Summary
+from actorlog.replay.plugins import PluginState
+from actorlog.replay.prometheus import to_prometheus
+from actorlog.replay.statistics import Statistics
+from actorlog.store import EventStore, StoreError
 from actorlog.store.exit import close_at_exit
 
 RESERVED_NAMES = frozenset({APP, ANYONE, "supervisor", "errors", "metrics", "system"})
 ACTOR = "system"
+T = TypeVar("T")
 
 logger = logging.getLogger("actorlog")
 _running: weakref.WeakSet[ActorSystem] = close_at_exit(lambda system: system.stop())
@@ -85,8 +81,13 @@ class ActorSystem:
     from `ReportFailure` to a decision for full control. ``store_options`` go to
     `EventStore` when the system opens the log. ``metrics`` sets how measurements are
     kept, buffered and bounded under overload (`MetricsOptions`). ``snapshot_every``
-    stores a statistics snapshot each time that many more events are committed, so
-    replays fold only what follows it.
+    stores a snapshot of this run's statistics each time that many more events are
+    committed, so replays of the run fold only what follows it.
+
+    Every statistic it answers (`statistics`, `error_statistics`, `metric_summary`,
+    `all_metrics`, `prometheus`, `state`) is a read of one `Statistics` projection fed the
+    records its log commits, the very fold ``rebuild(log, run=system.run)`` computes. It
+    covers this run only.
     """
 
     def __init__(
@@ -102,6 +103,7 @@ class ActorSystem:
         snapshot_every: int | None = None,
         health_tick: float = 0.05,
     ) -> None:
+        metrics_options = metrics or MetricsOptions()
         if isinstance(log, EventStore):
             self.store, self._owns_store = log, False
         else:
@@ -115,11 +117,14 @@ class ActorSystem:
         self._stopped = False
         self._started = False
         self._health_tick = health_tick
-        self._health_stop = threading.Event()
-        self._health_thread: threading.Thread | None = None
+        self._health: HealthScheduler | None = None
+        self._final: Statistics | None = None
+        """The statistics once the system has stopped (then no longer changing)."""
+        self._projections = LiveProjections.start(Statistics())
+        self._unsubscribe = self.store.subscribe(self._projections.tell, kinds=Statistics().kinds)
         self._supervisor = Supervisor.start(self._router, restart_policy or RestartPolicy())
         self._errors = ErrorHandler.start(self._router, self._supervisor, error_policy or ErrorPolicy())
-        self.metrics_options = metrics or MetricsOptions()
+        self.metrics_options = metrics_options
         backlog = Backlog(self.metrics_options.max_pending, self.metrics_options.overload)
         self._metrics_actor = MetricsCollector.start(self.store, self.metrics_options, backlog)
         self._recorder = Recorder(self._metrics_actor, backlog, self.metrics_options)
@@ -129,11 +134,15 @@ class ActorSystem:
         """Counters, gauges and histograms recorded from application code (never waits for the disk)."""
         self.monitor = PerformanceMonitor(self._recorder)
         """Timing of named operations: ``@system.monitor.timed("name")``, ``with system.monitor.time(...)``."""
-        self._snapshots = AutoSnapshots(self.store, snapshot_every) if snapshot_every else None
         self.store.append(
             RunStarted(pid=os.getpid(), host=socket.gethostname(), python=platform.python_version(),
                        actorlog_version=_actorlog_version()),
             actor=ACTOR,
+        )
+        # every option that shapes the statistics is in the log, so replay uses the same
+        self.store.append(MetricsConfigured(max_history=metrics_options.max_history), actor=METRICS_ACTOR)
+        self._snapshots = (
+            AutoSnapshots(self.store, self._snapshot_state, snapshot_every) if snapshot_every else None
         )
         _running.add(self)
         self.store.on_failure(self._log_failed)
@@ -256,7 +265,8 @@ class ActorSystem:
     def stop(self) -> None:
         """Stop every plugin in reverse dependency order, then the system's own actors; flush the log.
 
-        Idempotent. Afterwards no actor thread of this system is left running.
+        Idempotent. Afterwards no actor thread of this system is left running, and the
+        statistics stay readable: they are then final.
         """
         with self._lock:
             if self._stopped:
@@ -264,9 +274,8 @@ class ActorSystem:
             self._stopped = True
         self._router.stopping = True
         self._announce_shutdown()
-        self._health_stop.set()
-        if self._health_thread is not None:
-            self._health_thread.join()
+        if self._health is not None:
+            self._health.close()
         if self._snapshots is not None:
             self._snapshots.close()
         try:
@@ -293,14 +302,21 @@ class ActorSystem:
         if self._router.stopped is None:
             self._router.stopped = SystemStoppedError("stop() was called")
         _running.discard(self)
-        if self.store.failure is None:
-            self.store.append(
-                RunStopped(reason=str(escalation) if escalation else "normal", clean=escalation is None), actor=ACTOR
-            )
-        if self._owns_store:
-            self.store.close()
-        else:
-            self.store.flush()
+        try:
+            if self.store.failure is None:
+                self.store.append(
+                    RunStopped(reason=str(escalation) if escalation else "normal", clean=escalation is None),
+                    actor=ACTOR,
+                )
+            if self._owns_store:
+                self.store.close()
+            else:
+                self.store.flush()
+        finally:
+            self._unsubscribe()
+            # the projections have folded every commit by now: their statistics become final
+            self._final = self._projections.ask(Read(_itself), block=True)
+            self._projections.stop(block=True)
 
     def _announce_shutdown(self) -> None:
         for entry in list(self._router.plugins.values()):
@@ -360,13 +376,43 @@ class ActorSystem:
         """`ask` for async code: awaits the reply without blocking the event loop."""
         return await PluginRef(self._router, name, APP).ask_async(message, timeout=timeout, correlation=correlation)
 
-    # -- metrics ---------------------------------------------------------------------------
+    # -- reading the live statistics ---------------------------------------------------------
 
     def flush(self, timeout: float | None = None) -> int:
         """Deliver every buffered measurement and commit everything sent so far; returns the last seq."""
         self._check_running()
         self._recorder.flush(timeout)
         return self.store.flush(timeout)
+
+    def _read(self, read: Callable[[Statistics], T], *, measurements: bool = True, timeout: float | None = 10.0) -> T:
+        """``read`` of the live statistics, once everything sent so far is committed and folded.
+
+        After an escalation the system takes no more work, but its statistics stay
+        readable (what could still be committed is); after `stop` they are final.
+        """
+        final = self._final
+        if final is not None:
+            return read(final)
+        if self._router.stopped is None:
+            if measurements:
+                self._recorder.flush(timeout)
+            self.store.flush(timeout)
+        else:
+            try:  # escalated: the log itself may be what failed
+                if measurements:
+                    self._recorder.flush(timeout)
+                self.store.flush(timeout)
+            except (StoreError, pykka.ActorDeadError, SystemStoppedError):
+                pass
+        try:
+            result: T = self._projections.ask(Read(read), block=True, timeout=timeout)
+        except pykka.ActorDeadError:  # stop() finished meanwhile
+            final = self._final
+            assert final is not None
+            return read(final)
+        except pykka.Timeout:
+            raise TimeoutError(f"{self!r}: the live statistics did not answer within {timeout} s") from None
+        return result
 
     def metric_summary(
         self,
@@ -379,48 +425,62 @@ class ActorSystem:
     ) -> Summary:
         """Count, min, max, avg, latest and p50/p95/p99 of a series over ``window_seconds``
         ending at ``as_of`` (default: now), after delivering buffered measurements."""
-        self._check_running()
-        self._recorder.flush(timeout)
-        query = GetSummary(
-            name=name, tags=dict(tags or {}), window_seconds=window_seconds,
-            as_of=time.time() if as_of is None else as_of,
+        moment = time.time() if as_of is None else as_of
+        tags = dict(tags or {})
+        return self._read(
+            lambda s: s.metrics.summary(name, tags, as_of=moment, window_seconds=window_seconds), timeout=timeout
         )
-        summary: Summary = self._metrics_actor.ask(query, block=True, timeout=timeout)
-        return summary
 
     def all_metrics(self, *, timeout: float | None = 10.0) -> MetricsSnapshot:
         """Every counter total, gauge value and series name, after delivering buffered measurements."""
-        self._check_running()
-        self._recorder.flush(timeout)
-        snapshot: MetricsSnapshot = self._metrics_actor.ask(GetMetrics(), block=True, timeout=timeout)
-        return snapshot
+        return self._read(lambda s: s.metrics.snapshot(), timeout=timeout)
 
     def prometheus(
         self, *, window_seconds: float = DEFAULT_WINDOW, as_of: float | None = None, timeout: float | None = 10.0
     ) -> str:
         """The current metrics in the Prometheus text exposition format."""
-        self._check_running()
-        self._recorder.flush(timeout)
-        query = ExportPrometheus(as_of=time.time() if as_of is None else as_of, window_seconds=window_seconds)
-        text: str = self._metrics_actor.ask(query, block=True, timeout=timeout)
-        return text
-
-    # -- statistics ------------------------------------------------------------------------
+        moment = time.time() if as_of is None else as_of
+        return self._read(lambda s: to_prometheus(s.metrics, as_of=moment, window_seconds=window_seconds),
+                          timeout=timeout)
 
     def statistics(self, *, recent: int = 10, window_seconds: float | None = None) -> dict[str, Any]:
-        """The live statistics, in exactly the shape ``actorlog stats --json`` prints.
+        """This run's statistics, in exactly the shape ``actorlog stats --json`` prints.
 
-        Everything sent so far is delivered and committed, then the same projections
-        replay uses are folded from the log (from the newest snapshot), so the document
-        equals what ``actorlog stats`` reports for this log afterwards. After `stop`,
-        it is the final document, the run's stop included.
+        Everything sent so far is delivered and committed, then the live projections are
+        read: the document equals ``actorlog stats LOG --run RUN --json`` for this log at the
+        same position. After `stop`, it is the final document, the run's stop included.
         """
-        if not self._stopped:
-            self.flush()
-        closed = self._stopped and self._owns_store  # the system closed its own store on stop
-        with EventStore.open_readonly(self.store.path) if closed else contextlib.nullcontext(self.store) as store:
-            document: dict[str, Any] = rebuild(store).document(recent=recent, window_seconds=window_seconds)
-        return document
+        return self._read(lambda s: s.document(recent=recent, window_seconds=window_seconds))
+
+    def error_statistics(self, recent: int = 10, *, timeout: float | None = 10.0) -> ErrorStatisticsSnapshot:
+        """This run's error statistics: totals by type, severity and plugin, and the newest errors."""
+        return self._read(lambda s: s.errors.snapshot(recent), measurements=False, timeout=timeout)
+
+    def _plugin(self, name: str) -> PluginState:
+        self._router.entry(name)
+        run = self.run
+        state = self._read(lambda s: s.plugins.get(run, name), measurements=False)
+        assert state is not None, "a registered plugin is in the log"
+        return state
+
+    def state(self, name: str) -> str:
+        """The state of plugin ``name`` as the log says: registered, starting, running, stopping, stopped or failed."""
+        return self._plugin(name).state
+
+    @property
+    def plugins(self) -> dict[str, str]:
+        """Every registered plugin's state as the log says, in registration order."""
+        run, names = self.run, list(self._router.plugins)
+        states = self._read(lambda s: {n: s.plugins.get(run, n) for n in names}, measurements=False)
+        return {name: state.state for name, state in states.items() if state is not None}
+
+    def restarts(self, name: str) -> int:
+        """How many times plugin ``name`` was restarted in this run."""
+        return self._plugin(name).restarts
+
+    def _snapshot_state(self) -> tuple[int, str]:
+        """(position, state as JSON) of the live statistics, for an automatic snapshot of this run."""
+        return self._read(lambda s: (s.position, msgspec.json.encode(s.state()).decode()), measurements=False)
 
     # -- failures --------------------------------------------------------------------------
 
@@ -447,26 +507,7 @@ class ActorSystem:
             clock=clock, sleep=sleep, async_sleep=async_sleep, random=random,
         )
 
-    def error_statistics(self, recent: int = 10, *, timeout: float | None = 10.0) -> ErrorStatisticsSnapshot:
-        """The error handler's statistics: totals by type, severity and plugin, and the newest errors."""
-        self._check_running()
-        snapshot: ErrorStatisticsSnapshot = self._errors.ask(GetErrorStatistics(recent=recent), block=True, timeout=timeout)
-        return snapshot
-
-    # -- inspection and health -------------------------------------------------------------
-
-    def state(self, name: str) -> str:
-        """The state of plugin ``name``: registered, starting, running, suspended, restarting, stopping, stopped or failed."""
-        return self._router.entry(name).state
-
-    @property
-    def plugins(self) -> dict[str, str]:
-        """Every registered plugin's state, in registration order."""
-        return {name: entry.state for name, entry in self._router.plugins.items()}
-
-    def restarts(self, name: str) -> int:
-        """How many times plugin ``name`` was restarted in this run."""
-        return self._router.entry(name).restarts
+    # -- health ----------------------------------------------------------------------------
 
     def check_health(self, name: str | None = None, *, timeout: float | None = 10.0) -> dict[str, Health]:
         """Run health checks now (one plugin, or every running one); each result is logged.
@@ -485,70 +526,15 @@ class ActorSystem:
         return {plugin: future.result(timeout) for plugin, future in futures.items()}
 
     def _start_health_checks(self) -> None:
-        if self._health_thread is not None:
+        if self._health is not None or not any(e.health_interval for e in self._router.plugins.values()):
             return
-        if not any(entry.health_interval for entry in self._router.plugins.values()):
-            return
-        self._health_thread = threading.Thread(target=self._health_loop, name="actorlog-health", daemon=True)
-        self._health_thread.start()
-
-    def _health_loop(self) -> None:
-        due: dict[str, float] = {}
-        while not self._health_stop.wait(self._health_tick):
-            now = time.monotonic()
-            for name, entry in list(self._router.plugins.items()):
-                interval = entry.health_interval
-                if not interval or entry.state != "running" or entry.ref is None:
-                    continue
-                if now >= due.setdefault(name, now + interval):
-                    due[name] = now + interval
-                    entry.ref.tell(Control(op="health"))
+        self._health = HealthScheduler(
+            lambda: self._router.plugins.values(), lambda entry: entry.state == "running", tick=self._health_tick
+        )
 
 
-_SECRET_SUFFIXES = ("key", "token", "secret", "password", "passwd", "credentials")
-_REFERENCE_SUFFIXES = ("_env", "_var", "_file", "_path", "_name")
-
-
-def redacted(config: Mapping[str, Any]) -> dict[str, Any]:
-    """``config`` as logged: values under secret-looking keys (``api_key``, ``token``,
-    ``password``...) become ``"***"``, at any depth. Keys naming where a secret lives
-    (``api_key_env``, ``token_file``) are kept: they hold no secret themselves."""
-
-    def visit(key: str, value: Any) -> Any:
-        lowered = key.lower()
-        if isinstance(value, str) and lowered.endswith(_SECRET_SUFFIXES) and not lowered.endswith(_REFERENCE_SUFFIXES):
-            return "***"
-        if isinstance(value, Mapping):
-            return {k: visit(str(k), v) for k, v in value.items()}
-        return value
-
-    return {key: visit(key, value) for key, value in config.items()}
-
-
-def make_retrying(
-    router: Router,
-    policy: RetryPolicy | None,
-    options: Mapping[str, Any],
-    *,
-    task: str | None,
-    caller: str,
-    correlation: str | None,
-    clock: Callable[[], float] | None,
-    sleep: Callable[[float], None] | None,
-    async_sleep: Callable[[float], Awaitable[None]] | None,
-    random: Callable[[], float] | None,
-) -> Retrying:
-    """A `Retrying` from a policy or policy fields, with the injectables that were given."""
-    if policy is not None and options:
-        raise TypeError("give either a RetryPolicy or its fields as keyword arguments, not both")
-    injected: dict[str, Any] = {
-        name: value
-        for name, value in (("clock", clock), ("sleep", sleep), ("async_sleep", async_sleep), ("random", random))
-        if value is not None
-    }
-    return Retrying(
-        router, policy or RetryPolicy(**options), task=task, caller=caller, correlation=correlation, **injected
-    )
+def _itself(statistics: Statistics) -> Statistics:
+    return statistics
 
 
 def _permissions(

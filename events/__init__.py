@@ -11,6 +11,8 @@
 from actorlog.events.base import Event, Message, UnknownEvent, tag_of
 from actorlog.events.catalogue import (
     BUILTIN_EVENTS,
+    MEASUREMENT_KINDS,
+    RESERVED_KINDS,
     CounterIncremented,
     Escalated,
     FailureAssessed,
@@ -18,6 +20,7 @@ from actorlog.events.catalogue import (
     GaugeSet,
     HistogramObserved,
     MeasurementsDropped,
+    MetricsConfigured,
     MessageReceived,
     MessageRefused,
     OperationTimed,
@@ -55,6 +58,8 @@ del _cls
 
 __all__ = [
     "BUILTIN_EVENTS",
+    "MEASUREMENT_KINDS",
+    "RESERVED_KINDS",
     "ActorlogError",
     "Codec",
     "CounterIncremented",
@@ -67,6 +72,7 @@ __all__ = [
     "GaugeSet",
     "HistogramObserved",
     "MeasurementsDropped",
+    "MetricsConfigured",
     "Message",
     "MessageReceived",
     "MessageRefused",

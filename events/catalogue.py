@@ -245,6 +245,12 @@ class OperationTimed(Event, tag="operation.timed", frozen=True):
         _require_finite(self)
 
 
+class MetricsConfigured(Event, tag="metrics.configured", frozen=True):
+    """The options that shape a run's metrics, recorded at its start so replay keeps the same."""
+
+    max_history: int
+
+
 class MeasurementsDropped(Event, tag="measurements.dropped", frozen=True):
     """Measurements were dropped under an explicit sampling policy; ``count`` says how many."""
 
@@ -277,5 +283,16 @@ BUILTIN_EVENTS: tuple[type[Event], ...] = (
     HistogramObserved,
     OperationTimed,
     MeasurementsDropped,
+    MetricsConfigured,
 )
 """Every built-in event type, registered in the default registry at import."""
+
+MEASUREMENT_KINDS: frozenset[str] = frozenset(
+    {"counter.incremented", "gauge.set", "histogram.observed", "operation.timed"}
+)
+"""Measurements: the built-in kinds application code may record under any actor name, and that count."""
+
+RESERVED_KINDS: frozenset[str] = frozenset(str(cls.__struct_config__.tag) for cls in BUILTIN_EVENTS) - MEASUREMENT_KINDS
+"""Built-in facts only the actor system's own actors write (run, plugin lifecycle, message,
+failure, recovery, retry/task and metrics bookkeeping): a plugin cannot emit them, and the
+projections fold each only from the actor entitled to write it."""

@@ -20,8 +20,12 @@ class NotRegisteredError(ActorlogError, TypeError):
     """An object that is not an instance of a registered message or event type was given."""
 
 
-class RegistrationError(ActorlogError, TypeError):
-    """A type cannot be registered (bad tag, tag clash, not a Message or Event subclass)."""
+class RegistrationError(ActorlogError, TypeError, ValueError):
+    """Something cannot be registered: a type (bad tag, tag clash, not a Message or Event
+    subclass) or a plugin (duplicate or reserved name, bad config, unloadable class).
+
+    One class for both, so ``except RegistrationError`` catches every refusal; it is a
+    `TypeError` and a `ValueError`, as each refusal has been before."""
 
 
 class UnknownKindError(ActorlogError, LookupError):

@@ -158,11 +158,16 @@ def stats(
 
 def _print_stats(document: dict[str, Any]) -> None:
     click.echo(f"as of {format_time(document['as_of'])} (seq {document['position']})\n")
-    plugins = document["plugins"]
+    plugins = document["plugins"]  # by run, then name
     if plugins:
-        rows = [[name, p["state"], p["version"], p["restarts"], {True: "yes", False: "no", None: "-"}[p["healthy"]]]
-                for name, p in plugins.items()]
-        click.echo(tabulate(rows, headers=["plugin", "state", "version", "restarts", "healthy"]) + "\n")
+        several = len(plugins) > 1  # a run column only when the plugins of several runs are listed
+        rows = [([run] if several else []) + [name, p["state"], p["version"], p["restarts"],
+                                               {True: "yes", False: "no", None: "-"}[p["healthy"]]]
+                for run, named in plugins.items() for name, p in named.items()]
+        headers = (["run"] if several else []) + ["plugin", "state", "version", "restarts", "healthy"]
+        if not several:
+            click.echo(f"plugins of run {next(iter(plugins))}:")
+        click.echo(tabulate(rows, headers=headers, disable_numparse=True) + "\n")
     errors = document["errors"]
     click.echo(f"errors: {errors['total_errors']}")
     if errors["total_errors"]:

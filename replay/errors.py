@@ -1,7 +1,9 @@
 """Error statistics: a projection folded from ``failure.assessed`` events.
 
-The live error handler feeds it the assessments it emits; replay feeds it the same
-events read from the log. Both therefore report the same statistics.
+The live system feeds it the records its log commits; replay feeds it the same records
+read from the log. Both therefore report the same statistics. Only assessments written
+by the error handler (actor ``errors``) count: a row appended by anything else is still
+in the log, but it cannot change the statistics.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from actorlog.events import FailureAssessed
 from actorlog.store import EventRecord
 
 DEFAULT_RECENT = 10
+ERRORS_ACTOR = "errors"
+"""The only actor entitled to write ``failure.assessed``."""
 
 
 class RecentError(msgspec.Struct, frozen=True, kw_only=True):
@@ -61,7 +65,7 @@ class ErrorStatistics:
     def apply(self, record: EventRecord) -> None:
         """Fold one event record into the statistics."""
         event = record.event
-        if type(event) is not FailureAssessed:
+        if type(event) is not FailureAssessed or record.actor != ERRORS_ACTOR:
             return
         self.position = record.seq
         self.total += 1

@@ -21,7 +21,15 @@ from typing import Any
 
 import msgspec
 
-from actorlog.events import CounterIncremented, GaugeSet, HistogramObserved, MeasurementsDropped, OperationTimed
+from actorlog.events import (
+    MEASUREMENT_KINDS,
+    CounterIncremented,
+    GaugeSet,
+    HistogramObserved,
+    MeasurementsDropped,
+    MetricsConfigured,
+    OperationTimed,
+)
 from actorlog.store import EventRecord
 
 METRICS_ACTOR = "metrics"
@@ -111,17 +119,32 @@ class MetricsSnapshot(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Metrics:
-    """The metrics projection. ``apply`` takes any event record; it folds the measurement
-    events the metrics collector wrote (actor ``metrics``) and ignores the rest."""
+    """The metrics projection. ``apply`` takes any event record.
 
-    kinds = ("counter.incremented", "gauge.set", "histogram.observed", "operation.timed", "measurements.dropped")
+    Measurements (counters, gauges, histograms, timed operations) count whoever recorded
+    them: the collector, or application code appending them under its own actor name. The
+    collector's bookkeeping (``measurements.dropped``, ``metrics.configured``) counts only
+    from the collector (actor ``metrics``).
+
+    ``max_history`` fixes how many points a series keeps. Left None, it is what the log
+    recorded (``metrics.configured`` at each run's start; the largest, when several runs
+    recorded different ones), and `DEFAULT_MAX_HISTORY` before any was recorded.
+    """
+
+    kinds = (
+        "counter.incremented", "gauge.set", "histogram.observed", "operation.timed", "measurements.dropped",
+        "metrics.configured",
+    )
     name = "metrics"
-    version = 1
+    version = 2
 
-    def __init__(self, max_history: int = DEFAULT_MAX_HISTORY) -> None:
-        if max_history < 1:
+    def __init__(self, max_history: int | None = None) -> None:
+        if max_history is not None and max_history < 1:
             raise ValueError(f"max_history must be >= 1, got {max_history}")
-        self.max_history = max_history
+        self.fixed = max_history is not None
+        """Whether ``max_history`` was given (then what the log recorded is ignored)."""
+        self.configured = False
+        self.max_history = DEFAULT_MAX_HISTORY if max_history is None else max_history
         self.counters: dict[SeriesKey, float] = {}
         self.gauges: dict[SeriesKey, float] = {}
         self.points: dict[SeriesKey, deque[tuple[float, float]]] = {}
@@ -130,10 +153,19 @@ class Metrics:
 
     def apply(self, record: EventRecord) -> None:
         """Fold one event record."""
-        if record.actor != METRICS_ACTOR:
+        if record.kind not in MEASUREMENT_KINDS and record.actor != METRICS_ACTOR:
             return
         self.apply_event(record.event, record.ts)
         self.position = record.seq
+
+    def _configure(self, max_history: int) -> None:
+        if self.fixed or max_history < 1:
+            return
+        wanted = max_history if not self.configured else max(self.max_history, max_history)
+        self.configured = True
+        if wanted != self.max_history:
+            self.max_history = wanted
+            self.points = {key: deque(points, maxlen=wanted) for key, points in self.points.items()}
 
     def apply_event(self, event: Any, ts: float) -> None:
         """Fold one measurement event that happened at ``ts`` (the collector's live path)."""
@@ -152,6 +184,8 @@ class Metrics:
             self._point(key, ts, event.value)
         elif kind is MeasurementsDropped:
             self.dropped += event.count
+        elif kind is MetricsConfigured:
+            self._configure(event.max_history)
 
     def _count(self, name: str, tags: Mapping[str, str], ts: float, value: float) -> None:
         key = series_key(name, tags)
@@ -199,7 +233,8 @@ class Metrics:
     def state(self) -> dict[str, Any]:
         """The whole state as builtins (for snapshots)."""
         return {
-            "max_history": self.max_history, "dropped": self.dropped, "position": self.position,
+            "max_history": self.max_history, "fixed": self.fixed, "configured": self.configured,
+            "dropped": self.dropped, "position": self.position,
             "counters": [[k[0], [list(t) for t in k[1]], v] for k, v in self.counters.items()],
             "gauges": [[k[0], [list(t) for t in k[1]], v] for k, v in self.gauges.items()],
             "points": [[k[0], [list(t) for t in k[1]], [list(p) for p in v]] for k, v in self.points.items()],
@@ -209,6 +244,8 @@ class Metrics:
     def from_state(cls, state: Mapping[str, Any]) -> Metrics:
         """Rebuild a projection saved with `state`."""
         projection = cls(int(state["max_history"]))
+        projection.fixed = bool(state["fixed"])
+        projection.configured = bool(state["configured"])
         projection.dropped = int(state["dropped"])
         projection.position = int(state["position"])
         for name, tags, value in state["counters"]:

@@ -1,4 +1,9 @@
-"""Plugin states: a projection folded from lifecycle and health events."""
+"""Plugin states: a projection folded from lifecycle and health events.
+
+A plugin is identified by its run and its name, so the plugins of two runs (two
+processes sharing one log, or one application run twice) never merge. Lifecycle events
+count only when the supervisor wrote them, health checks only when the plugin itself did.
+"""
 
 from __future__ import annotations
 
@@ -41,8 +46,15 @@ class PluginState(msgspec.Struct, kw_only=True):
     run: str = ""
 
 
+SUPERVISOR_ACTOR = "supervisor"
+"""The only actor entitled to write plugin lifecycle events."""
+
+PluginKey = tuple[str, str]
+"""(run, name): the identity of a plugin."""
+
+
 class PluginStates:
-    """Each plugin's state, version, restart count and last health, by name (the latest run wins)."""
+    """Each plugin's state, version, restart count and last health, by (run, name)."""
 
     kinds = (
         "plugin.registered", "plugin.starting", "plugin.started", "plugin.stopping", "plugin.stopped",
@@ -52,19 +64,24 @@ class PluginStates:
     version = 1
 
     def __init__(self) -> None:
-        self.plugins: dict[str, PluginState] = {}
+        self.plugins: dict[PluginKey, PluginState] = {}
         self.position = 0
 
     def apply(self, record: EventRecord) -> None:
-        """Fold one event record (other kinds are ignored)."""
+        """Fold one event record (other kinds, and built-in facts from actors not entitled to them, are ignored)."""
         event = record.event
         kind = type(event)
+        if kind is PluginHealthChecked:
+            if record.actor != event.plugin:
+                return
+        elif record.actor != SUPERVISOR_ACTOR:
+            return
         if kind is PluginRegistered:
-            self.plugins[event.plugin] = PluginState(
+            self.plugins[(record.run, event.plugin)] = PluginState(
                 state="registered", version=event.plugin_version, class_path=event.class_path, run=record.run
             )
         else:
-            plugin = self.plugins.get(getattr(event, "plugin", None))  # type: ignore[arg-type]
+            plugin = self.plugins.get((record.run, getattr(event, "plugin", None)))  # type: ignore[arg-type]
             if plugin is None:
                 return
             if kind in _STATES:
@@ -77,18 +94,29 @@ class PluginStates:
                 return
         self.position = record.seq
 
+    def get(self, run: str, name: str) -> PluginState | None:
+        """What the log says about plugin ``name`` of ``run``, if it was registered."""
+        return self.plugins.get((run, name))
+
     def state(self) -> dict[str, Any]:
         """The whole state as builtins (for snapshots)."""
-        return {"position": self.position, "plugins": msgspec.to_builtins(self.plugins)}
+        return {
+            "position": self.position,
+            "plugins": [[run, name, msgspec.to_builtins(plugin)] for (run, name), plugin in self.plugins.items()],
+        }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> PluginStates:
         """Rebuild a projection saved with `state`."""
         projection = cls()
         projection.position = int(state["position"])
-        projection.plugins = msgspec.convert(state["plugins"], dict[str, PluginState])
+        for run, name, plugin in state["plugins"]:
+            projection.plugins[(str(run), str(name))] = msgspec.convert(plugin, PluginState)
         return projection
 
-    def snapshot(self) -> dict[str, dict[str, Any]]:
-        """Every plugin's state as builtins, by name."""
-        return {name: msgspec.to_builtins(state) for name, state in sorted(self.plugins.items())}
+    def snapshot(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """Every plugin's state as builtins, by run (in the order runs appear) and then by name."""
+        runs: dict[str, dict[str, dict[str, Any]]] = {}
+        for (run, name), plugin in self.plugins.items():
+            runs.setdefault(run, {})[name] = msgspec.to_builtins(plugin)
+        return {run: dict(sorted(plugins.items())) for run, plugins in runs.items()}

@@ -17,13 +17,12 @@ import msgspec
 from actorlog.events import ActorlogError
 from actorlog.events.errors import shown
 from actorlog.replay.errors import DEFAULT_RECENT, ErrorStatistics, ErrorStatisticsSnapshot
-from actorlog.replay.metrics import DEFAULT_MAX_HISTORY, Metrics
-from actorlog.replay.statistics import Statistics
+from actorlog.replay.metrics import Metrics
+from actorlog.replay.statistics import SNAPSHOT_PROJECTION, Statistics
 from actorlog.store import EventRecord, EventStore
 from actorlog.store.errors import read_error
 from actorlog.store.query import clamp_seq
 
-SNAPSHOT_PROJECTION = "statistics"
 
 Progress = Callable[[int], None]
 """Called with the number of events folded since the last call."""
@@ -54,14 +53,15 @@ def rebuild(
     run: str | None = None,
     until_seq: int | None = None,
     as_of: float | None = None,
-    max_history: int = DEFAULT_MAX_HISTORY,
+    max_history: int | None = None,
     use_snapshots: bool = True,
     progress: Progress | None = None,
 ) -> Statistics:
     """Plugin states, error statistics and metrics folded from a log.
 
-    ``run`` restricts to one run; ``until_seq`` stops at a seq; ``as_of`` stops at a
-    time (and is where metric windows end). A path is opened read-only.
+    ``run`` restricts to one run (default: the whole log); ``until_seq`` stops at a seq;
+    ``as_of`` stops at a time (and is where metric windows end). ``max_history`` overrides
+    the points kept per series that the log recorded. A path is opened read-only.
     """
     with _reading(log) as store:
         # Fix the end first: events committed while folding belong to a later rebuild.
@@ -141,7 +141,7 @@ def _last_row(store: EventStore, *, run: str | None, until_seq: int | None, as_o
 
 
 def newest_snapshot(
-    store: EventStore, *, run: str | None = None, until_seq: int | None = None, max_history: int = DEFAULT_MAX_HISTORY
+    store: EventStore, *, run: str | None = None, until_seq: int | None = None, max_history: int | None = None
 ) -> Statistics | None:
     """The newest snapshot usable for this rebuild, or None. Snapshots of another
     projection version or other options are skipped, never misread."""
@@ -150,7 +150,10 @@ def newest_snapshot(
             continue
         try:
             data = msgspec.json.decode(state)
-            if data["metrics"]["max_history"] != max_history:
+            metrics = data["metrics"]
+            if metrics["fixed"] != (max_history is not None) or (
+                max_history is not None and metrics["max_history"] != max_history
+            ):
                 continue
             return Statistics.from_state(data)
         except Exception:  # noqa: BLE001 - a snapshot is only a cache: one that cannot be loaded is skipped
@@ -158,7 +161,7 @@ def newest_snapshot(
     return None
 
 
-def take_snapshot(store: EventStore, *, run: str | None = None, max_history: int = DEFAULT_MAX_HISTORY) -> int:
+def take_snapshot(store: EventStore, *, run: str | None = None, max_history: int | None = None) -> int:
     """Fold the log (from the newest snapshot) and store a snapshot of it; returns its position.
 
     ``store`` must be writable: the snapshot goes through its store actor. Events are untouched.
@@ -187,7 +190,7 @@ def rebuild_metrics(
     *,
     run: str | None = None,
     until_seq: int | None = None,
-    max_history: int = DEFAULT_MAX_HISTORY,
+    max_history: int | None = None,
 ) -> Metrics:
     """The metrics projection folded from a log (one run or all, up to a seq), opened read-only if a path.
 

@@ -4,14 +4,15 @@
 the stable JSON shape that ``actorlog stats --json`` prints::
 
     {"as_of": ..., "position": ...,
-     "plugins": {name: {"state", "version", "class_path", "restarts", "healthy", ...}},
+     "plugins": {run: {name: {"state", "version", "class_path", "restarts", "healthy", ...}}},
      "errors": {"total_errors", "error_types", "severity_distribution", "errors_by_plugin", "recent_errors"},
      "metrics": {"counters": {...}, "gauges": {...}, "dropped": n,
                  "histograms": {name: {"count", "min", "max", "avg", "latest", "p50", "p95", "p99", "window_seconds", "as_of"}}}}
 
 ``as_of`` defaults to the newest time among the events folded, so a finished log always gives
 the same document; histogram summaries cover every kept point up to ``as_of`` unless a
-window is given.
+window is given. Plugins are keyed by run, then name: a document of one run (a live
+system's, or ``--run``) has one key there; a document of a whole log has one per run.
 """
 
 from __future__ import annotations
@@ -25,7 +26,11 @@ from actorlog.replay.metrics import DEFAULT_MAX_HISTORY, Metrics, series_label
 from actorlog.replay.plugins import PluginStates
 from actorlog.store import EventRecord
 
-STATISTICS_VERSION = 1
+SNAPSHOT_PROJECTION = "statistics"
+"""The projection name of statistics snapshots in the ``snapshots`` table."""
+
+STATISTICS_VERSION = 2
+"""Bumped when a projection's state changes shape: older snapshots are then skipped, never misread."""
 
 
 class Statistics:
@@ -33,12 +38,15 @@ class Statistics:
 
     version = STATISTICS_VERSION
 
-    def __init__(self, max_history: int = DEFAULT_MAX_HISTORY) -> None:
+    def __init__(self, max_history: int | None = None) -> None:
         self.plugins = PluginStates()
         self.errors = ErrorStatistics()
         self.metrics = Metrics(max_history)
         self.position = 0
         self.last_ts: float | None = None
+        self._route()
+
+    def _route(self) -> None:
         self._routes: dict[str, tuple[Any, ...]] = {}
         for projection in (self.plugins, self.errors, self.metrics):
             for kind in projection.kinds:
@@ -56,6 +64,13 @@ class Statistics:
         self.position = record.seq
         # measurements arrive in per-thread batches, not in time order: "now" is the newest time seen
         self.last_ts = record.ts if self.last_ts is None or record.ts > self.last_ts else self.last_ts
+
+    def advance(self, seq: int, newest_ts: float | None) -> None:
+        """Move to ``seq`` past events no projection reads, whose newest time was ``newest_ts``:
+        the position and "now" of a fold cover every event in its range, read or not."""
+        self.position = max(self.position, seq)
+        if newest_ts is not None:
+            self.last_ts = newest_ts if self.last_ts is None else max(self.last_ts, newest_ts)
 
     def document(
         self, *, as_of: float | None = None, recent: int = DEFAULT_RECENT, window_seconds: float | None = None
@@ -99,8 +114,5 @@ class Statistics:
         statistics.metrics = Metrics.from_state(state["metrics"])
         statistics.position = int(state["position"])
         statistics.last_ts = state["last_ts"]
-        statistics._routes = {}
-        for projection in (statistics.plugins, statistics.errors, statistics.metrics):
-            for kind in projection.kinds:
-                statistics._routes[kind] = statistics._routes.get(kind, ()) + (projection,)
+        statistics._route()
         return statistics

@@ -92,7 +92,8 @@ def test_lifecycle_order_in_the_log(tmp_path: Path) -> None:
         ("sandbox", "actor_helpers:SandboxPlugin", "1.4.0", {}, ()),
     ]
     assert all(e.log_messages for e in registered)
-    assert kinds[1:4] == ["plugin.registered"] * 3
+    assert kinds[1] == "metrics.configured"  # the options that shape the statistics are recorded first
+    assert kinds[2:5] == ["plugin.registered"] * 3
     assert lifecycle(records) == [
         ("plugin.starting", "llm"), ("plugin.started", "llm"),
         ("plugin.starting", "sandbox"), ("plugin.started", "sandbox"),
@@ -102,7 +103,7 @@ def test_lifecycle_order_in_the_log(tmp_path: Path) -> None:
         ("plugin.stopping", "llm"), ("plugin.stopped", "llm"),
     ]
     # every lifecycle event sits between run.started and run.stopped, in that order
-    assert kinds[4:-1] == [kind for kind, _ in lifecycle(records)]
+    assert kinds[5:-1] == [kind for kind, _ in lifecycle(records)]
 
 
 # -- refused before anything starts -------------------------------------------------------------

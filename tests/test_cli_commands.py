@@ -87,9 +87,12 @@ def test_stats_json_has_the_documented_shape_and_values(recorded: RecordedLog) -
     assert (latency["count"], latency["min"], latency["max"], latency["avg"], latency["latest"]) == (4, 1.0, 4.0, 2.5, 4.0)
     assert latency["p50"] == 2.5
     assert all(HISTOGRAM_KEYS <= set(h) for h in metrics["histograms"].values())
-    assert set(document["plugins"]) == {"alpha", "beta", "calc"}
-    assert document["plugins"]["alpha"]["run"] == RUN_TWO  # the latest run wins
-    assert {"state", "version", "class_path", "restarts", "healthy"} <= set(document["plugins"]["beta"])
+    # plugins by run, then name: the two runs' plugins never merge
+    assert list(document["plugins"]) == [RUN_ONE, RUN_TWO]
+    assert {name for plugins in document["plugins"].values() for name in plugins} == {"alpha", "beta", "calc"}
+    assert document["plugins"][RUN_TWO]["alpha"]["run"] == RUN_TWO
+    beta = next(plugins["beta"] for plugins in document["plugins"].values() if "beta" in plugins)
+    assert {"state", "version", "class_path", "restarts", "healthy"} <= set(beta)
 
 
 def test_stats_table_through_the_console_script(recorded: RecordedLog) -> None:
@@ -324,7 +327,7 @@ def test_runs_lists_every_run_with_its_numbers(recorded: RecordedLog) -> None:
     lines = console.stdout.splitlines()
     assert lines[0].split() == ["run", "start", "end", "events", "failures", "stopped"]
     assert lines[2].split()[0] == RUN_ONE and lines[3].split()[0] == RUN_TWO
-    assert lines[2].split()[1] == format_time(expected[0]["start"]) and lines[3].split()[3:] == ["14", "1", "clean"]
+    assert lines[2].split()[1] == format_time(expected[0]["start"]) and lines[3].split()[3:] == ["15", "1", "clean"]
     assert json.loads(run_cli("runs", recorded.path, "--json").stdout) == expected
 
 

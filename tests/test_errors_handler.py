@@ -169,7 +169,7 @@ def test_medium_and_low_continue_with_state_kept_and_stashed_messages_handled(
         assert count == 2
         system.tell("faulty", Fail(error=kind))
         assert gate.entered.wait(10), "the error handler never consulted the strategy"
-        assert system.state("faulty") == "suspended"
+        assert system.state("faulty") == "running"  # the log has no suspension: the decision is still to come
         # sent while the plugin awaits its decision: stashed, handled after it continues
         system.tell("faulty", Tally())
         system.tell("faulty", Tally())

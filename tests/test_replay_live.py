@@ -35,6 +35,7 @@ def test_live_statistics_equal_replay_and_the_cli(tmp_path: Path, workload: tupl
         expected = run_workload(system, plugins, steps)
         live = system.statistics()
         assert system.statistics() == live  # nothing in between: the same document
+        run = system.run
     replayed = statistics_document(path, until_seq=live["position"])
     assert replayed == live
     assert statistics_document(path, until_seq=live["position"], use_snapshots=False) == live
@@ -51,7 +52,7 @@ def test_live_statistics_equal_replay_and_the_cli(tmp_path: Path, workload: tupl
     assert live["metrics"]["counters"] == {name: float(v) for name, v in expected.counters.items()}
     assert set(live["metrics"]["histograms"]) >= set(expected.observations)
     for i in range(plugins):
-        plugin = live["plugins"][f"w{i}"]
+        plugin = live["plugins"][run][f"w{i}"]
         assert plugin["state"] == "running"
         assert plugin["restarts"] == expected.restarts[f"w{i}"]
         assert plugin["version"] == ("1.0" if i % 2 == 0 else "2.5")

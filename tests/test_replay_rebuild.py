@@ -79,7 +79,8 @@ def test_rebuild_reports_plugin_states_versions_restarts_health_and_errors(tmp_p
 
     checks = {r.event.plugin: r for r in read(path, kinds=["plugin.health_checked"])}
     assert set(checks) == {"steady", "shaky"}
-    plugins = live["plugins"]
+    assert list(live["plugins"]) == [run]
+    plugins = live["plugins"][run]
     assert plugins["steady"] == {
         "state": "running", "version": "2.5", "class_path": "replay_helpers:BusyV2", "restarts": 0,
         "healthy": True, "health_detail": "fine", "last_health_at": checks["steady"].ts, "run": run,
@@ -92,7 +93,7 @@ def test_rebuild_reports_plugin_states_versions_restarts_health_and_errors(tmp_p
     assert plugins["doomed"]["healthy"] is None and plugins["doomed"]["last_health_at"] is None
 
     after = rebuild(path)
-    final = after.plugins.snapshot()
+    final = after.plugins.snapshot()[run]
     assert {name: p["state"] for name, p in final.items()} == {"steady": "stopped", "shaky": "stopped", "doomed": "stopped"}
     assert final["shaky"]["restarts"] == 2 and final["shaky"]["healthy"] is False
 
@@ -165,8 +166,10 @@ def test_each_runs_statistics_count_only_that_runs_events(tmp_path: Path) -> Non
     assert first["errors"]["total_errors"] == 2 and first["errors"]["error_types"] == {"builtins.ValueError": 2}
     assert second["errors"]["total_errors"] == 3 and second["errors"]["error_types"] == {"builtins.KeyError": 3}
     assert both["errors"]["total_errors"] == 5
-    assert set(first["plugins"]) == {"a"} and set(second["plugins"]) == {"b"} and set(both["plugins"]) == {"a", "b"}
-    assert first["plugins"]["a"]["run"] == "t6-first" and second["plugins"]["b"]["version"] == "2.5"
+    assert first["plugins"] == {"t6-first": first["plugins"]["t6-first"]} and set(first["plugins"]["t6-first"]) == {"a"}
+    assert set(second["plugins"]["t6-second"]) == {"b"} and set(both["plugins"]) == {"t6-first", "t6-second"}
+    assert first["plugins"]["t6-first"]["a"]["run"] == "t6-first"
+    assert second["plugins"]["t6-second"]["b"]["version"] == "2.5"
     assert first["metrics"]["counters"] == {"t6.c": 1.0}
     assert second["metrics"]["counters"] == {"t6.c": 10.0}
     assert both["metrics"]["counters"] == {"t6.c": 11.0}
@@ -190,6 +193,11 @@ def model_state(records: list[Any], plugin: str, until: int) -> str | None:
     return state
 
 
+def by_name(plugins: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Plugins by name, each from the latest run that has it (runs come in order here)."""
+    return {name: plugin for named in plugins.values() for name, plugin in named.items()}
+
+
 def test_until_seq_gives_the_statistics_as_of_every_event(recorded: RecordedLog) -> None:
     records = read(recorded.path)
     assessed = {r.seq for r in records if r.kind == "failure.assessed"}
@@ -201,7 +209,7 @@ def test_until_seq_gives_the_statistics_as_of_every_event(recorded: RecordedLog)
         assert statistics.position == record.seq
         total, before = statistics.errors.total, previous.errors.total
         assert total == before + (1 if record.seq in assessed else 0), record
-        plugins = statistics.plugins.snapshot()
+        plugins = by_name(statistics.plugins.snapshot())
         for name in ("alpha", "beta", "calc"):
             assert plugins.get(name, {}).get("state") == model_state(records, name, record.seq), (name, record)
         if "alpha" in plugins and record.run == records[0].run:
@@ -216,10 +224,10 @@ def test_until_seq_between_started_and_stopped_is_running(recorded: RecordedLog)
     stopped = next(r.seq for r in records if r.kind == "plugin.stopped" and r.event.plugin == "beta")
     assert stopping - started > 2
     for seq in (started, (started + stopping) // 2, stopping - 1):
-        assert rebuild(recorded.path, until_seq=seq).plugins.snapshot()["beta"]["state"] == "running"
-    assert rebuild(recorded.path, until_seq=stopping).plugins.snapshot()["beta"]["state"] == "stopping"
-    assert rebuild(recorded.path, until_seq=stopped).plugins.snapshot()["beta"]["state"] == "stopped"
-    assert rebuild(recorded.path, until_seq=started - 1).plugins.snapshot()["beta"]["state"] == "starting"
+        assert by_name(rebuild(recorded.path, until_seq=seq).plugins.snapshot())["beta"]["state"] == "running"
+    assert by_name(rebuild(recorded.path, until_seq=stopping).plugins.snapshot())["beta"]["state"] == "stopping"
+    assert by_name(rebuild(recorded.path, until_seq=stopped).plugins.snapshot())["beta"]["state"] == "stopped"
+    assert by_name(rebuild(recorded.path, until_seq=started - 1).plugins.snapshot())["beta"]["state"] == "starting"
 
 
 def test_one_seq_before_a_failure_is_assessed_there_is_one_error_less(recorded: RecordedLog) -> None:

@@ -49,7 +49,7 @@ def full(path: Path, **options: Any) -> dict[str, Any]:
     return rebuild(path, use_snapshots=False, **options).document()
 
 
-def doctored_state(path: Path, *, until_seq: int | None = None, max_history: int = 1000) -> tuple[int, str]:
+def doctored_state(path: Path, *, until_seq: int | None = None, max_history: int | None = None) -> tuple[int, str]:
     """A genuine state with the error total replaced by MARK: (position, JSON)."""
     statistics = rebuild(path, until_seq=until_seq, use_snapshots=False, max_history=max_history)
     state = statistics.state()
@@ -276,13 +276,17 @@ def test_snapshot_every_stores_snapshots_automatically(tmp_path: Path) -> None:
         system.flush()
         wait_until(lambda: snapshot_rows(path), timeout=15, what="an automatic snapshot")
         live = system.statistics()
+        run = system.run
     rows = snapshot_rows(path)
-    assert rows and all(row["position"] >= 20 and row["projection"] == "statistics" for row in rows)
+    # snapshots of the run's live statistics, stored for that run
+    assert rows and all(row["position"] >= 20 and row["projection"] == "statistics" and row["run"] == run
+                        for row in rows)
     with EventStore.open_readonly(path) as store:
-        used = newest_snapshot(store)
+        used = newest_snapshot(store, run=run)
     assert used is not None and used.position >= 20
+    assert rebuild(path, run=run).document() == full(path, run=run)
     assert rebuild(path).document() == full(path)
-    assert statistics_document(path, until_seq=live["position"]) == live
+    assert statistics_document(path, run=run, until_seq=live["position"]) == live
     assert live["errors"]["total_errors"] == 6
     hash_before = sha256_of(path)
     assert invoke("stats", path).exit_code == 0
