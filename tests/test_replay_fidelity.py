@@ -164,6 +164,28 @@ def test_an_old_log_with_builtins_payloads_reproduces(tmp_path: Path) -> None:
     assert_reproduced(reproduced(path, failure.seq), failure.event)
 
 
+def test_a_logged_message_the_current_code_cannot_decode_is_skipped_with_a_note(tmp_path: Path) -> None:
+    """A log from elsewhere (or from code whose message type changed since) holds a message
+    that does not decode as the handler's type: reproduction says so instead of raising."""
+    path = tmp_path / "foreign.db"
+    with EventStore(path) as store:
+        store.append(PluginRegistered(plugin="strict", class_path="fidelity_plugin:Strict", plugin_version="1.0"),
+                     actor="supervisor")
+        store.append(PluginStarted(plugin="strict"), actor="supervisor")
+        ticket = store.append(
+            MessageReceived(recipient="strict", sender="app", message={"kind": "t12.table", "rows": {"x": "a"}}),
+            actor="strict",
+        )
+        store.append(FailureRaised(plugin="strict", exc_type="builtins.ValueError", message="?", traceback="..."),
+                     actor="strict", refs={"trigger_seq": ticket})
+    (failure,) = failures(path)
+    outcome = reproduced(path, failure.seq)
+    assert not outcome.reproduced and outcome.messages_replayed == 0
+    assert any(f"seq {ticket.seq}" in note and "does not decode" in note and "Table" in note for note in outcome.notes)
+    result = invoke("reproduce", path, failure.seq, "--import-path", PLUGINS_DIR, "--json")
+    assert result.exit_code == 1 and json.loads(result.stdout)["reproduced"] is False
+
+
 # -- messages that cannot be logged faithfully ------------------------------------------------------
 
 
@@ -219,7 +241,8 @@ def test_base_exceptions_and_the_failures_after_them_are_reproduced(tmp_path: Pa
     for failure in recorded:
         outcome = reproduced(path, failure.seq)
         assert_reproduced(outcome, failure.event)
-        assert outcome.traceback and how in outcome.traceback.splitlines()[-1]
+        short = failure.event.exc_type.rsplit(".", 1)[-1]
+        assert outcome.traceback and outcome.traceback.splitlines()[-1].startswith(f"{short}: ")
 
 
 def test_an_escalated_system_exit_is_reproduced(tmp_path: Path) -> None:
@@ -246,6 +269,9 @@ def test_an_on_start_that_raises_system_exit_is_reproduced(tmp_path: Path) -> No
     outcome = reproduced(path, failure.seq)
     assert outcome.reproduced and outcome.message == "on_start left", outcome
     assert outcome.failed_at_seq is None and outcome.messages_replayed == 0
+    result = invoke("reproduce", path, failure.seq, "--import-path", PLUGINS_DIR)
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    assert "--- reproduced: builtins.SystemExit outside any message (start, stop or health check)" in result.stdout
 
 
 @pytest.mark.parametrize("how", ["SystemExit", "KeyboardInterrupt"])
