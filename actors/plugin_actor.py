@@ -25,7 +25,7 @@ from actorlog.actors.plugin import Health, Plugin
 from actorlog.actors.protocol import Control, Delivery, ReportFailure, StartFailed, Where
 from actorlog.actors.router import PluginEntry, Router
 from actorlog.actors.failures import record_failure
-from actorlog.events import MessageReceived, MessageRefused, PluginHealthChecked
+from actorlog.events import EncodeError, MessageReceived, MessageRefused, PluginHealthChecked, tag_of
 from actorlog.store import Ticket
 
 logger = logging.getLogger(__name__)
@@ -80,12 +80,18 @@ class PluginActor(pykka.ThreadingActor):
         context = self.context
         ticket: Ticket | None = None
         if entry.log_messages:
+            # The message is encoded to JSON once; those bytes are logged, and the handler is
+            # given them decoded to its type: exactly what reproduction decodes from the log.
+            try:
+                raw = self.store.codec.encode(message)[2]  # refuses NaN and infinity, as for any event
+                message = _decoder(type(message)).decode(raw)
+            except (EncodeError, TypeError, msgspec.ValidationError) as exc:  # the sender is told why
+                self._refuse(delivery, _unloggable(message, exc))
+                return
             received_at = time.time()
             seed = _seeds.getrandbits(63)
             ticket = self.store.append(
-                MessageReceived(
-                    recipient=entry.name, sender=delivery.sender, message=msgspec.to_builtins(message), seed=seed
-                ),
+                MessageReceived(recipient=entry.name, sender=delivery.sender, message=_embedded(raw), seed=seed),
                 actor=entry.name, correlation=delivery.correlation, ts=received_at,
             )
             context.begin(received_at, seed, delivery.correlation)
@@ -109,9 +115,9 @@ class PluginActor(pykka.ThreadingActor):
         if delivery.bounded:
             self.entry.inbox.give_back()
 
-    def _refuse(self, delivery: Delivery) -> None:
+    def _refuse(self, delivery: Delivery, error: Exception | None = None) -> None:
         self._release(delivery)
-        error = PluginNotRunningError(self.entry.name, self.entry.state)
+        error = error if error is not None else PluginNotRunningError(self.entry.name, self.entry.state)
         if delivery.reply is not None:
             delivery.reply.set_exception(error)
         else:
@@ -239,6 +245,36 @@ class PluginActor(pykka.ThreadingActor):
         if not health.healthy:
             self._failed(UnhealthyError(entry.name, health.detail), "health", correlation or None, None)
         return health
+
+
+_decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
+
+
+def _decoder(message_type: type[Any]) -> msgspec.json.Decoder[Any]:
+    """The JSON decoder of one message type (built once; a race builds an equal one)."""
+    decoder = _decoders.get(message_type)
+    if decoder is None:
+        decoder = _decoders[message_type] = msgspec.json.Decoder(message_type)
+    return decoder
+
+
+def _embedded(raw: bytes) -> dict[str, Any]:
+    """``raw`` (a message's JSON) to embed as is in a ``message.received`` event: it is
+    encoded as that JSON object, and read back from the log as the dict it encodes."""
+    return msgspec.Raw(raw)  # type: ignore[return-value]
+
+
+def _unloggable(message: object, exc: Exception) -> Exception:
+    """Why a message that cannot be logged faithfully is refused, as the sender is told."""
+    if isinstance(exc, msgspec.ValidationError):
+        kind = tag_of(type(message)) or type(message).__qualname__  # type: ignore[arg-type]
+        refusal = TypeError(
+            f"{kind} message does not match its own type ({exc}); the handler would get something its "
+            f"reproduction cannot: build it with values of the declared field types"
+        )
+        refusal.__cause__ = exc
+        return refusal
+    return exc
 
 
 def _reply(future: Future[Any] | None, result: Any) -> None:

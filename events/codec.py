@@ -47,8 +47,9 @@ class Codec:
                 f"{kind} cannot be stored: its data is nested deeper than Python's recursion limit; "
                 f"store flatter data"
             ) from None
-        if payload.find(b"null") >= 0 and _has_non_finite(msgspec.to_builtins(obj)):
+        if payload.find(b"null") >= 0 and _has_non_finite(msgspec.to_builtins(obj, builtin_types=(msgspec.Raw,))):
             # JSON has no NaN or infinity: msgspec writes them as null, which would read back as something else.
+            # (A msgspec.Raw is JSON already: whoever encoded it checked it.)
             raise EncodeError(
                 f"{kind} cannot be stored faithfully: it holds a NaN or infinite float, which JSON cannot "
                 f"represent; store a finite number or None instead"

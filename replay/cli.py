@@ -454,11 +454,15 @@ def reproduce(log: str, seq: int, import_paths: tuple[str, ...], as_json: bool) 
                    f"recorded version {outcome.recorded_version}); {outcome.messages_replayed} message(s) replayed")
         for note in outcome.notes:
             click.echo(f"note: {note}")
-        click.echo(f"\n--- recorded: {outcome.recorded_exc_type} at message seq {outcome.trigger_seq}\n"
+        click.echo(f"\n--- recorded: {outcome.recorded_exc_type} {_at_message(outcome.trigger_seq)}\n"
                    f"{outcome.recorded_traceback}")
         if outcome.exc_type:
-            click.echo(f"--- reproduced: {outcome.exc_type} at message seq {outcome.failed_at_seq}\n{outcome.traceback}")
+            click.echo(f"--- reproduced: {outcome.exc_type} {_at_message(outcome.failed_at_seq)}\n{outcome.traceback}")
     sys.exit(0 if outcome.reproduced else 1)
+
+
+def _at_message(seq: int | None) -> str:
+    return f"at message seq {seq}" if seq is not None else "outside any message (start, stop or health check)"
 
 
 # -- snapshot --------------------------------------------------------------------------

@@ -209,14 +209,17 @@ def _reproduce(store: EventStore, failure_seq: int) -> Reproduction:
     if failure.trigger_seq is None:
         notes.append("the failure was not caused by a logged message (start, stop or health check)")
     context = ReplayContext(name, run, registered.depends_on)
-    instance: Plugin = cls(context, registered.config)  # type: ignore[arg-type]
     outcome: dict[str, Any] = {}
     replayed = 0
+    # Whatever a plugin raises is an outcome to report, BaseExceptions (SystemExit,
+    # KeyboardInterrupt, GeneratorExit) included: the live system recorded them all.
     try:
+        instance: Plugin = cls(context, registered.config)  # type: ignore[arg-type]
         instance.on_start()
-    except Exception as exc:  # noqa: BLE001 - the outcome is what we report
+    except BaseException as exc:  # noqa: BLE001 - the outcome is what we report
         outcome = _outcome(exc, None)
     if not outcome:
+        decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
         for record in messages:
             received: MessageReceived = record.event
             message_kind = received.message.get("kind")
@@ -224,12 +227,17 @@ def _reproduce(store: EventStore, failure_seq: int) -> Reproduction:
             if handled is None:
                 notes.append(f"message at seq {record.seq} ({message_kind!r}) has no handler in the current code; skipped")
                 continue
-            message = msgspec.convert(received.message, handled)
+            try:
+                message = _logged_message(received, handled, decoders)
+            except msgspec.ValidationError as exc:
+                notes.append(f"message at seq {record.seq} ({message_kind!r}) does not decode as the current code's "
+                             f"{handled.__qualname__} ({exc}); skipped")
+                continue
             context.begin(record.ts, received.seed, record.correlation)
             replayed += 1
             try:
                 handlers[handled](instance, message)  # type: ignore[index]
-            except Exception as exc:  # noqa: BLE001 - the outcome is what we report
+            except BaseException as exc:  # noqa: BLE001 - the outcome is what we report
                 if record.seq in recorded_failures and record.seq != failure.trigger_seq:
                     continue  # it failed here in the recording too, and the plugin went on
                 outcome = _outcome(exc, record.seq)
@@ -249,6 +257,20 @@ def _reproduce(store: EventStore, failure_seq: int) -> Reproduction:
         exc_type=outcome.get("exc_type"), message=outcome.get("message"), traceback=outcome.get("traceback"),
         failed_at_seq=outcome.get("failed_at_seq"), **base,
     )
+
+
+def _logged_message(
+    received: MessageReceived, handled: type[Any], decoders: dict[type[Any], msgspec.json.Decoder[Any]]
+) -> Any:
+    """The message as its handler got it live: the logged JSON decoded to the handler's type.
+
+    The live plugin actor decodes the JSON it logs with the same kind of decoder; the log's
+    JSON, read as a dict and encoded again, is that same JSON (any file, old or new).
+    """
+    decoder = decoders.get(handled)
+    if decoder is None:
+        decoder = decoders[handled] = msgspec.json.Decoder(handled)
+    return decoder.decode(msgspec.json.encode(received.message))
 
 
 def _outcome(exc: BaseException, seq: int | None) -> dict[str, Any]:
