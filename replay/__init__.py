@@ -1,4 +1,9 @@
-"""Replay of an event log: projections, rebuilt statistics, failure reproduction, and the CLI."""
+"""Replay of an event log: projections (pure folds) and the statistics rebuilt from a log.
+
+Failure reproduction (`actorlog.replay.reproduce`) and the command line (`actorlog.replay.cli`)
+build plugins and systems, so they sit above the actor system and are imported from their
+own modules: importing this package loads nothing of `actorlog.actors`.
+"""
 
 from actorlog.replay.errors import ErrorStatistics, ErrorStatisticsSnapshot, RecentError
 from actorlog.replay.metrics import Metrics, MetricsSnapshot, Summary, percentile
@@ -13,23 +18,19 @@ from actorlog.replay.rebuild import (
     statistics_document,
     take_snapshot,
 )
-from actorlog.replay.reproduce import NotAFailureError, Reproduction, reproduce
 from actorlog.replay.statistics import Statistics
 from actorlog.replay.story import story
 from actorlog.replay.times import format_time, parse_time
 
 __all__ = [
-    "NotAFailureError",
     "PluginState",
     "PluginStates",
     "ReplayError",
-    "Reproduction",
     "Statistics",
     "format_time",
     "newest_snapshot",
     "parse_time",
     "rebuild",
-    "reproduce",
     "statistics_document",
     "story",
     "take_snapshot",

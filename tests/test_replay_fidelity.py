@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 import actorlog.actors.router
 from actorlog.actors import ActorSystem, ErrorPolicy, EscalationError, StartError
 from actorlog.events import EncodeError, FailureRaised, MessageReceived, PluginRegistered, PluginStarted
-from actorlog.replay import Reproduction, reproduce
+from actorlog.replay.reproduce import Reproduction, reproduce
 from actorlog.store import EventStore
 from replay_helpers import PLUGINS_DIR, count, fresh_log, invoke, read, run_cli, wait_until
 

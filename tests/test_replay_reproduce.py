@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from actorlog.actors import ActorSystem
-from actorlog.replay import NotAFailureError, reproduce
+from actorlog.replay.reproduce import NotAFailureError, reproduce
 from replay_helpers import (
     GENEROUS_RESTARTS,
     PLUGINS_DIR,

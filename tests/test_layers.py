@@ -1,0 +1,43 @@
+"""Layers run one way: events <- store <- projections <- actors <- tools.
+
+The import-linter contract in pyproject.toml (run by .ci/run as ``lint-imports``) holds
+the static graph; these tests hold what a user sees at run time.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+
+def loaded_after(statement: str) -> set[str]:
+    """The actorlog modules loaded by running ``statement`` in a fresh interpreter."""
+    program = f"import sys\n{statement}\nprint('\\n'.join(m for m in sys.modules if m.startswith('actorlog')))"
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=True)
+    return set(result.stdout.split())
+
+
+@pytest.mark.parametrize("statement", [
+    "import actorlog.replay.rebuild",
+    "from actorlog.replay import rebuild, rebuild_metrics, story",
+    "import actorlog.store",
+    "import actorlog.replay.statistics",
+])
+def test_replay_and_the_store_load_nothing_of_the_actor_system(statement: str) -> None:
+    loaded = loaded_after(statement)
+    assert not {m for m in loaded if m.startswith("actorlog.actors")}, sorted(loaded)
+
+
+def test_the_event_types_load_only_themselves() -> None:
+    loaded = loaded_after("import actorlog.events")
+    assert {m.split(".")[1] for m in loaded if m.count(".")} == {"events"}, sorted(loaded)
+
+
+def test_the_import_linter_contract_holds() -> None:
+    program = "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())"
+    lint = subprocess.run([sys.executable, "-c", program, "--no-cache"], capture_output=True, text=True, timeout=120)
+    if "No module named" in lint.stderr:
+        pytest.fail("import-linter is missing: install the project with its test extras")
+    assert lint.returncode == 0 and "1 kept, 0 broken" in lint.stdout, lint.stdout + lint.stderr
