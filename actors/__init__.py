@@ -4,6 +4,7 @@ from actorlog.actors.context import PluginContext, PluginRef
 from actorlog.actors.error_handler import Policy
 from actorlog.actors.error_policy import DEFAULT_ACTIONS, DEFAULT_SEVERITIES, Decision, ErrorPolicy, Failure
 from actorlog.actors.errors import (
+    AskCycleError,
     ConfigError,
     DependencyError,
     EscalationError,
@@ -27,6 +28,7 @@ from actorlog.actors.supervisor import RestartPolicy
 from actorlog.actors.system import ActorSystem
 
 __all__ = [
+    "AskCycleError",
     "ANYONE",
     "DEFAULT_ACTIONS",
     "DEFAULT_SEVERITIES",

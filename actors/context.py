@@ -46,17 +46,24 @@ class PluginRef:
         self._router.send(self.sender, self.name, message, self._correlation(correlation), None)
 
     def ask(self, message: object, *, timeout: float | None = None, correlation: str | None = None) -> Any:
-        """Send and wait for the handler's return value (or its exception)."""
+        """Send and wait for the handler's return value (or its exception).
+
+        An ask that could never be answered (a plugin asking itself, or closing a cycle of
+        plugins waiting on each other) is refused with `RuntimeError` naming the cycle.
+        """
+        self._router.check_ask(self.sender, self.name, message)
         future: Future[Any] = Future()
         self._router.send(self.sender, self.name, message, self._correlation(correlation), future)
-        return self._router.wait(future, self.name, message, timeout)
+        return self._router.wait(future, self.name, message, timeout, self.sender)
 
     async def ask_async(self, message: object, *, timeout: float | None = None, correlation: str | None = None) -> Any:
         """`ask` for async code: waits without blocking the event loop."""
+        self._router.check_ask(self.sender, self.name, message)
         future: Future[Any] = Future()
         self._router.send(self.sender, self.name, message, self._correlation(correlation), future)
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+            # shielded: a timeout must not cancel the reply the handler will still set
+            return await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), timeout)
         except asyncio.TimeoutError:
             raise self._router.timeout_error(self.name, message, timeout) from None
 

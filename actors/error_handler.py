@@ -98,9 +98,12 @@ class ErrorHandler(pykka.ThreadingActor):
         return decision
 
     def _decide(self, report: ReportFailure, severity: Severity) -> Decision:
-        if not isinstance(self.policy, ErrorPolicy):
-            return self._custom(report)
+        decision = self._custom(report) if not isinstance(self.policy, ErrorPolicy) else self._policy(report, severity)
+        return self._carried_out_as(report, decision)
+
+    def _policy(self, report: ReportFailure, severity: Severity) -> Decision:
         policy = self.policy
+        assert isinstance(policy, ErrorPolicy)
         failure = Failure(
             plugin=report.plugin, exception=report.exception, severity=severity, where=report.where,
             correlation=report.correlation, attempt=report.attempt, retry_delay=report.retry_delay,
@@ -118,10 +121,20 @@ class ErrorHandler(pykka.ThreadingActor):
             if outcome is not None:
                 decision = outcome
                 break
-        if decision is None:
-            decision = policy.default(failure)
+        return decision if decision is not None else policy.default(failure)
+
+    def _carried_out_as(self, report: ReportFailure, decision: Decision) -> Decision:
+        """The decision as it can be carried out for this failure (the one that is logged)."""
         if report.where == "task" and decision.action == "retry" and not report.retries_left:
             decision = Decision("stop", reason=f"{decision.reason or 'retry chosen'}, but no retry is left")
+        if report.where == "handler" and decision.action == "retry":
+            chosen = decision.reason or "retry chosen"
+            if report.asked:
+                decision = Decision("continue", reason=f"{chosen}; the message was asked, so its sender has the "
+                                                       f"exception and it is not delivered again")
+            elif (report.attempt or 1) > self.severities.max_redeliveries:
+                decision = Decision("continue", reason=f"{chosen}; delivered {report.attempt} times, so it is not "
+                                                       f"delivered again (max_redeliveries)")
         if report.where in ("start", "restart") and decision.action in ("continue", "retry"):
             # its start failed: there is no instance to go on with, so the only way on is another start
             decision = Decision(

@@ -67,7 +67,8 @@ class Failure(msgspec.Struct, frozen=True, kw_only=True):
     where: str
     correlation: str | None
     attempt: int | None = None
-    """For a task run with retries: the attempt that failed (1 for the first)."""
+    """For a task run with retries: the attempt that failed (1 for the first); for a handler:
+    how many times the failed message was delivered (1, then more after retry decisions)."""
     retry_delay: float | None = None
     """For a task: the backoff delay before the next attempt, or None when its policy would not retry."""
     retries_left: bool = False
@@ -97,7 +98,13 @@ def lookup(table: Mapping[type[BaseException], Any], exc_type: type[BaseExceptio
 
 
 class ErrorPolicy:
-    """Severities, per-type handlers and recovery strategies, and default actions."""
+    """Severities, per-type handlers and recovery strategies, and default actions.
+
+    A ``retry`` decision about a handler's failure delivers the failed message to the
+    plugin again after the decision's delay, at most ``max_redeliveries`` times; an asked
+    message is not delivered again (its sender already has the exception), so a retry of
+    it is carried out as ``continue``.
+    """
 
     def __init__(
         self,
@@ -106,7 +113,12 @@ class ErrorPolicy:
         handlers: Mapping[type[BaseException], Handler] | None = None,
         strategies: Mapping[type[BaseException], Handler] | None = None,
         actions: Mapping[Severity, RecoveryAction] | None = None,
+        max_redeliveries: int = 3,
     ) -> None:
+        if type(max_redeliveries) is not int or max_redeliveries < 0:
+            raise ValueError(f"max_redeliveries must be an int >= 0, got {max_redeliveries!r}")
+        self.max_redeliveries = max_redeliveries
+        """How many times a ``retry`` decision delivers one failed told message again; then it continues."""
         self.severities: dict[type[BaseException], Severity] = {**DEFAULT_SEVERITIES, **(severities or {})}
         self.handlers: dict[type[BaseException], Handler] = dict(handlers or {})
         self.strategies: dict[type[BaseException], Handler] = dict(strategies or {})

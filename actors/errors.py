@@ -82,3 +82,17 @@ class UnhealthyError(PluginError):
 
 class SystemStoppedError(PluginError, RuntimeError):
     """The actor system is stopped (or stopping) and takes no more messages."""
+
+
+class AskCycleError(PluginError, RuntimeError):
+    """An ask that could never be answered: a plugin's handler asking its own plugin, or
+    closing a cycle of handlers each waiting on the next. Refused at the sender."""
+
+    def __init__(self, chain: Sequence[str], kind: str) -> None:
+        sender, recipient = chain[0], chain[1]
+        what = "a plugin asking itself" if sender == recipient else "an ask cycle " + " -> ".join(map(repr, chain))
+        super().__init__(
+            f"plugin {sender!r} may not ask {recipient!r} for {kind}: {what} would wait for ever, since each "
+            f"plugin handles one message at a time; tell instead, or answer from the handler that was asked"
+        )
+        self.chain = tuple(chain)

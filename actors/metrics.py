@@ -158,7 +158,8 @@ class MetricsCollector(pykka.ThreadingActor):
             stamps.append(ts)
         if not events:
             return
-        self.store.append_many(events, actor=ACTOR, ts=stamps)
+        # in order: a measurement taken before events logged meanwhile is logged just after them
+        self.store.append_many(events, actor=ACTOR, ts=stamps, in_order=True)
 
     def _report_drops(self) -> None:
         dropped = self.backlog.take_dropped()

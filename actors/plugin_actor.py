@@ -3,14 +3,19 @@
 The actor outlives the plugin instances it runs: a restart replaces the instance
 inside it, so messages queued meanwhile reach the new instance instead of being lost.
 After a failure the actor is *suspended*: it stashes new deliveries, in order, until
-the supervisor's decision (resume, restart, stop) arrives as a control message.
+the supervisor's decision (resume, retry, restart, stop) arrives as a control message.
+A retry delivers the failed message again after its delay, on a timer of this actor's
+own, so no other plugin's recovery waits for it.
+
+The plugin's lifecycle state (``PluginEntry.state``, which senders read to know whether
+it takes messages) is written by this actor's thread only.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-import time
+import threading
 from collections import deque
 from concurrent.futures import Future
 from typing import Any
@@ -48,6 +53,14 @@ class PluginActor(pykka.ThreadingActor):
         self.instance: Plugin | None = None
         self.suspended = False
         self.stash: deque[Delivery] = deque()
+        self.failed: Delivery | None = None
+        """The told message whose handler failed, kept while its decision is awaited (a retry redelivers it)."""
+        self.generation = 0
+        """Counts suspensions, so a redelivery timer of an earlier one is ignored."""
+        self._timer: threading.Timer | None = None
+
+    def on_start(self) -> None:
+        self.entry.thread = threading.current_thread()
 
     # -- dispatch ----------------------------------------------------------------------
 
@@ -88,28 +101,31 @@ class PluginActor(pykka.ThreadingActor):
             except (EncodeError, TypeError, msgspec.ValidationError) as exc:  # the sender is told why
                 self._refuse(delivery, _unloggable(message, exc))
                 return
-            received_at = time.time()
             seed = _seeds.getrandbits(63)
             ticket = self.store.append(
                 MessageReceived(recipient=entry.name, sender=delivery.sender, message=_embedded(raw), seed=seed),
-                actor=entry.name, correlation=delivery.correlation, ts=received_at,
+                actor=entry.name, correlation=delivery.correlation,
             )
-            context.begin(received_at, seed, delivery.correlation)
+            context.begin(ticket.ts, seed, delivery.correlation)  # the handler's clock reads the logged time
         else:
             context.begin(None, None, delivery.correlation)  # nothing recorded: clock and randomness are live
+        entry.handling = type(message).__qualname__
         try:
             result = entry.handlers[type(message)](self.instance, message)
         except BaseException as exc:  # noqa: BLE001 - reported, and handed to an asking caller
+            entry.handling = None
             context.end()
             self._release(delivery)
-            self._failed(exc, "handler", delivery.correlation, ticket)
+            if delivery.reply is None:
+                self.failed = msgspec.structs.replace(delivery, bounded=False, attempt=delivery.attempt + 1)
+            self._failed(exc, "handler", delivery.correlation, ticket, delivery)
             if delivery.reply is not None:
-                delivery.reply.set_exception(exc)
+                _reply_error(delivery.reply, exc)
             return
+        entry.handling = None
         context.end()
         self._release(delivery)
-        if delivery.reply is not None:
-            delivery.reply.set_result(result)
+        _reply(delivery.reply, result)
 
     def _release(self, delivery: Delivery) -> None:
         if delivery.bounded:
@@ -133,19 +149,30 @@ class PluginActor(pykka.ThreadingActor):
 
     # -- failures ------------------------------------------------------------------------
 
-    def _failed(self, exc: BaseException, where: Where, correlation: str | None, trigger: Ticket | None) -> Ticket:
+    def _failed(
+        self, exc: BaseException, where: Where, correlation: str | None, trigger: Ticket | None,
+        delivery: Delivery | None = None,
+    ) -> Ticket:
         """Record a failure, suspend, and report it to the error handler (for handler and health failures)."""
-        failed_at = time.time()
-        failure = self.record_failure(exc, correlation, trigger, failed_at)
-        self.suspended = True
-        self.entry.state = "suspended"
+        failure = self.record_failure(exc, correlation, trigger)
+        failed_at = failure.ts
+        self._suspend("suspended")
         self.router.report(
             ReportFailure(
                 plugin=self.entry.name, exception=exc, where=where, correlation=correlation, failure=failure,
-                failed_at=failed_at,
+                failed_at=failed_at, attempt=delivery.attempt if delivery is not None else None,
+                asked=delivery is not None and delivery.reply is not None,
             )
         )
         return failure
+
+    def _suspend(self, state: str) -> None:
+        self.suspended = True
+        self.entry.state = state
+        self.generation += 1
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def record_failure(
         self, exc: BaseException, correlation: str | None, trigger: Ticket | None = None, failed_at: float | None = None
@@ -169,7 +196,12 @@ class PluginActor(pykka.ThreadingActor):
             elif op == "stop":
                 self._stop_plugin()
             elif op == "resume":
-                pass
+                self.failed = None
+            elif op == "retry":
+                self._retry_after(control.delay)
+            elif op == "redeliver":
+                if control.generation != self.generation:
+                    return  # a restart or stop came first
             elif op == "health":
                 result = self._check_health(control.reason)
             else:
@@ -177,12 +209,35 @@ class PluginActor(pykka.ThreadingActor):
         except BaseException as exc:  # noqa: BLE001 - the supervisor gets it through the reply
             _reply_error(control.reply, exc)
             return
-        if op == "resume":
-            self.suspended = False
-            self.entry.state = "running"
         _reply(control.reply, result)
-        if op == "resume":
-            self._drain_stash()
+        if op in ("resume", "redeliver"):
+            self._run_again()
+
+    def _retry_after(self, delay: float) -> None:
+        """Deliver the failed message again after ``delay`` seconds; meanwhile new ones wait."""
+        if self.failed is None or delay <= 0:
+            self._run_again()
+            return
+        redeliver = Control(op="redeliver", generation=self.generation)
+        self._timer = threading.Timer(delay, self._tell_self, (redeliver,))
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _tell_self(self, control: Control) -> None:
+        try:
+            self.actor_ref.tell(control)
+        except pykka.ActorDeadError:
+            pass
+
+    def _run_again(self) -> None:
+        """Leave the suspension: the failed message first (after a retry), then what was stashed."""
+        self._timer = None
+        self.suspended = False
+        self.entry.state = "running"
+        failed, self.failed = self.failed, None
+        if failed is not None:
+            self.stash.appendleft(failed)
+        self._drain_stash()
 
     def _start(self, correlation: str | None = None) -> None:
         """Build a fresh instance and run its ``on_start``.
@@ -191,28 +246,32 @@ class PluginActor(pykka.ThreadingActor):
         sends ``resume``: nothing is handled before ``plugin.started`` is in the log.
         """
         entry = self.entry
-        self.suspended = True
-        instance = entry.cls(self.context, entry.config)
+        restarting = entry.state == "restarting"
+        self._suspend("restarting" if restarting else "starting")
         try:
+            instance = entry.cls(self.context, entry.config)
             instance.on_start()
         except BaseException as exc:  # noqa: BLE001 - handed to the supervisor with its failure event
-            failed_at = time.time()
-            raise StartFailed(exc, self.record_failure(exc, correlation, None, failed_at), failed_at) from exc
+            entry.state = "suspended" if restarting else "failed"
+            failure = self.record_failure(exc, correlation)
+            raise StartFailed(exc, failure, failure.ts) from exc
         self.instance = entry.instance = instance
 
     def _halt(self) -> None:
         """Stop the current instance but keep stashing messages for the next one (a restart)."""
-        self.suspended = True
-        self.entry.state = "restarting"
+        self._suspend("restarting")
+        self.failed = None  # its decision was this restart: the failed message is not handled again
         self._stop_instance()
 
     def _stop_plugin(self) -> None:
         """Stop for good: run ``on_stop`` and refuse what was stashed."""
-        self.entry.state = "stopped"
-        self.suspended = False
+        self._suspend("stopping")
+        self.failed = None
         try:
             self._stop_instance()
         finally:
+            self.entry.state = "stopped"
+            self.suspended = False
             while self.stash:
                 self._refuse(self.stash.popleft())
 

@@ -29,8 +29,11 @@ class ReportFailure(Message, tag="actorlog.report_failure", frozen=True):
     failure: Any = None  # the Ticket of the failure.raised event, for the decision's failure_seq
     failed_at: float | None = None
     attempt: int | None = None
+    """For a task: the attempt that failed; for a handler: how many times the message was delivered."""
     retry_delay: float | None = None
     retries_left: bool = False
+    asked: bool = False
+    """For a handler: the message was asked, so its sender already has the exception."""
 
 
 class CarryOut(Message, tag="actorlog.carry_out", frozen=True):
@@ -61,15 +64,21 @@ class Delivery(msgspec.Struct):
     reply: Future[Any] | None = None
     bounded: bool = True
     """Whether it holds one of the recipient's inbox slots (released once handled or refused)."""
+    attempt: int = 1
+    """How many times it has been delivered, this one included (a retry decision redelivers it)."""
 
 
 class Control(msgspec.Struct):
     """A lifecycle operation on a plugin's actor, applied even while it is suspended."""
 
-    op: Literal["start", "halt", "stop", "resume", "health"]
+    op: Literal["start", "halt", "stop", "resume", "retry", "redeliver", "health"]
     reply: Future[Any] | None = None
     reason: str = ""
     correlation: str | None = None
+    delay: float = 0.0
+    """For ``retry``: seconds before the failed message is delivered again."""
+    generation: int = 0
+    """For ``redeliver``: the suspension it belongs to (a later start or stop makes it stale)."""
 
 
 class StartFailed(Exception):

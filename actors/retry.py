@@ -186,10 +186,8 @@ class _Run:
         """Record the failure and ask the error handler; the delay before retrying, or None to give up."""
         retrying, policy = self.retrying, self.retrying.policy
         store = retrying.router.store
-        failed_at = time.time()
-        failure = record_failure(
-            store, self.task, exc, actor=retrying.caller, correlation=self.correlation, failed_at=failed_at
-        )
+        failure = record_failure(store, self.task, exc, actor=retrying.caller, correlation=self.correlation)
+        failed_at = failure.ts
         elapsed = retrying.clock() - self.started
         proposed = policy.backoff(self.attempt, retrying.random)
         retries_left = not retrying.router.stopping and self.attempt <= policy.max_retries and (

@@ -13,7 +13,13 @@ from typing import Any
 import msgspec
 import pykka
 
-from actorlog.actors.errors import PluginNotRunningError, PluginOverloadedError, SystemStoppedError, UnknownPluginError
+from actorlog.actors.errors import (
+    AskCycleError,
+    PluginNotRunningError,
+    PluginOverloadedError,
+    SystemStoppedError,
+    UnknownPluginError,
+)
 from actorlog.actors.metrics import Recorder
 from actorlog.actors.plugin import Plugin
 from actorlog.actors.protocol import Delivery
@@ -91,13 +97,19 @@ class PluginEntry:
     health_interval: float | None
     handlers: dict[type[Message], Callable[..., Any]]
     state: str = "registered"
+    """Written by the plugin's own actor only; senders read it to know whether it takes messages."""
+    handling: str | None = None
+    """The message type its handler is running now, if any (written by its actor; named when it hangs)."""
     ref: pykka.ActorRef[Any] | None = None
+    thread: threading.Thread | None = None
+    """The plugin actor's thread (set by the actor when it starts)."""
     restarts: int = 0
+    """Restarts so far (written by the supervisor only)."""
     restart_times: list[float] = field(default_factory=list)
     instance: Plugin | None = None
+    """The running instance, if any (set by its actor; read by `ActorSystem.stop` for `on_shutdown`)."""
     inbox: InboxBound = field(default_factory=lambda: InboxBound(DEFAULT_MAX_INBOX))
     """Messages sent but not yet handled or refused (stashed ones included), bounded."""
-    """The running instance, if any (set by its actor; read by `ActorSystem.stop` for `on_shutdown`)."""
 
     def accepts(self, sender: str, message_type: type[Message]) -> bool:
         """Whether ``sender`` may send this plugin messages of ``message_type``."""
@@ -124,6 +136,8 @@ class Router:
         self.stopped: BaseException | None = None
         self.stopping = False
         """Set when the system begins to stop: retries give up instead of waiting."""
+        self.asking: dict[str, str] = {}
+        """Which plugin each plugin's handler is waiting on in an ask (each key written by that plugin's thread)."""
 
     def entry(self, name: str) -> PluginEntry:
         """The entry of plugin ``name``; `UnknownPluginError` if there is none."""
@@ -135,9 +149,7 @@ class Router:
     def send(self, sender: str, recipient: str, message: object, correlation: str | None, reply: Future[Any] | None) -> None:
         """Check and deliver one message; raises at the sender, never inside the recipient."""
         if self.stopped is not None:
-            raise SystemStoppedError(f"the actor system is stopped ({self.stopped}); no more messages are taken") from (
-                self.stopped if isinstance(self.stopped, Exception) else None
-            )
+            raise self.stopped_error("no more messages are taken")
         entry = self.plugins.get(recipient)
         if entry is None:
             raise UnknownPluginError(recipient, list(self.plugins))
@@ -189,14 +201,40 @@ class Router:
                 actor=sender, correlation=correlation,
             )
 
-    def wait(self, future: Future[Any], recipient: str, message: object, timeout: float | None) -> Any:
+    def check_ask(self, sender: str, recipient: str, message: object) -> None:
+        """Refuse an ask that could never be answered: a plugin asking itself, or an ask
+        closing a cycle of plugins each waiting on the next (``a -> b -> a``)."""
+        if not self._on_own_thread(sender):
+            return  # only a handler on its plugin's own thread holds that plugin up while it waits
+        chain = [sender, recipient]
+        while chain[-1] != sender:
+            waiting_on = self.asking.get(chain[-1])
+            if waiting_on is None or len(chain) > len(self.plugins) + 1:
+                return
+            chain.append(waiting_on)
+        kind = self.registry.by_type.get(type(message), (type(message).__qualname__,))[0]  # type: ignore[arg-type]
+        raise AskCycleError(chain, kind)
+
+    def _on_own_thread(self, sender: str) -> bool:
+        entry = self.plugins.get(sender)
+        return entry is not None and entry.thread is threading.current_thread()
+
+    def wait(
+        self, future: Future[Any], recipient: str, message: object, timeout: float | None, sender: str = APP
+    ) -> Any:
         """The reply in ``future``, or the handler's exception; `TimeoutError` after ``timeout`` seconds."""
+        waits = self._on_own_thread(sender)
+        if waits:
+            self.asking[sender] = recipient
         try:
             return future.result(timeout)
         except FutureTimeout:
             if future.done():
                 raise  # the handler itself raised a TimeoutError
             raise self.timeout_error(recipient, message, timeout) from None
+        finally:
+            if waits:
+                self.asking.pop(sender, None)
 
     def timeout_error(self, recipient: str, message: object, timeout: float | None) -> TimeoutError:
         """The error for an ask that got no answer in time."""
@@ -211,11 +249,18 @@ class Router:
     def consult(self, report: Message) -> Any:
         """Ask the error handler to decide on a failure and wait for its decision."""
         if self.errors is None or self.stopped is not None:
-            raise SystemStoppedError("the actor system is stopped; its error handler cannot decide on failures")
+            raise self.stopped_error("its error handler cannot decide on failures")
         try:
             return self.errors.ask(report, block=True)
         except pykka.ActorDeadError:
-            raise SystemStoppedError("the actor system's error handler has stopped") from None
+            raise self.stopped_error("its error handler has stopped") from None
+
+    def stopped_error(self, consequence: str) -> SystemStoppedError:
+        """The error for work refused because the system stopped, saying why it stopped."""
+        why = f" ({self.stopped})" if self.stopped is not None else ""
+        error = SystemStoppedError(f"the actor system is stopped{why}; {consequence}")
+        error.__cause__ = self.stopped if isinstance(self.stopped, Exception) else None
+        return error
 
 
 def _who(sender: str) -> str:

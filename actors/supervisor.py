@@ -2,13 +2,19 @@
 
 It is a pykka actor, so lifecycle operations and decisions are applied one at a time,
 in the order they arrive. Every transition it causes is an event (actor ``supervisor``).
+It never sleeps: a retry's delay runs on the plugin's own timer. Each lifecycle step it
+asks of a plugin (halt, stop) waits at most ``control_timeout`` seconds, so a plugin
+stuck in a handler cannot hold up supervision for ever: a halt that times out
+escalates, a stop that times out abandons the plugin's thread (``plugin.stop_timed_out``).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 import msgspec
@@ -28,11 +34,20 @@ from actorlog.events import (
     PluginStarting,
     PluginStopped,
     PluginStopping,
+    PluginStopTimedOut,
 )
 
 logger = logging.getLogger(__name__)
 
 ACTOR = "supervisor"
+
+
+class ControlTimeout(TimeoutError):
+    """A plugin's actor did not carry out a lifecycle step in time (its handler is busy)."""
+
+    def __init__(self, plugin: str, op: str, timeout: float | None, handling: str | None) -> None:
+        busy = f"busy handling {handling}" if handling else "busy"
+        super().__init__(f"plugin {plugin!r} did not {op} within {timeout:g} s ({busy})")
 
 
 class StartPlugins(msgspec.Struct):
@@ -45,10 +60,19 @@ class StopPlugins(msgspec.Struct):
 
 class RestartPolicy(msgspec.Struct, frozen=True):
     """Restart intensity: more than ``max_restarts`` restarts of one plugin within
-    ``within_seconds`` escalates instead of restarting again."""
+    ``within_seconds`` escalates instead of restarting again. ``control_timeout`` bounds
+    how long the supervisor waits for a plugin to halt (for a restart) or stop."""
 
     max_restarts: int = 3
     within_seconds: float = 60.0
+    control_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.max_restarts < 0 or not 0 < self.within_seconds < math.inf or not 0 < self.control_timeout < math.inf:
+            raise ValueError(
+                f"invalid restart policy {self!r}: max_restarts must be >= 0, within_seconds and control_timeout "
+                f"finite and > 0"
+            )
 
 
 class Supervisor(pykka.ThreadingActor):
@@ -63,6 +87,8 @@ class Supervisor(pykka.ThreadingActor):
         self.policy = policy
         self.started: list[str] = []
         self.escalation: EscalationError | None = None
+        self.abandoned: list[str] = []
+        """Plugins whose stop timed out: their threads were left behind."""
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, CarryOut):
@@ -74,7 +100,8 @@ class Supervisor(pykka.ThreadingActor):
         if isinstance(message, StartPlugins):
             return self._start_all()
         if isinstance(message, StopPlugins):
-            return self._stop_all()
+            self._stop_all()
+            return list(self.abandoned)
         raise TypeError(f"the supervisor does not handle {type(message).__qualname__}")
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -89,8 +116,6 @@ class Supervisor(pykka.ThreadingActor):
                 self._start_one(name)
             except BaseException as failure:  # noqa: BLE001 - becomes a StartError after cleanup
                 exc = failure.original if isinstance(failure, StartFailed) else failure
-                entry = self.router.plugins[name]
-                entry.state = "failed"
                 self.store.append(
                     PluginFailed(plugin=name, reason=f"on_start raised: {exc}", exc_type=qualified_name(exc)),
                     actor=ACTOR,
@@ -102,7 +127,6 @@ class Supervisor(pykka.ThreadingActor):
 
     def _start_one(self, name: str) -> None:
         entry = self.router.plugins[name]
-        entry.state = "starting"
         self.store.append(PluginStarting(plugin=name), actor=ACTOR)
         self._control(entry, "start")
         self.store.append(PluginStarted(plugin=name), actor=ACTOR)
@@ -134,21 +158,35 @@ class Supervisor(pykka.ThreadingActor):
     def _stop_one(self, name: str) -> None:
         entry = self.router.plugins[name]
         self._log(PluginStopping(plugin=name))
-        entry.state = "stopping"
-        try:
-            self._control(entry, "stop")
-        except BaseException:  # noqa: BLE001 - on_stop failures are recorded by the plugin's actor
-            logger.debug("on_stop of %r raised", name, exc_info=True)
-        entry.state = "stopped"
-        self._log(PluginStopped(plugin=name))
         if name in self.started:
             self.started.remove(name)
+        timeout = self.policy.control_timeout
+        try:
+            self._control(entry, "stop", timeout=timeout)
+        except ControlTimeout:
+            self.abandoned.append(name)
+            self._log(PluginStopTimedOut(plugin=name, timeout=timeout, handling=entry.handling))
+            logger.warning("plugin %r did not stop within %g s (handling %s); its thread is abandoned",
+                           name, timeout, entry.handling or "nothing")
+            return
+        except BaseException:  # noqa: BLE001 - on_stop failures are recorded by the plugin's actor
+            logger.debug("on_stop of %r raised", name, exc_info=True)
+        self._log(PluginStopped(plugin=name))
 
-    def _control(self, entry: PluginEntry, op: str, reason: str = "", correlation: str | None = None) -> Any:
+    def _control(
+        self, entry: PluginEntry, op: str, reason: str = "", correlation: str | None = None,
+        timeout: float | None = None,
+    ) -> Any:
+        """Ask the plugin's actor for one lifecycle step and wait for it (`ControlTimeout` after ``timeout`` s)."""
         assert entry.ref is not None
         future: Future[Any] = Future()
         entry.ref.tell(Control(op=op, reply=future, reason=reason, correlation=correlation))  # type: ignore[arg-type]
-        return future.result()
+        try:
+            return future.result(timeout)
+        except FutureTimeout:
+            if future.done():
+                raise
+            raise ControlTimeout(entry.name, op, timeout, entry.handling) from None
 
     # -- decisions -----------------------------------------------------------------------
 
@@ -166,10 +204,10 @@ class Supervisor(pykka.ThreadingActor):
             return
         action = decision.action
         if action in ("continue", "retry"):
-            if decision.delay > 0:
-                time.sleep(min(decision.delay, 60.0))
             assert entry.ref is not None
-            entry.ref.tell(Control(op="resume"))  # no need to wait while it replays its stash
+            # told, not waited for: the plugin redelivers after the delay on a timer of its own
+            entry.ref.tell(Control(op="retry", delay=min(decision.delay, 60.0)) if action == "retry"
+                           else Control(op="resume"))
         elif action in ("restart", "restart_with_dependents"):
             if self._too_many_restarts(entry):
                 self._escalate(
@@ -221,7 +259,11 @@ class Supervisor(pykka.ThreadingActor):
         correlation = decision.correlation
         for name in reversed(names):
             self.store.append(PluginStopping(plugin=name), actor=ACTOR, correlation=correlation)
-            self._control(self.router.plugins[name], "halt")
+            try:
+                self._control(self.router.plugins[name], "halt", timeout=self.policy.control_timeout)
+            except ControlTimeout as timed_out:
+                self._escalate(name, f"{timed_out}; restarting it would wait for ever", correlation=correlation)
+                return False
             self.store.append(PluginStopped(plugin=name), actor=ACTOR, correlation=correlation)
         for name in names:
             target = self.router.plugins[name]
@@ -230,7 +272,6 @@ class Supervisor(pykka.ThreadingActor):
                 self._control(target, "start", correlation=correlation)
             except BaseException as failure:  # noqa: BLE001 - a failed restart is a new failure to decide on
                 exc = failure.original if isinstance(failure, StartFailed) else failure
-                target.state = "suspended"
                 self.store.append(
                     PluginFailed(plugin=name, reason=f"on_start raised during restart: {exc}", exc_type=qualified_name(exc)),
                     actor=ACTOR, correlation=correlation,

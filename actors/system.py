@@ -122,7 +122,8 @@ class ActorSystem:
         """The statistics once the system has stopped (then no longer changing)."""
         self._projections = LiveProjections.start(Statistics())
         self._unsubscribe = self.store.subscribe(self._projections.tell, kinds=Statistics().kinds)
-        self._supervisor = Supervisor.start(self._router, restart_policy or RestartPolicy())
+        self._restart_policy = restart_policy or RestartPolicy()
+        self._supervisor = Supervisor.start(self._router, self._restart_policy)
         self._errors = ErrorHandler.start(self._router, self._supervisor, error_policy or ErrorPolicy())
         self.metrics_options = metrics_options
         backlog = Backlog(self.metrics_options.max_pending, self.metrics_options.overload)
@@ -278,15 +279,23 @@ class ActorSystem:
             self._health.close()
         if self._snapshots is not None:
             self._snapshots.close()
+        abandoned: list[str] = []
         try:
-            self._supervisor.ask(StopPlugins(), block=True)
+            abandoned = self._supervisor.ask(StopPlugins(), block=True)
         except pykka.ActorDeadError:
             pass
         except Exception:  # noqa: BLE001 - stopping must finish: every actor below is stopped all the same
             logger.exception("stopping the plugins failed; stopping the rest")
         for entry in self._router.plugins.values():
-            if entry.ref is not None:
-                entry.ref.stop(block=True)
+            if entry.ref is None:
+                continue
+            if entry.name in abandoned:  # stuck in a handler: its (daemon) thread is left behind
+                entry.ref.stop(block=False)
+                continue
+            try:
+                entry.ref.stop(block=True, timeout=self._restart_policy.control_timeout)
+            except pykka.Timeout:
+                abandoned.append(entry.name)
         try:
             self._recorder.close()  # every buffered measurement reaches the log
         except pykka.ActorDeadError:
@@ -304,9 +313,11 @@ class ActorSystem:
         _running.discard(self)
         try:
             if self.store.failure is None:
+                reason = str(escalation) if escalation else "normal"
+                if abandoned:
+                    reason += f"; {', '.join(map(repr, abandoned))} did not stop in time (threads abandoned)"
                 self.store.append(
-                    RunStopped(reason=str(escalation) if escalation else "normal", clean=escalation is None),
-                    actor=ACTOR,
+                    RunStopped(reason=reason, clean=escalation is None and not abandoned), actor=ACTOR
                 )
             if self._owns_store:
                 self.store.close()

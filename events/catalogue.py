@@ -88,6 +88,15 @@ class PluginFailed(Event, tag="plugin.failed", frozen=True):
     exc_type: str | None = None
 
 
+class PluginStopTimedOut(Event, tag="plugin.stop_timed_out", frozen=True):
+    """A plugin did not stop (or halt for a restart) within ``timeout`` seconds; its thread was
+    abandoned. ``handling`` names the message type its handler was running, if any."""
+
+    plugin: str
+    timeout: float
+    handling: str | None = None
+
+
 class PluginRestarted(Event, tag="plugin.restarted", frozen=True):
     """A fresh instance of a plugin replaced a failed one."""
 
@@ -268,6 +277,7 @@ BUILTIN_EVENTS: tuple[type[Event], ...] = (
     PluginStopping,
     PluginStopped,
     PluginFailed,
+    PluginStopTimedOut,
     PluginRestarted,
     FailureRaised,
     FailureAssessed,

@@ -20,6 +20,7 @@ from actorlog.events import (
     PluginStarting,
     PluginStopped,
     PluginStopping,
+    PluginStopTimedOut,
 )
 from actorlog.store import EventRecord
 
@@ -30,6 +31,7 @@ _STATES: dict[type[Any], str] = {
     PluginStopping: "stopping",
     PluginStopped: "stopped",
     PluginFailed: "failed",
+    PluginStopTimedOut: "stop_timed_out",
 }
 
 
@@ -58,7 +60,7 @@ class PluginStates:
 
     kinds = (
         "plugin.registered", "plugin.starting", "plugin.started", "plugin.stopping", "plugin.stopped",
-        "plugin.failed", "plugin.restarted", "plugin.health_checked",
+        "plugin.failed", "plugin.restarted", "plugin.health_checked", "plugin.stop_timed_out",
     )
     name = "plugins"
     version = 1

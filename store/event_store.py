@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import threading
@@ -97,6 +98,9 @@ class EventStore:
         self.db: sqlite_utils.Database = open_database(self.path, readonly=readonly, busy_timeout=busy_timeout)
         """A sqlite-utils `Database` on the reading connection, for ad-hoc queries."""
         self._read_lock = threading.Lock()
+        self._order = threading.Lock()
+        """Held while a row is stamped and queued, so in-order rows reach the writer in time order."""
+        self._last_stamp = 0.0
         self._closed = False
         self._state = WriterState()
         self._writer: StoreWriter | None = None
@@ -144,16 +148,38 @@ class EventStore:
 
         Raises `NotRegisteredError` for anything but a registered type's instance,
         `PayloadTooLargeError` over the payload limit, and `StoreWriteError` once a
-        commit has failed. ``ts`` defaults to now.
+        commit has failed.
+
+        ``ts`` defaults to now, stamped in order: the events this store stamps are committed
+        in strictly increasing time, so the statistics of a run "as of time T" are exactly
+        those of the events committed up to some seq (time travel by time and by seq agree).
+        A ``ts`` given is kept as it is; the ticket's ``ts`` is the time logged.
         """
         writer = self._writable()
-        row = self._pending(event, actor, correlation, ts)
+        kind, version, payload = self._encoded(event, actor, correlation)
+        if ts is not None:
+            row = self._row(kind, version, payload, actor, correlation, float(ts))
+            return self._send(writer, row, event, refs)
+        with self._order:
+            row = self._row(kind, version, payload, actor, correlation, self._stamp(None))
+            return self._send(writer, row, event, refs)
+
+    def _send(self, writer: StoreWriter, row: PendingRow, event: object, refs: Mapping[str, Ticket] | None) -> Ticket:
         if refs:
             row = DeferredRow(row, event, dict(refs), self._reencode)
             writer.put(Batch([row]))
         else:
             writer.put(row)
         return Ticket(row)
+
+    def _stamp(self, taken: float | None) -> float:
+        """A time for the next in-order row: ``taken`` (default now), moved just after the
+        newest time stamped so far if it is not later. Called with ``_order`` held."""
+        stamp = time.time() if taken is None else taken
+        if stamp <= self._last_stamp:
+            stamp = math.nextafter(self._last_stamp, math.inf)
+        self._last_stamp = stamp
+        return stamp
 
     def append_many(
         self,
@@ -162,19 +188,38 @@ class EventStore:
         actor: str = "app",
         correlation: str | None = None,
         ts: float | Sequence[float] | None = None,
+        in_order: bool = False,
     ) -> None:
         """Append several events in order; all are encoded and checked before any is sent.
 
-        ``ts`` is one time for all of them, one time per event, or None for now.
+        ``ts`` is one time for all of them, one time per event, or None for now (stamped in
+        order, as by `append`). With ``in_order=True`` the times given are stamped in order
+        too: one not later than the newest this store has stamped is moved just after it
+        (how buffered measurements keep their run's events in time order).
         """
         writer = self._writable()
+        events = list(events)
         if ts is None or isinstance(ts, (int, float)):
-            rows = [self._pending(event, actor, correlation, ts) for event in events]
+            taken: list[float | None] = [None if ts is None else float(ts)] * len(events)
         else:
-            events = list(events)
             if len(ts) != len(events):
                 raise ValueError(f"append_many got {len(events)} events but {len(ts)} timestamps")
-            rows = [self._pending(event, actor, correlation, stamp) for event, stamp in zip(events, ts)]
+            taken = [float(stamp) for stamp in ts]
+        encoded = [self._encoded(event, actor, correlation) for event in events]
+        if ts is not None and not in_order:
+            self._send_rows(writer, [
+                self._row(kind, version, payload, actor, correlation, stamp)  # type: ignore[arg-type]
+                for (kind, version, payload), stamp in zip(encoded, taken)
+            ])
+            return
+        with self._order:
+            self._send_rows(writer, [
+                self._row(kind, version, payload, actor, correlation, self._stamp(stamp))
+                for (kind, version, payload), stamp in zip(encoded, taken)
+            ])
+
+    @staticmethod
+    def _send_rows(writer: StoreWriter, rows: list[PendingRow]) -> None:
         for start in range(0, len(rows), _BATCH_MESSAGE_ROWS):
             writer.put(Batch(rows[start : start + _BATCH_MESSAGE_ROWS]))
 
@@ -266,7 +311,7 @@ class EventStore:
             raise self._state.failure
         return self._writer
 
-    def _pending(self, event: object, actor: str, correlation: str | None, ts: float | None) -> PendingRow:
+    def _encoded(self, event: object, actor: str, correlation: str | None) -> tuple[str, int, bytes]:
         kind, version, payload = self.codec.encode(event)
         if len(payload) > self.max_payload_bytes:
             raise PayloadTooLargeError(
@@ -276,7 +321,11 @@ class EventStore:
             )
         if type(actor) is not str or (correlation is not None and type(correlation) is not str):
             raise TypeError(f"actor must be a str and correlation a str or None, got {actor!r} and {correlation!r}")
-        ts = time.time() if ts is None else float(ts)
+        return kind, version, payload
+
+    def _row(
+        self, kind: str, version: int, payload: bytes, actor: str, correlation: str | None, ts: float
+    ) -> PendingRow:
         run = self.run
         content = row_content(ts, run, actor, kind, version, correlation, payload)
         return [None, ts, run, actor, kind, version, correlation, payload.decode(), content]

@@ -197,7 +197,7 @@ def test_handler_sees_the_failure(tmp_path: Path) -> None:
     (failure,) = seen.items
     assert failure.plugin == "faulty" and failure.where == "handler" and failure.correlation == "corr-look"
     assert isinstance(failure.exception, PaymentDeclined) and str(failure.exception) == "card"
-    assert failure.severity == "low" and failure.attempt is None
+    assert failure.severity == "low" and failure.attempt == 1  # its first delivery
 
 
 # -- async handlers and strategies ------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import pytest
 
 EXPECTED: dict[str, list[str]] = {
     "actorlog.actors": [
-        "ANYONE", "APP", "ActorSystem", "Attempt", "CarryOut", "ConfigError", "DEFAULT_ACTIONS",
+        "ANYONE", "APP", "ActorSystem", "AskCycleError", "Attempt", "CarryOut", "ConfigError", "DEFAULT_ACTIONS",
         "DEFAULT_SEVERITIES", "Decision", "DependencyError", "ENTRY_POINT_GROUP", "ErrorPolicy",
         "EscalationError", "Failure", "Health", "MetricsClient", "MetricsOptions", "Operation",
         "PerformanceMonitor", "Plugin", "PluginContext", "PluginError", "PluginNotRunningError",
@@ -27,8 +27,8 @@ EXPECTED: dict[str, list[str]] = {
         "Escalated", "Event", "FailureAssessed", "FailureRaised", "GaugeSet", "HistogramObserved",
         "MEASUREMENT_KINDS", "MeasurementsDropped", "Message", "MessageReceived", "MessageRefused",
         "MetricsConfigured", "NotRegisteredError", "OperationTimed", "PluginFailed", "PluginHealthChecked",
-        "PluginRegistered", "PluginRestarted", "PluginStarted", "PluginStarting", "PluginStopped",
-        "PluginStopping", "RESERVED_KINDS", "RecoveryAction", "RecoveryDecided", "RegistrationError",
+        "PluginRegistered", "PluginRestarted", "PluginStarted", "PluginStarting", "PluginStopTimedOut",
+        "PluginStopped", "PluginStopping", "RESERVED_KINDS", "RecoveryAction", "RecoveryDecided", "RegistrationError",
         "RetryScheduled", "RunStarted", "RunStopped", "Severity", "TaskGaveUp", "TaskSucceeded",
         "TypeRegistry", "UnknownEvent", "UnknownKindError", "Upcaster", "default_codec", "default_registry",
         "register", "tag_of", "upcaster",
