@@ -205,6 +205,8 @@ def test_a_halt_that_would_wait_for_ever_escalates_after_the_control_timeout(tmp
         document = system.statistics()  # still readable after the escalation, and what replay says
         assert document["errors"]["total_errors"] >= 2
         assert document == statistics_document(path, run=system.run, until_seq=document["position"])
+        assert system.error_statistics().total_errors == document["errors"]["total_errors"]
+        assert system.metric_summary("none").count == 0 and system.state("b") == "stopped"
         with pytest.raises(SystemStoppedError, match="did not halt"):
             system.retry(max_retries=0).call(lambda: 1 / 0)
     finally:
