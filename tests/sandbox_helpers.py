@@ -2,23 +2,36 @@
 
 The sandbox runs programs as ``nobody`` when the tests run as root, so whatever a
 sandboxed program must reach (its interpreter, a gate file) has to be reachable by that
-user; and the tests check that no process of the sandbox user is left behind.
+user; and the tests check that no process a test's sandboxes started is left behind.
+
+"Started by this test" is decided by ancestry, never by user: other programs on the
+machine (the demo, another checkout's tests) run sandboxes as ``nobody`` too. While a test
+runs, `adopting_orphans` makes the test process a child subreaper, so a process that
+loses its launcher is re-parented to the test process instead of to init, and
+`descendants` of the test process is then every process the test's sandboxes started,
+wherever they moved (new sessions, process groups or directories included).
 """
 
 from __future__ import annotations
 
+import ctypes
+import inspect
 import os
 import pwd
 import shutil
+import signal
 import stat
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from actorlog.actors.examples import sandbox_launcher
 from actorlog.actors.examples.sandbox import SandboxRunner, load_config
 from actorlog.events import Event
 
@@ -73,25 +86,124 @@ def runner(events: list[Event] | None = None, **overrides: Any) -> SandboxRunner
     return SandboxRunner(load_config(config(**overrides)), emit=events.append if events is not None else None)
 
 
-def sandbox_processes() -> list[tuple[int, str]]:
-    """(pid, state) of every process of the sandbox user (root runs) or child of this
-    process (other runs), zombies included."""
-    found = []
-    me = os.getpid()
+LAUNCHER_SOURCE = inspect.getsource(sandbox_launcher)
+"""The launcher's program: a launcher's command line is ``PYTHON -I -S -c LAUNCHER_SOURCE SPEC``."""
+
+
+@dataclass(frozen=True)
+class Proc:
+    """One process, as /proc showed it."""
+
+    pid: int
+    start: int
+    """Start time in clock ticks after boot: with the pid, it names the process uniquely."""
+    ppid: int
+    uid: int
+    state: str
+    argv: tuple[str, ...]
+
+    @property
+    def key(self) -> tuple[int, int]:
+        return (self.pid, self.start)
+
+    @property
+    def launcher(self) -> bool:
+        """Whether it runs the sandbox launcher (or is its fork, before the ``exec``)."""
+        return self.argv[3:5] == ("-c", LAUNCHER_SOURCE)
+
+    def __str__(self) -> str:
+        what = "sandbox launcher" if self.launcher else " ".join(self.argv)[:80] or "(exited, not reaped)"
+        return f"pid {self.pid} (parent {self.ppid}, uid {self.uid}, state {self.state}): {what}"
+
+
+def _read_proc(pid: int) -> Proc | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            data = file.read()
+        uid = os.stat(f"/proc/{pid}").st_uid
+        with open(f"/proc/{pid}/cmdline", "rb") as file:
+            argv = tuple(arg.decode(errors="replace") for arg in file.read().split(b"\0")[:-1])
+    except OSError:  # gone meanwhile
+        return None
+    fields = data[data.rindex(b")") + 2 :].split()
+    return Proc(pid, int(fields[19]), int(fields[1]), uid, fields[0].decode(), argv)
+
+
+def descendants(root: int | None = None) -> list[Proc]:
+    """Every process under ``root`` (default: this process), zombies included."""
+    root = os.getpid() if root is None else root
+    children: dict[int, list[Proc]] = {}
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as file:
-                data = file.read()
-            uid = os.stat(f"/proc/{entry}").st_uid
-        except OSError:
-            continue
-        fields = data[data.rindex(b")") + 2 :].split()
-        state, ppid = fields[0].decode(), int(fields[1])
-        if (IS_ROOT and uid == SANDBOX_UID) or (not IS_ROOT and ppid == me):
-            found.append((int(entry), state))
+        if entry.isdigit() and (proc := _read_proc(int(entry))) is not None:
+            children.setdefault(proc.ppid, []).append(proc)
+    found, todo = [], [root]
+    while todo:
+        for proc in children.get(todo.pop(), []):
+            found.append(proc)
+            todo.append(proc.pid)
     return found
+
+
+def sandboxed_programs() -> list[Proc]:
+    """The processes under this one that run a sandboxed program (launchers left out)."""
+    return [proc for proc in descendants() if not proc.launcher]
+
+
+_PR_SET_CHILD_SUBREAPER, _PR_GET_CHILD_SUBREAPER = 36, 37
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+@contextmanager
+def adopting_orphans() -> Iterator[None]:
+    """Within the block, this process is a child subreaper: an orphan among its descendants
+    (a sandboxed process whose launcher died) is re-parented here, not to init, so it stays
+    among `descendants`. The previous setting is restored afterwards."""
+    previous = ctypes.c_int(0)
+    if _libc.prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(previous), 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_GET_CHILD_SUBREAPER) failed")
+    if _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
+    try:
+        yield
+    finally:
+        _libc.prctl(_PR_SET_CHILD_SUBREAPER, previous.value, 0, 0, 0)
+
+
+def _kill(proc: Proc) -> None:
+    """SIGKILL ``proc`` if it is still that process (through a pidfd, so a reused pid is never hit)."""
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except OSError:
+        return  # gone
+    try:
+        again = _read_proc(proc.pid)
+        if again is not None and again.key == proc.key:
+            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    except OSError:
+        pass
+    finally:
+        os.close(pidfd)
+
+
+def end_new_processes(before: set[tuple[int, int]], timeout: float = 30.0) -> list[Proc]:
+    """SIGKILL every process under this one whose key is not in ``before``, and reap those
+    that are children of this one, until none is left (a killed launcher's orphans are
+    re-parented here under `adopting_orphans`, and ended in turn). Returns what is still
+    there after ``timeout`` seconds."""
+    me = os.getpid()
+    deadline = time.monotonic() + timeout
+    while True:
+        left = [proc for proc in descendants() if proc.key not in before]
+        if not left or time.monotonic() >= deadline:
+            return left
+        for proc in left:
+            _kill(proc)
+            if proc.ppid == me:
+                try:
+                    os.waitpid(proc.pid, os.WNOHANG)
+                except ChildProcessError:
+                    pass
+        time.sleep(0.01)
 
 
 @contextmanager

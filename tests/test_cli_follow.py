@@ -1,5 +1,11 @@
 """``actorlog tail --follow``: a real subprocess sees the events another process appends,
-and Ctrl-C (SIGINT) ends it cleanly."""
+and Ctrl-C (SIGINT) ends it cleanly.
+
+Each test appends only once the follower has printed its first screen, and interrupts it
+only once it has printed events appended after that: by then the follower is in its
+polling loop, whatever the machine's load. (Ctrl-C during the first screen is another
+case, with its own expectation, not something these tests should stumble into.)
+"""
 
 from __future__ import annotations
 
@@ -21,8 +27,9 @@ from actorlog.events import FailureRaised, GaugeSet
 from actorlog.store import EventStore
 from replay_helpers import ACTORLOG_CLI, sha256_of
 
-SAFETY = 15.0
-"""Seconds to wait for output before giving up (never a timing assertion)."""
+SAFETY = 60.0
+"""Seconds to wait for output before giving up (never a timing assertion; generous, for a
+loaded machine)."""
 
 
 class Lines:
@@ -114,36 +121,41 @@ def test_follow_prints_events_appended_by_another_writer_and_exits_0_on_ctrl_c(l
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
 
 
+def failure(message: str) -> FailureRaised:
+    return FailureRaised(plugin="p", exc_type="builtins.ValueError", message=message, traceback="")
+
+
 def test_follow_with_a_filter_prints_only_matching_new_events(log: Path) -> None:
+    with EventStore(log, run="t6-earlier") as earlier:  # so that the first screen shows one line
+        earlier.append(failure("zero"), actor="p", correlation="c0")
     with following(log, "--format", "jsonl", "--kind", "failure.raised", "-n", "5") as (proc, lines):
+        lines.until(lambda seen: len(seen) >= 1, "the first screen")
         with EventStore(log, run="t6-writer") as writer:
             writer.append(GaugeSet(name="t6.noise", value=1.0), actor="metrics")
-            writer.append(FailureRaised(plugin="p", exc_type="builtins.ValueError", message="one", traceback=""),
-                          actor="p", correlation="c1")
+            writer.append(failure("one"), actor="p", correlation="c1")
             writer.append(GaugeSet(name="t6.noise", value=2.0), actor="metrics")
-            writer.append(FailureRaised(plugin="p", exc_type="builtins.KeyError", message="two", traceback=""),
-                          actor="p", correlation="c2")
+            writer.append(failure("two"), actor="p", correlation="c2")
             writer.flush()
-            lines.until(lambda seen: len(seen) >= 2, "the two failures")
+            lines.until(lambda seen: len(seen) >= 3, "the two new failures")
         code, stderr = interrupt(proc)
     rows = [json.loads(line) for line in lines.seen]
     assert [(r["seq"], r["kind"], r["payload"]["message"]) for r in rows] == [
-        (14, "failure.raised", "one"), (16, "failure.raised", "two"),
+        (13, "failure.raised", "zero"), (15, "failure.raised", "one"), (17, "failure.raised", "two"),
     ]
-    assert code == 0 and "Traceback" not in stderr
+    assert code == 0 and "Traceback" not in stderr, stderr
 
 
 def test_follow_in_table_format_prints_new_events_as_they_come(log: Path) -> None:
     """Piped into another program (``actorlog tail -f app.db | grep ...``), each new event
     must be written out when it is found, not held in a buffer until exit."""
     with following(log, "--format", "table") as (proc, lines):
+        lines.until(lambda seen: any(line.split()[:1] == ["12"] for line in seen), "the first screen")
         with EventStore(log, run="t6-writer") as writer:
             writer.append(GaugeSet(name="t6.table", value=5.0), actor="metrics")
             writer.flush()
-            lines.until(lambda seen: any("t6.table" in line for line in seen), "the appended event in the table",
-                        safety=6.0)
+            lines.until(lambda seen: any("t6.table" in line for line in seen), "the appended event in the table")
         code, stderr = interrupt(proc)
-    assert code == 0 and "Traceback" not in stderr
+    assert code == 0 and "Traceback" not in stderr, stderr
     row = next(line for line in lines.seen if "t6.table" in line)
     assert row.split()[0] == "13" and "gauge.set" in row
 

@@ -9,6 +9,7 @@ Timeouts here are safety nets: no test asserts on durations.
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,19 +32,41 @@ from actorlog.actors.examples.sandbox import (
     load_config,
 )
 from actorlog.events import Event
-from sandbox_helpers import IS_ROOT, SANDBOX_UID, Background, config, gate, runner, sandbox_processes, wait_for_gate
+from sandbox_helpers import (
+    IS_ROOT,
+    SANDBOX_UID,
+    Background,
+    adopting_orphans,
+    config,
+    descendants,
+    end_new_processes,
+    gate,
+    runner,
+    sandboxed_programs,
+    wait_for_gate,
+)
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(autouse=True)
 def no_sandbox_processes_left() -> Iterator[None]:
-    """No process of the sandbox user (zombies included) survives a test."""
-    before = sandbox_processes()
-    assert not before, f"sandbox processes running before the test: {before}"
-    yield
-    left = sandbox_processes()
-    assert not left, f"sandbox processes left behind: {left}"
+    """No process the test's sandboxes started (zombies included) survives the test.
+
+    Those are the processes under this one: while the test runs, orphans are re-parented
+    here (`adopting_orphans`), so even a program that escaped its launcher is counted. The
+    sandboxes of other programs (the demo running meanwhile), though they run as the same
+    user, are not.
+    """
+    with adopting_orphans():
+        before = {proc.key for proc in descendants()}
+        yield
+        left = [proc for proc in descendants() if proc.key not in before]
+        still = end_new_processes(before) if left else []
+    assert not left, (
+        f"processes of this test's sandboxes left behind (ended now): {'; '.join(map(str, left))}"
+        + (f"; could not end: {'; '.join(map(str, still))}" if still else "")
+    )
 
 
 def _scratch_of(result: SandboxResult) -> Path:
@@ -149,12 +172,11 @@ def test_the_wall_timeout_kills_a_sleeping_child() -> None:
 def test_the_scratch_directory_is_removed_whether_the_program_exits_or_is_killed() -> None:
     sandbox = runner()
     finished = sandbox.run_python("import os\nprint('cwd=' + os.getcwd())\nopen('left.txt', 'w').write('x')\n")
-    killed = sandbox.run_python(
-        "import os, sys, time\nprint('cwd=' + os.getcwd(), flush=True)\nos.mkdir('sub')\nos.chmod('sub', 0)\n"
-        "time.sleep(60)\n",
-        timeout=0.5,
+    killed = sandbox.run_python(  # killed for its output, which it floods only once 'sub' is made
+        "import os\nprint('cwd=' + os.getcwd(), flush=True)\nos.mkdir('sub')\nos.chmod('sub', 0)\n"
+        "while True:\n    print('x' * 100)\n",
     )
-    assert finished.exit_code == 0 and killed.reason == "timeout"
+    assert finished.exit_code == 0 and killed.reason == "output"
     for result in (finished, killed):
         scratch = _scratch_of(result)
         assert scratch.name.startswith("actorlog-sandbox-")
@@ -231,12 +253,31 @@ def test_closing_the_runner_kills_running_sandboxes_and_refuses_new_ones() -> No
     sandbox = runner()
     running = Background(lambda: sandbox.run_python("import time\ntime.sleep(60)\n"))
     wait_until(lambda: sandbox.in_use == 1, what="the sandbox to start")
-    wait_until(lambda: sandbox_processes(), what="the sandboxed program to run")
+    wait_until(sandboxed_programs, timeout=60, what="the sandboxed program to run")
     sandbox.close()
     result = running.result()
     assert result.killed and result.reason == "stopped"
     with pytest.raises(SandboxError, match="closed"):
         sandbox.run_python("pass")
+
+
+def test_the_leak_check_sees_a_program_that_lost_its_launcher() -> None:
+    """The fixture's check is not vacuous: a sandboxed program whose launcher dies (here
+    killed from outside, so nothing cleans up after it) is re-parented to this process,
+    though it runs in another session, and so still counts among its descendants."""
+    sandbox = runner(wall_timeout=60)
+    with adopting_orphans():
+        running = Background(lambda: sandbox.run_command(["sleep", "120"]))
+        (program,) = wait_until(sandboxed_programs, timeout=60, what="the sandboxed program to run")
+        (launcher,) = [proc for proc in descendants() if proc.pid == program.ppid]
+        assert launcher.launcher and os.getsid(program.pid) != os.getsid(0)
+        os.kill(launcher.pid, signal.SIGKILL)
+        wait_until(lambda: [p for p in descendants() if p.key == program.key and p.ppid == os.getpid()],
+                   timeout=60, what="the program to be re-parented to the test process")
+        os.kill(program.pid, signal.SIGKILL)  # now this process's child: end and reap it here
+        os.waitpid(program.pid, 0)
+        result = running.result(timeout=60)
+    assert result.killed and result.reason == "signal" and result.signal == signal.SIGKILL
 
 
 def test_health_reports_capacity_and_an_unwritable_scratch_root(tmp_path: Path) -> None:

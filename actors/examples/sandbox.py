@@ -22,8 +22,9 @@ child process with
   does not apply ``RLIMIT_NPROC`` to root, so without the switch a fork bomb would not be
   contained.
 
-How a sandbox runs: the host starts a small trusted *launcher* (the host's interpreter,
-in a new session). The launcher makes itself a child subreaper, forks the sandboxed
+How a sandbox runs: the host starts a small trusted *launcher*
+(`actorlog.actors.examples.sandbox_launcher`, whose source the host's interpreter runs
+with ``-c``, as the host's user, in a new session). The launcher makes itself a child subreaper, forks the sandboxed
 program, applies the limits, drops privileges and ``exec``\\ s it. When the program exits
 or the host asks it to stop (``SIGTERM``: wall timeout, too much output, shutdown), the
 launcher kills the program's process group and then every process left under it (orphans
@@ -49,6 +50,8 @@ whether the output was truncated) or ``sandbox.killed`` (the reason: ``timeout``
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import os
 import pwd
@@ -62,12 +65,16 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 
+from actorlog.actors.examples import sandbox_launcher
 from actorlog.actors.plugin import Health, Plugin, handler
 from actorlog.events import Event, Message, register
+
+if TYPE_CHECKING:
+    from actorlog.actors.examples.sandbox_launcher import Spec
 
 __all__ = [
     "FinishReason",
@@ -278,148 +285,19 @@ class SandboxKilled(Event, tag="sandbox.killed", frozen=True):
     truncated: bool = False
 
 
-# -- the launcher: trusted code run in the child, before the sandboxed program -------------------
-
-_LAUNCHER = r"""
-import json, os, resource, signal, sys
-import warnings  # os.execvp imports it lazily, which the sandbox user may not be allowed to do
-
-spec = json.loads(sys.argv[1])
-status = spec["status_fd"]
-os.set_inheritable(status, False)
-state = {"child": 0, "stop": False}
+# -- the launcher: trusted code run in the child, around the sandboxed program -----------------
 
 
-def kill_child():
-    if state["child"]:
-        for kill, target in ((os.killpg, state["child"]), (os.kill, state["child"])):
-            try:
-                kill(target, signal.SIGKILL)
-            except OSError:
-                pass
-
-
-def on_term(signum, frame):
-    state["stop"] = True
-    kill_child()
-
-
-signal.signal(signal.SIGTERM, on_term)
-try:  # orphans of the program are re-parented here, so none escapes the clean-up
-    import ctypes
-    ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
-except Exception:
-    pass
-
-err_r, err_w = os.pipe()
-pid = os.fork()
-if pid == 0:
+@functools.cache
+def _launcher_source() -> str:
+    """The launcher's program (`actorlog.actors.examples.sandbox_launcher`), run with ``-c``."""
     try:
-        for name in ("SIGTERM", "SIGPIPE", "SIGXFSZ"):  # Python ignores the last two; exec would keep that
-            signal.signal(getattr(signal, name), signal.SIG_DFL)
-        os.close(err_r)
-        os.setpgid(0, 0)
-        for name, soft, hard in spec["limits"]:
-            which = getattr(resource, name)
-            ceiling = resource.getrlimit(which)[1]
-            if ceiling != resource.RLIM_INFINITY:  # never more than the host has
-                soft, hard = min(soft, ceiling), min(hard, ceiling)
-            resource.setrlimit(which, (soft, hard))
-        if spec["uid"] is not None:
-            os.setgroups([])
-            os.setgid(spec["gid"])
-            os.setuid(spec["uid"])
-        os.execvp(spec["argv"][0], spec["argv"])
-    except BaseException as exc:
-        try:
-            os.write(err_w, ("%s: %s" % (type(exc).__name__, exc)).encode("utf-8", "replace"))
-        finally:
-            os._exit(127)
-
-state["child"] = pid
-try:
-    os.setpgid(pid, pid)
-except OSError:
-    pass
-
-
-def watch_host():  # the host died (SIGKILL, crash): the read end of the status pipe closed
-    import select
-    watcher = select.poll()
-    watcher.register(status, 0)  # POLLERR comes when the reader is gone
-    while not watcher.poll():
-        pass
-    state["orphaned"] = True
-    on_term(signal.SIGTERM, None)
-
-
-import threading
-threading.Thread(target=watch_host, daemon=True).start()
-os.close(err_w)
-try:
-    os.write(status, (json.dumps({"child": pid}) + "\n").encode())
-except OSError:  # the host is already gone: clean up as if told to stop
-    state["orphaned"] = True
-    on_term(signal.SIGTERM, None)
-if state["stop"]:
-    kill_child()
-_, wait_status, usage = os.wait4(pid, 0)
-error = b""
-while True:
-    chunk = os.read(err_r, 65536)
-    if not chunk:
-        break
-    error += chunk
-
-
-def children():
-    me, found = os.getpid(), []
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return found
-    for entry in entries:
-        if entry.isdigit():
-            try:
-                with open("/proc/%s/stat" % entry, "rb") as stat:
-                    data = stat.read()
-                if int(data[data.rindex(b")") + 2:].split()[1]) == me:
-                    found.append(int(entry))
-            except (OSError, ValueError, IndexError):
-                pass
-    return found
-
-
-try:
-    os.killpg(pid, signal.SIGKILL)
-except OSError:
-    pass
-while True:  # kill and reap everything left under the launcher
-    for leftover in children():
-        try:
-            os.kill(leftover, signal.SIGKILL)
-        except OSError:
-            pass
-    try:
-        os.waitpid(-1, 0)
-    except ChildProcessError:
-        break
-
-report = {
-    "exit_code": os.waitstatus_to_exitcode(wait_status),
-    "signal": os.WTERMSIG(wait_status) if os.WIFSIGNALED(wait_status) else None,
-    "cpu": usage.ru_utime + usage.ru_stime,
-    "exec_error": error.decode("utf-8", "replace") or None,
-}
-if state.get("orphaned"):  # nobody will remove the scratch directory: do it here
-    import shutil
-    shutil.rmtree(spec["scratch"], ignore_errors=True)
-else:
-    try:
-        os.write(status, (json.dumps(report) + "\n").encode())
-    except OSError:
-        pass
-"""
+        return inspect.getsource(sandbox_launcher)
+    except (OSError, TypeError) as exc:
+        raise SandboxError(
+            f"cannot read the source of the sandbox launcher ({sandbox_launcher.__name__}): {exc}; "
+            f"the package must be installed with its .py files"
+        ) from exc
 
 
 # -- running sandboxes ---------------------------------------------------------------------------
@@ -799,15 +677,17 @@ class SandboxRunner:
             ("RLIMIT_CORE", 0, 0),
         ]
         identity = self.identity
-        return json.dumps({
+        spec: Spec = {
             "argv": list(argv), "limits": limits, "status_fd": status_fd, "scratch": scratch,
             "uid": identity.uid if identity else None, "gid": identity.gid if identity else None,
-        })
+        }
+        return json.dumps(spec)
 
     def _execute(
         self, argv: tuple[str, ...], scratch: str, wall: float, stdin: str, created: Callable[[], None] | None
     ) -> _Outcome:
         launcher = sys.executable or self.python
+        source = _launcher_source()
         status_r, status_w = os.pipe()
         try:
             with tempfile.TemporaryFile() as stdin_file:
@@ -815,7 +695,7 @@ class SandboxRunner:
                 stdin_file.seek(0)
                 started = time.monotonic()
                 process = subprocess.Popen(
-                    [launcher, "-I", "-S", "-c", _LAUNCHER, self._spec(argv, status_w, scratch)],
+                    [launcher, "-I", "-S", "-c", source, self._spec(argv, status_w, scratch)],
                     stdin=stdin_file, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=scratch,
                     env=self._environment(scratch), start_new_session=True, pass_fds=(status_w,), bufsize=0,
                 )
