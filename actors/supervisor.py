@@ -55,7 +55,10 @@ class StartPlugins(msgspec.Struct):
 
 
 class StopPlugins(msgspec.Struct):
-    """Stop every running plugin in reverse dependency order (asked by the system)."""
+    """Stop every running plugin in reverse dependency order (asked by the system); each
+    may take ``timeout`` seconds (default: the policy's ``control_timeout``)."""
+
+    timeout: float | None = None
 
 
 class RestartPolicy(msgspec.Struct, frozen=True):
@@ -100,7 +103,7 @@ class Supervisor(pykka.ThreadingActor):
         if isinstance(message, StartPlugins):
             return self._start_all()
         if isinstance(message, StopPlugins):
-            self._stop_all()
+            self._stop_all(message.timeout)
             return list(self.abandoned)
         raise TypeError(f"the supervisor does not handle {type(message).__qualname__}")
 
@@ -134,7 +137,7 @@ class Supervisor(pykka.ThreadingActor):
         if name not in self.started:
             self.started.append(name)
 
-    def _stop_all(self) -> list[str]:
+    def _stop_all(self, timeout: float | None = None) -> list[str]:
         """Stop every started plugin: suspended ones first, then the rest in reverse dependency order.
 
         A suspended plugin may hold asks from plugins that would otherwise wait for it
@@ -144,7 +147,7 @@ class Supervisor(pykka.ThreadingActor):
         stopped = []
         suspended = [n for n in self.started if self.router.plugins[n].state in ("suspended", "restarting")]
         for name in suspended + [n for n in reversed(self.started) if n not in suspended]:
-            self._stop_one(name)
+            self._stop_one(name, timeout)
             stopped.append(name)
         return stopped
 
@@ -155,12 +158,12 @@ class Supervisor(pykka.ThreadingActor):
         except StoreError:
             logger.warning("could not log %s: the event log has failed", type(event).__qualname__)
 
-    def _stop_one(self, name: str) -> None:
+    def _stop_one(self, name: str, timeout: float | None = None) -> None:
         entry = self.router.plugins[name]
         self._log(PluginStopping(plugin=name))
         if name in self.started:
             self.started.remove(name)
-        timeout = self.policy.control_timeout
+        timeout = self.policy.control_timeout if timeout is None else timeout
         try:
             self._control(entry, "stop", timeout=timeout)
         except ControlTimeout:

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import platform
 import socket
@@ -263,12 +264,18 @@ class ActorSystem:
                 if problem:
                     raise DependencyError(problem)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float | None = None) -> None:
         """Stop every plugin in reverse dependency order, then the system's own actors; flush the log.
 
-        Idempotent. Afterwards no actor thread of this system is left running, and the
-        statistics stay readable: they are then final.
+        Each plugin gets ``timeout`` seconds to stop (default: the restart policy's
+        ``control_timeout``). One that does not (a handler that never returns, a slow
+        ``on_stop``) is recorded as ``plugin.stop_timed_out``, naming the message type it
+        was handling, and its thread is abandoned; the run then ends not clean. So `stop`
+        always returns. Idempotent. Afterwards the statistics stay readable: they are final.
         """
+        budget = self._restart_policy.control_timeout if timeout is None else timeout
+        if not 0 < budget < math.inf:
+            raise ValueError(f"stop timeout must be a finite number of seconds > 0, got {timeout!r}")
         with self._lock:
             if self._stopped:
                 return
@@ -280,20 +287,26 @@ class ActorSystem:
         if self._snapshots is not None:
             self._snapshots.close()
         abandoned: list[str] = []
+        plugins = list(self._router.plugins.values())
         try:
-            abandoned = self._supervisor.ask(StopPlugins(), block=True)
+            # the supervisor may itself be busy (a start that does not return): bounded too
+            abandoned = self._supervisor.ask(StopPlugins(budget), block=True, timeout=budget * (len(plugins) + 1))
+        except pykka.Timeout:
+            abandoned = [entry.name for entry in plugins]
+            logger.warning("the supervisor did not stop the plugins within %g s; their threads are abandoned",
+                           budget * (len(plugins) + 1))
         except pykka.ActorDeadError:
             pass
         except Exception:  # noqa: BLE001 - stopping must finish: every actor below is stopped all the same
             logger.exception("stopping the plugins failed; stopping the rest")
-        for entry in self._router.plugins.values():
+        for entry in plugins:
             if entry.ref is None:
                 continue
             if entry.name in abandoned:  # stuck in a handler: its (daemon) thread is left behind
                 entry.ref.stop(block=False)
                 continue
             try:
-                entry.ref.stop(block=True, timeout=self._restart_policy.control_timeout)
+                entry.ref.stop(block=True, timeout=budget)
             except pykka.Timeout:
                 abandoned.append(entry.name)
         try:
@@ -304,8 +317,8 @@ class ActorSystem:
             logger.exception("delivering the last measurements failed")
         for ref in (self._errors, self._supervisor, self._metrics_actor):
             try:
-                ref.stop(block=True)
-            except pykka.ActorDeadError:
+                ref.stop(block=True, timeout=budget)
+            except (pykka.ActorDeadError, pykka.Timeout):
                 pass
         escalation = self.escalation
         if self._router.stopped is None:

@@ -249,3 +249,41 @@ def test_an_ask_async_that_timed_out_leaves_nothing_behind(tmp_path: Path, caplo
         assert system.ask("w", Wait(key=share(event)), timeout=10) == "done"  # after the late reply
         assert system.error_statistics().total_errors == 0
     assert not [r for r in caplog.records if "InvalidStateError" in r.getMessage() or r.exc_info]
+
+
+class SlowStop(Plugin):
+    """``on_stop`` waits for the shared event named in its config."""
+
+    @handler
+    def tally(self, message: Tally) -> int:
+        return 1
+
+    def on_stop(self) -> None:
+        shared(self.config["event"]).wait(60)
+
+
+def test_stop_returns_when_a_handler_or_an_on_stop_never_finishes(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    never, also_never = threading.Event(), threading.Event()
+    system = ActorSystem(path)
+    try:
+        system.register("busy", Jobs)
+        system.register("slow", SlowStop, config={"event": share(also_never)})
+        system.start()
+        system.tell("busy", Wait(key=share(never)))
+        wait_until(lambda: received(path, "busy", "t12.wait"), what="busy inside its handler")
+    finally:
+        system.stop(timeout=0.5)  # returns: neither plugin can stop
+    never.set()
+    also_never.set()
+    timed_out = {r.event.plugin: r.event for r in read_log(path, kinds=["plugin.stop_timed_out"])}
+    assert set(timed_out) == {"busy", "slow"}
+    assert timed_out["busy"].handling == "Wait" and timed_out["busy"].timeout == 0.5
+    assert timed_out["slow"].handling is None
+    (stopped,) = read_log(path, kinds=["run.stopped"])
+    assert stopped.event.clean is False and "'busy'" in stopped.event.reason
+    final = system.statistics()
+    assert {name: p["state"] for name, p in final["plugins"][system.run].items()} == {
+        "busy": "stop_timed_out", "slow": "stop_timed_out",
+    }
+    assert final == statistics_document(path, run=system.run)
