@@ -13,6 +13,7 @@ import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -269,7 +270,14 @@ def test_the_leak_check_sees_a_program_that_lost_its_launcher() -> None:
     with adopting_orphans():
         running = Background(lambda: sandbox.run_command(["sleep", "120"]))
         (program,) = wait_until(sandboxed_programs, timeout=60, what="the sandboxed program to run")
-        (launcher,) = [proc for proc in descendants() if proc.pid == program.ppid]
+
+        def its_launcher() -> list[Any]:
+            # read afresh: between its launcher's fork and exec, the program's parent is still moving
+            procs = descendants()
+            now = [proc for proc in procs if proc.key == program.key]
+            return [proc for proc in procs if now and proc.pid == now[0].ppid and proc.launcher]
+
+        (launcher,) = wait_until(its_launcher, timeout=60, what="the program's launcher")
         assert launcher.launcher and os.getsid(program.pid) != os.getsid(0)
         os.kill(launcher.pid, signal.SIGKILL)
         wait_until(lambda: [p for p in descendants() if p.key == program.key and p.ppid == os.getpid()],
