@@ -12,6 +12,7 @@ from actorlog.events.base import Event, Message, UnknownEvent, tag_of
 from actorlog.events.catalogue import (
     BUILTIN_EVENTS,
     MEASUREMENT_KINDS,
+    Checkpoint,
     RESERVED_KINDS,
     CounterIncremented,
     Escalated,
@@ -39,6 +40,7 @@ from actorlog.events.catalogue import (
     RunStarted,
     RunStopped,
     Severity,
+    SnapshotTaken,
     TaskGaveUp,
     TaskSucceeded,
 )
@@ -59,6 +61,7 @@ del _cls
 
 __all__ = [
     "BUILTIN_EVENTS",
+    "Checkpoint",
     "MEASUREMENT_KINDS",
     "RESERVED_KINDS",
     "ActorlogError",
@@ -95,6 +98,7 @@ __all__ = [
     "RunStarted",
     "RunStopped",
     "Severity",
+    "SnapshotTaken",
     "TaskGaveUp",
     "TaskSucceeded",
     "TypeRegistry",

@@ -254,6 +254,34 @@ class OperationTimed(Event, tag="operation.timed", frozen=True):
         _require_finite(self)
 
 
+class Checkpoint(Event, tag="checkpoint", frozen=True):
+    """A signed statement of the log's state, written by the store (actor ``store``).
+
+    It names the row just before it (``covered_seq`` and its chain hash), the ``time`` and
+    ``run`` it was written at and by, the signing key's id, and an Ed25519 ``signature``
+    over those (see `actorlog.store.signing.checkpoint_message`). Like any row, it is part
+    of the chain: rewriting history before it breaks either the chain or the signature.
+    """
+
+    covered_seq: int
+    covered_hash: str
+    time: float
+    run: str
+    key_id: str
+    signature: str
+
+
+class SnapshotTaken(Event, tag="snapshot.taken", frozen=True):
+    """A projection snapshot was stored; its content's SHA-256 ``digest`` is now in the chain,
+    so a snapshot edited afterwards is found by ``verify`` and skipped by ``rebuild``."""
+
+    projection: str
+    projection_version: int
+    position: int
+    run: str
+    digest: str
+
+
 class MetricsConfigured(Event, tag="metrics.configured", frozen=True):
     """The options that shape a run's metrics, recorded at its start so replay keeps the same."""
 
@@ -294,6 +322,8 @@ BUILTIN_EVENTS: tuple[type[Event], ...] = (
     OperationTimed,
     MeasurementsDropped,
     MetricsConfigured,
+    Checkpoint,
+    SnapshotTaken,
 )
 """Every built-in event type, registered in the default registry at import."""
 

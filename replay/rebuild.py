@@ -20,6 +20,7 @@ from actorlog.replay.errors import DEFAULT_RECENT, ErrorStatistics, ErrorStatist
 from actorlog.replay.metrics import Metrics
 from actorlog.replay.statistics import SNAPSHOT_PROJECTION, Statistics
 from actorlog.store import EventRecord, EventStore
+from actorlog.store.checkpoints import STORE_ACTOR
 from actorlog.store.errors import read_error
 from actorlog.store.query import clamp_seq
 
@@ -68,7 +69,7 @@ def rebuild(
         end = _last_row(store, run=run, until_seq=until_seq, as_of=as_of)
         if end is None:
             return Statistics(max_history)
-        end_seq, newest_ts = end
+        end_seq, _ = end
         statistics = None
         if use_snapshots and as_of is None:
             statistics = newest_snapshot(store, run=run, until_seq=end_seq, max_history=max_history)
@@ -78,8 +79,6 @@ def rebuild(
                        until=as_of, progress=progress)
         if progress is not None and folded % 10_000:
             progress(folded % 10_000)
-        statistics.position = max(statistics.position, end_seq)
-        statistics.last_ts = newest_ts if statistics.last_ts is None else max(statistics.last_ts, newest_ts)
     return statistics
 
 
@@ -88,31 +87,49 @@ def _fold(
     until: float | None, progress: Progress | None,
 ) -> int:
     """Fold the rows after ``from_seq`` along the primary key, decoding only the kinds a
-    projection reads (a kind filter in SQL would make SQLite sort every chunk)."""
+    projection reads (a kind filter in SQL would make SQLite sort every chunk).
+
+    The fold's position and "now" cover every row read but the store's own bookkeeping
+    (checkpoints, snapshot records): signing a log or snapshotting it changes no statistic.
+    """
     wanted = set(statistics.kinds)
     decode = store.codec.decode
     apply = statistics.apply
     folded = 0
+    last_seq, newest = 0, None
+    _float = float
     for seq, ts, row_run, actor, kind, version, correlation, payload, digest in store.rows(
         run=run, from_seq=from_seq, to_seq=to_seq, until=until
     ):
         folded += 1
         if progress is not None and folded % 10_000 == 0:
             progress(10_000)
-        if kind not in wanted:
-            continue
-        try:
-            if type(ts) is not float:  # only a row written by something else than actorlog
-                raise ValueError(f"its time (ts) is {shown(ts)}, not a number")
-            apply(EventRecord(
-                seq=seq, ts=ts, run=row_run, actor=actor, kind=kind, version=version, correlation=correlation,
-                event=decode(kind, version, payload, seq=seq), hash=digest,
-            ))
-        except ActorlogError:
-            raise  # already names the event
-        except Exception as exc:
-            raise ReplayError(seq, kind, f"{type(exc).__name__}: {str(exc)[:300]}") from exc
+        if actor != STORE_ACTOR:
+            last_seq = seq
+            if type(ts) is _float and (newest is None or ts > newest):
+                newest = ts
+        if kind in wanted:
+            _apply(apply, decode, seq, ts, row_run, actor, kind, version, correlation, payload, digest)
+    statistics.advance(last_seq, newest)
     return folded
+
+
+def _apply(
+    apply: Callable[[EventRecord], None], decode: Callable[..., Any], seq: int, ts: Any, run: str, actor: str,
+    kind: str, version: int, correlation: str | None, payload: str, digest: str,
+) -> None:
+    """Decode one row and fold it, naming it in any error."""
+    try:
+        if type(ts) is not float:  # only a row written by something else than actorlog
+            raise ValueError(f"its time (ts) is {shown(ts)}, not a number")
+        apply(EventRecord(
+            seq=seq, ts=ts, run=run, actor=actor, kind=kind, version=version, correlation=correlation,
+            event=decode(kind, version, payload, seq=seq), hash=digest,
+        ))
+    except ActorlogError:
+        raise  # already names the event
+    except Exception as exc:
+        raise ReplayError(seq, kind, f"{type(exc).__name__}: {str(exc)[:300]}") from exc
 
 
 def _last_row(store: EventStore, *, run: str | None, until_seq: int | None, as_of: float | None) -> tuple[int, float] | None:

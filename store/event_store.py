@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import secrets
@@ -15,7 +16,7 @@ from typing import Any, Literal
 
 import sqlite_utils
 
-from actorlog.events import Codec, TypeRegistry
+from actorlog.events import Codec, SnapshotTaken, TypeRegistry
 from actorlog.events.codec import default_codec
 from actorlog.store.errors import PayloadTooLargeError, ReadOnlyError, StoreClosedError, StoreWriteError
 from actorlog.store.query import EventFilter, fetch_all, iter_rows, make_filter
@@ -24,13 +25,24 @@ from actorlog.store.schema import open_database
 from actorlog.store.verify import VerifyReport, verify_log
 from actorlog.store.chain import row_content
 from actorlog.store.exit import close_at_exit
+from actorlog.store.checkpoints import (
+    STORE_ACTOR,
+    DEFAULT_CHECKPOINT_EVERY,
+    DEFAULT_CHECKPOINT_INTERVAL,
+    Checkpointer,
+    witness_file,
+)
 from actorlog.store.rows import Batch, DeferredRow, PendingRow, Ticket
+from actorlog.store.signing import KEY_ENV, SigningKey
+from actorlog.store.snapshot_table import snapshot_digest
 from actorlog.store.writer import StoreWriter, Subscriber, WriterState
 
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 
 DEFAULT_MAX_PAYLOAD_BYTES = 1 << 20
 _BATCH_MESSAGE_ROWS = 1000
+
+logger = logging.getLogger(__name__)
 
 _open_stores: weakref.WeakSet[EventStore] = close_at_exit(lambda store: store.close())
 
@@ -62,6 +74,12 @@ class EventStore:
     that would grow it past the cap fails as a full disk would. A log already past the cap
     when opened cannot grow at all. Opening a file this process cannot write for writing
     raises `NotWritableError`; read it with `open_readonly`.
+
+    With ``signing_key`` (the path of an Ed25519 private key made by ``actorlog keygen``;
+    default: the file named by ``$ACTORLOG_SIGNING_KEY``, if set), the writer appends a
+    signed ``checkpoint`` every ``checkpoint_every`` events and every
+    ``checkpoint_interval`` seconds, and at a clean close; ``witness`` (a directory or a
+    ``.jsonl`` file) keeps a copy of each outside the log. The key never enters the log.
     """
 
     def __init__(
@@ -78,6 +96,10 @@ class EventStore:
         busy_timeout: float = 5.0,
         chunk_size: int = 1000,
         max_log_bytes: int | None = None,
+        signing_key: str | os.PathLike[str] | None = None,
+        checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
+        checkpoint_interval: float = DEFAULT_CHECKPOINT_INTERVAL,
+        witness: str | os.PathLike[str] | None = None,
     ) -> None:
         if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"synchronous must be one of OFF, NORMAL, FULL, EXTRA, got {synchronous!r}")
@@ -95,6 +117,9 @@ class EventStore:
         self.codec = Codec(registry) if registry is not None else default_codec
         self.max_payload_bytes = max_payload_bytes
         self.chunk_size = chunk_size
+        # the key is checked before the file is opened: a bad key leaves nothing open
+        checkpointer = None if readonly else self._checkpointer(signing_key, checkpoint_every, checkpoint_interval,
+                                                                witness)
         self.db: sqlite_utils.Database = open_database(self.path, readonly=readonly, busy_timeout=busy_timeout)
         """A sqlite-utils `Database` on the reading connection, for ad-hoc queries."""
         self._read_lock = threading.Lock()
@@ -108,8 +133,28 @@ class EventStore:
             self._writer = StoreWriter(
                 self.path, self._state, self.codec, synchronous=synchronous, busy_timeout=busy_timeout,
                 max_batch_rows=max_batch_rows, max_pending_rows=max_pending_rows, max_log_bytes=max_log_bytes,
+                checkpointer=checkpointer,
             )
         _open_stores.add(self)
+
+    def _checkpointer(
+        self, signing_key: str | os.PathLike[str] | None, every: int, interval: float,
+        witness: str | os.PathLike[str] | None,
+    ) -> Checkpointer | None:
+        if signing_key is None:
+            signing_key = os.environ.get(KEY_ENV) or None
+        if signing_key is None:
+            if witness is not None:
+                raise ValueError("a witness keeps signed checkpoints: give a signing_key too")
+            return None
+        if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+            raise ValueError(f"checkpoint_every must be a positive int, got {every!r}")
+        if not isinstance(interval, (int, float)) or not 0 < interval < math.inf:
+            raise ValueError(f"checkpoint_interval must be a finite number of seconds > 0, got {interval!r}")
+        return Checkpointer(
+            SigningKey(signing_key), self.codec, self.run, self.path, every=every, interval=float(interval),
+            witness=witness_file(witness, self.path) if witness is not None else None,
+        )
 
     @classmethod
     def open_readonly(cls, path: str | os.PathLike[str], **options: Any) -> EventStore:
@@ -244,7 +289,14 @@ class EventStore:
         Waits until it is written. Events are never touched; ``run`` is "" for a
         snapshot of all runs.
         """
-        self._writable().request("snapshot", (projection, version, position, run, state)).result()
+        writer = self._writable()
+        taken = SnapshotTaken(projection=projection, projection_version=version, position=position, run=run,
+                              digest=snapshot_digest(projection, version, position, run, state))
+        kind, kind_version, payload = self._encoded(taken, STORE_ACTOR, None)
+        with self._order:  # stamped in order, queued behind what was appended before it
+            row = self._row(kind, kind_version, payload, STORE_ACTOR, None, self._stamp(None))
+            future = writer.request("snapshot", (projection, version, position, run, state), row)
+        future.result()
 
     def subscribe(self, subscriber: Subscriber, *, kinds: Collection[str] | None = None) -> Callable[[], None]:
         """Hand ``subscriber`` a `Commit` after every later commit of this store: the committed
@@ -267,7 +319,12 @@ class EventStore:
         return figures
 
     def snapshots(self, projection: str, *, run: str = "") -> list[tuple[int, int, str]]:
-        """``(version, position, state)`` of a projection's snapshots, newest position first."""
+        """``(version, position, state)`` of a projection's snapshots, newest position first.
+
+        Only snapshots the chain vouches for are given: each must match the digest of a
+        ``snapshot.taken`` event the store wrote. One that does not (edited after it was
+        stored, or stored before snapshots were chained) is skipped with a warning naming it.
+        """
         self._check_open()
         doing = f"reading the {projection} snapshots"
         with self._read_lock:
@@ -279,12 +336,31 @@ class EventStore:
                 return []
             rows = fetch_all(
                 self.db.conn,
-                "SELECT version, position, state FROM snapshots WHERE projection = ? AND run = ? "
+                "SELECT id, version, position, state FROM snapshots WHERE projection = ? AND run = ? "
                 "ORDER BY position DESC, id DESC",
                 (projection, run), self.path, doing,
             )
-        # a snapshot is only a cache: one whose columns were tampered with is skipped, never misread
-        return [(v, p, s) for v, p, s in rows if type(v) is int and type(p) is int and type(s) is str]
+        if not rows:
+            return []
+        vouched = self.snapshot_digests()
+        usable = []
+        for snapshot_id, v, p, s in rows:
+            # a snapshot is only a cache: one whose columns were tampered with is skipped, never misread
+            if not (type(v) is int and type(p) is int and type(s) is str):
+                continue
+            if snapshot_digest(projection, v, p, run, s) not in vouched:
+                logger.warning("event log %r: snapshot id %s (%s at seq %s) does not match the digest recorded in "
+                               "the chain; it is skipped", str(self.path), snapshot_id, projection, p)
+                continue
+            usable.append((v, p, s))
+        return usable
+
+    def snapshot_digests(self) -> set[str]:
+        """The digests of every snapshot the chain records (``snapshot.taken`` events of the store)."""
+        return {
+            record.event.digest for record in self.events(kinds="snapshot.taken", actor=STORE_ACTOR, lenient=True)
+            if isinstance(record.event, SnapshotTaken)
+        }
 
     @property
     def failure(self) -> Exception | None:

@@ -27,12 +27,13 @@ from typing import Any
 
 from actorlog.events import Codec
 from actorlog.store.chain import GENESIS, chain_rows
+from actorlog.store.checkpoints import STORE_ACTOR, Checkpointer
 from actorlog.store.errors import StoreWriteError
 from actorlog.store.inbox import RowInbox
 from actorlog.store.records import Commit, EventRecord
 from actorlog.store.rows import PendingRow
 from actorlog.store.schema import connect
-from actorlog.store.snapshot_table import INSERT_SNAPSHOT_SQL, SNAPSHOTS_DDL
+from actorlog.store.snapshot_table import INSERT_SNAPSHOT_SQL, SNAPSHOT_TRIGGERS_DDL, SNAPSHOTS_DDL
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ class Request:
     reply: Future[Any] = field(default_factory=Future)
     snapshot: tuple[str, int, int, str, str] | None = None
     """(projection, version, position, run, state) for op ``snapshot``."""
+    row: PendingRow | None = None
+    """For op ``snapshot``: the ``snapshot.taken`` row to chain with it."""
 
 
 @dataclass
@@ -112,8 +115,11 @@ class StoreWriter:
         max_batch_rows: int,
         max_pending_rows: int,
         max_log_bytes: int | None = None,
+        checkpointer: Checkpointer | None = None,
     ) -> None:
         self.inbox = RowInbox(max_pending_rows)
+        self._checkpointer = checkpointer
+        self._newest_ts = 0.0
         self._path = path
         self._absolute = os.path.abspath(path)  # the writer must find the file it opened even after a chdir
         self._state = state
@@ -136,9 +142,11 @@ class StoreWriter:
         """Queue a pending row or a `Batch` of them; waits while the inbox is full."""
         self.inbox.put(item)
 
-    def request(self, op: str, snapshot: tuple[str, int, int, str, str] | None = None) -> Future[Any]:
+    def request(
+        self, op: str, snapshot: tuple[str, int, int, str, str] | None = None, row: PendingRow | None = None
+    ) -> Future[Any]:
         """Queue a request behind everything sent before it; its answer arrives in the future."""
-        request = Request(op, snapshot=snapshot)
+        request = Request(op, snapshot=snapshot, row=row)
         if not self._thread.is_alive():
             request.reply.set_exception(StoreWriteError(f"event log {str(self._path)!r}: its writer has stopped"))
             return request.reply
@@ -203,10 +211,12 @@ class StoreWriter:
             if request.op == "flush":
                 request.reply.set_result(self._answer_flush())
             elif request.op == "snapshot":
-                assert request.snapshot is not None
-                self._save_snapshot(*request.snapshot)
+                assert request.snapshot is not None and request.row is not None
+                self._save_snapshot(*request.snapshot, request.row)
                 request.reply.set_result(None)
             elif request.op == "stop":
+                if self._checkpointer is not None and self._checkpointer.since:
+                    self._commit([], checkpoint=True)  # a clean close signs everything written
                 request.reply.set_result(None)
                 return True
             else:
@@ -234,18 +244,27 @@ class StoreWriter:
                 f"now would not be in {str(self._path)!r}"
             )
 
-    def _commit(self, rows: list[PendingRow]) -> None:
+    def _commit(self, rows: list[PendingRow], *, checkpoint: bool = False) -> None:
         state = self._state
         conn = self._conn
         if state.failure is not None or conn is None:
             state.lost += len(rows)
             return
+        checkpointer = self._checkpointer
+        signed = None
         try:
             self._check_file()
             conn.execute("BEGIN IMMEDIATE")
             last = conn.execute(LAST_ROW_SQL).fetchone()
             seq, previous = (last[0], last[1]) if last is not None else (0, GENESIS)
             previous, seq, flat = chain_rows(previous, seq, rows)
+            if checkpointer is not None and (checkpointer.due(len(rows)) or checkpoint) and seq > 0:
+                # its time is its batch's newest, so the run's events stay in time order
+                stamp = max((row[1] for row in rows), default=max(time.time(), self._newest_ts))
+                row, signed = checkpointer.pending(seq, previous, stamp)
+                previous, seq, more = chain_rows(previous, seq, [row])
+                flat.extend(more)
+                rows = rows + [row]
             _insert(conn, flat)
             conn.execute("COMMIT")
         except Exception as exc:  # noqa: BLE001 - becomes the store's failure, raised to producers
@@ -259,10 +278,17 @@ class StoreWriter:
             if isinstance(exc, LogFileMovedError):
                 self._release_wal()
             return
+        self._newest_ts = max(self._newest_ts, max((row[1] for row in rows), default=0.0))
         state.committed += len(rows)
         state.transactions += 1
         state.last_seq = seq
-        if self._subscribers:
+        if signed is not None and checkpointer is not None:
+            try:
+                checkpointer.written(signed, seq, previous)
+            except OSError as exc:  # the log holds the checkpoint; only the copy outside is missing
+                logger.error("event log %r: could not write checkpoint seq %d to the witness: %s",
+                             str(self._path), seq, exc)
+        if self._subscribers and rows:
             self._publish(rows, seq)
 
     def _publish(self, rows: list[PendingRow], last_seq: int) -> None:
@@ -280,7 +306,12 @@ class StoreWriter:
             for row in rows
             if wanted is None or row[4] in wanted
         ]
-        newest_ts = max(row[1] for row in rows)
+        # the store's own rows (checkpoints, snapshot records) move no statistic
+        counted = [row for row in rows if row[3] != STORE_ACTOR]
+        if not counted:
+            return
+        last_seq = counted[-1][0]
+        newest_ts = max(row[1] for row in counted)
         for subscriber, kinds in subscribers:
             selected = records if kinds is None else [r for r in records if r.kind in kinds]
             try:
@@ -315,9 +346,12 @@ class StoreWriter:
         logger.error("%s", error, exc_info=sys.exc_info() if sys.exc_info()[0] else None)
         self._state.fail(error)
 
-    def _save_snapshot(self, projection: str, version: int, position: int, run: str, state: str) -> None:
-        """Store a snapshot. One that cannot be stored (a full disk, a lock) raises a
-        `StoreWriteError` to the asker; writing events goes on, since no event was lost."""
+    def _save_snapshot(
+        self, projection: str, version: int, position: int, run: str, state: str, taken: PendingRow
+    ) -> None:
+        """Store a snapshot and chain its ``snapshot.taken`` row, in one transaction. One that
+        cannot be stored (a full disk, a lock) raises a `StoreWriteError` to the asker;
+        writing events goes on, since no event was lost."""
         conn = self._conn
         if self._state.failure is not None:
             raise self._state.failure
@@ -326,7 +360,13 @@ class StoreWriter:
             self._check_file()
             conn.execute("BEGIN IMMEDIATE")
             conn.execute(SNAPSHOTS_DDL)
+            for ddl in SNAPSHOT_TRIGGERS_DDL:
+                conn.execute(ddl)
             conn.execute(INSERT_SNAPSHOT_SQL, (projection, version, position, run, time.time(), state))
+            last = conn.execute(LAST_ROW_SQL).fetchone()
+            seq, previous = (last[0], last[1]) if last is not None else (0, GENESIS)
+            previous, seq, flat = chain_rows(previous, seq, [taken])
+            _insert(conn, flat)
             conn.execute("COMMIT")
         except Exception as exc:
             if conn.in_transaction:
@@ -338,6 +378,9 @@ class StoreWriter:
                 f"event log {str(self._path)!r}: saving a {projection} snapshot at seq {position} "
                 f"failed: {exc}; events are unaffected"
             ) from exc
+        self._state.committed += 1
+        self._state.last_seq = seq
+        self._newest_ts = max(self._newest_ts, taken[1])
 
     def _answer_flush(self) -> int:
         failure = self._state.failure

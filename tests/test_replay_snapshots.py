@@ -89,8 +89,14 @@ def test_snapshot_plus_tail_equals_a_full_rebuild(
             done = cut
             positions.append(take_snapshot(store, max_history=max_history))
         append_timed(store, items[done:])
-    assert positions == cuts
-    assert [row["position"] for row in snapshot_rows(path)] == cuts
+    # each snapshot's digest is a snapshot.taken row in the chain, right after what it covers
+    records = read(path)
+    taken = [r for r in records if r.kind == "snapshot.taken"]
+    assert [r.actor for r in taken] == ["store"] * len(cuts)
+    covered = [max((r.seq for r in records if r.seq < t.seq and r.actor != "store"), default=0) for t in taken]
+    assert positions == covered == [t.event.position for t in taken]
+    assert [row["position"] for row in snapshot_rows(path)] == covered
+    assert [r.actor != "store" for r in records].count(True) == len(items)
     assert rebuild(path, max_history=max_history).document() == full(path, max_history=max_history)
     until = min(probe, len(items))
     assert rebuild(path, until_seq=until, max_history=max_history).document() == full(
@@ -98,7 +104,7 @@ def test_snapshot_plus_tail_equals_a_full_rebuild(
     )
     with EventStore.open_readonly(path) as store:
         used = newest_snapshot(store, max_history=max_history)
-    assert used is not None and used.position == cuts[-1]
+    assert used is not None and used.position == covered[-1]
 
 
 def test_a_usable_snapshot_is_really_read(recorded: RecordedLog) -> None:
@@ -236,8 +242,11 @@ def test_the_snapshot_command_adds_a_row_and_leaves_events_alone(recorded: Recor
     assert json.loads(out) == {"position": rows_before[-1][0], "run": None}
     snapshots = snapshot_rows(path)
     assert len(snapshots) == 1
-    assert events_rows(path) == rows_before  # every column, the hash chain included
-    assert len(read(path)) == count_before
+    after = events_rows(path)
+    assert after[: len(rows_before)] == rows_before  # every column, the hash chain included
+    (taken,) = read(path, from_seq=rows_before[-1][0] + 1)  # and one row more: the snapshot's digest
+    assert (taken.kind, taken.actor, taken.event.position) == ("snapshot.taken", "store", rows_before[-1][0])
+    assert len(read(path)) == count_before + 1
     with EventStore.open_readonly(path) as store:
         assert store.verify().ok
         used = newest_snapshot(store)
