@@ -216,8 +216,30 @@ class _Buffer:
         self.items: list[Measurement] = []
 
 
+class RecorderStatistics(msgspec.Struct, frozen=True, kw_only=True):
+    """What `Recorder.statistics` reports: the measurements on their way to the log."""
+
+    buffers: int
+    """Per-thread buffers held (one for each thread that recorded and has not ended)."""
+    buffered: int
+    """Measurements waiting in those buffers."""
+    in_transit: int
+    """Batches taken from a buffer and not yet handed to the collector (a sender may be
+    waiting for room under back-pressure)."""
+    pending: int
+    """Measurements handed to the collector and not yet recorded by it."""
+
+
 class Recorder:
-    """Buffers measurements per thread and sends them to the collector in batches."""
+    """Buffers measurements per thread and sends them to the collector in batches.
+
+    `flush` covers what every thread recorded before it: each batch taken from a buffer
+    gets a number (under that buffer's lock) and stays *in transit* until it is handed to
+    the collector (or dropped, counted); a flush sends what is buffered, waits for every
+    batch numbered before it to leave transit, and only then asks the collector to sync,
+    so its question queues behind them. Nobody holds a buffer's lock while waiting for
+    room in the backlog, so a sender held up by back-pressure delays no other thread.
+    """
 
     def __init__(self, collector: pykka.ActorRef[MetricsCollector], backlog: Backlog, options: MetricsOptions) -> None:
         self.collector = collector
@@ -226,6 +248,11 @@ class Recorder:
         self._local = threading.local()
         self._buffers: list[_Buffer] = []
         self._buffers_lock = threading.Lock()
+        self._transit = threading.Condition()
+        self._batches = 0
+        """Batches numbered so far; the next batch taken from a buffer gets this number."""
+        self._in_transit: set[int] = set()
+        """Numbers of the batches taken from a buffer and not yet handed to the collector."""
         self._closed = False
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_periodically, name="actorlog-metrics-flush", daemon=True)
@@ -256,12 +283,24 @@ class Recorder:
 
     def _send(self, buffer: _Buffer) -> None:
         with buffer.lock:
-            items, buffer.items = buffer.items, []
-        if items and self.backlog.reserve(len(items)):
-            try:
-                self.collector.tell(Measurements(items=items))
-            except pykka.ActorDeadError:
-                self.backlog.release(len(items))
+            items = buffer.items
+            if not items:
+                return
+            buffer.items = []
+            with self._transit:  # numbered before the buffer is unlocked: a flush that finds it empty waits for it
+                number = self._batches
+                self._batches = number + 1
+                self._in_transit.add(number)
+        try:
+            if self.backlog.reserve(len(items)):
+                try:
+                    self.collector.tell(Measurements(items=items))
+                except pykka.ActorDeadError:
+                    self.backlog.release(len(items))
+        finally:
+            with self._transit:
+                self._in_transit.discard(number)
+                self._transit.notify_all()
 
     def send_all(self) -> None:
         """Send every thread's buffered measurements to the collector now."""
@@ -271,9 +310,32 @@ class Recorder:
             self._send(buffer)
 
     def flush(self, timeout: float | None = None) -> None:
-        """Deliver every buffered measurement to the collector and wait until it has recorded them."""
+        """Deliver every measurement any thread recorded before this call to the collector,
+        and wait until it has recorded them (appended them to the store)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         self.send_all()
-        self.collector.ask(Sync(), block=True, timeout=timeout)
+        with self._transit:
+            horizon = self._batches
+            if not self._transit.wait_for(lambda: all(n >= horizon for n in self._in_transit), timeout):
+                raise TimeoutError(
+                    f"measurements were still waiting for room in the metrics backlog after {timeout} s"
+                )
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        self.collector.ask(Sync(), block=True, timeout=remaining)
+
+    def statistics(self) -> RecorderStatistics:
+        """How many buffers are held, and how many measurements wait in them, in transit and at the collector."""
+        with self._buffers_lock:
+            buffers = list(self._buffers)
+        buffered = 0
+        for buffer in buffers:
+            with buffer.lock:
+                buffered += len(buffer.items)
+        with self._transit:
+            in_transit = len(self._in_transit)
+        return RecorderStatistics(
+            buffers=len(buffers), buffered=buffered, in_transit=in_transit, pending=self.backlog.pending
+        )
 
     def _flush_periodically(self) -> None:
         while not self._stop.wait(self.options.flush_interval):
