@@ -18,6 +18,7 @@ import logging
 import math
 import threading
 import time
+import weakref
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -216,6 +217,13 @@ class _Buffer:
         self.items: list[Measurement] = []
 
 
+class _Owner:
+    """Kept only in its thread's thread-local storage: it dies when the thread ends, and a
+    weak reference to it tells the recorder that nobody can add to that thread's buffer."""
+
+    __slots__ = ("__weakref__",)
+
+
 class RecorderStatistics(msgspec.Struct, frozen=True, kw_only=True):
     """What `Recorder.statistics` reports: the measurements on their way to the log."""
 
@@ -239,6 +247,8 @@ class Recorder:
     batch numbered before it to leave transit, and only then asks the collector to sync,
     so its question queues behind them. Nobody holds a buffer's lock while waiting for
     room in the backlog, so a sender held up by back-pressure delays no other thread.
+
+    A buffer whose thread has ended is sent once more and then forgotten.
     """
 
     def __init__(self, collector: pykka.ActorRef[MetricsCollector], backlog: Backlog, options: MetricsOptions) -> None:
@@ -246,7 +256,8 @@ class Recorder:
         self.backlog = backlog
         self.options = options
         self._local = threading.local()
-        self._buffers: list[_Buffer] = []
+        self._buffers: dict[_Buffer, weakref.ref[_Owner]] = {}
+        """Every thread's buffer, with a weak reference to its thread's `_Owner`."""
         self._buffers_lock = threading.Lock()
         self._transit = threading.Condition()
         self._batches = 0
@@ -275,10 +286,11 @@ class Recorder:
             self._send(buffer)
 
     def _new_buffer(self) -> _Buffer:
-        buffer = _Buffer()
+        buffer, owner = _Buffer(), _Owner()
         self._local.buffer = buffer
+        self._local.owner = owner
         with self._buffers_lock:
-            self._buffers.append(buffer)
+            self._buffers[buffer] = weakref.ref(owner)
         return buffer
 
     def _send(self, buffer: _Buffer) -> None:
@@ -303,11 +315,20 @@ class Recorder:
                 self._transit.notify_all()
 
     def send_all(self) -> None:
-        """Send every thread's buffered measurements to the collector now."""
+        """Send every thread's buffered measurements to the collector now, and forget the
+        buffers of threads that have ended."""
         with self._buffers_lock:
-            buffers = list(self._buffers)
-        for buffer in buffers:
+            buffers = list(self._buffers.items())
+        ended: list[_Buffer] = []
+        for buffer, owner in buffers:
+            gone = owner() is None  # looked at before sending: its thread can no longer add to it
             self._send(buffer)
+            if gone:
+                ended.append(buffer)
+        if ended:
+            with self._buffers_lock:
+                for buffer in ended:
+                    self._buffers.pop(buffer, None)  # a concurrent send_all may have forgotten it too
 
     def flush(self, timeout: float | None = None) -> None:
         """Deliver every measurement any thread recorded before this call to the collector,

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
 
-from actorlog.actors.metrics import Recorder, check_tags
+from actorlog.actors.metrics import Recorder, RecorderStatistics, check_tags
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -53,6 +53,11 @@ class MetricsClient:
     def observe(self, name: str, value: float, tags: Mapping[str, str] | None = None) -> None:
         """Record ``value`` in histogram ``name``."""
         self._recorder.record("histogram", name, value, dict(tags) if tags else None)
+
+    def statistics(self) -> RecorderStatistics:
+        """The measurements on their way to the log: per-thread buffers held, measurements
+        buffered in them, batches in transit and measurements pending at the collector."""
+        return self._recorder.statistics()
 
 
 class Operation:
