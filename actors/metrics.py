@@ -203,10 +203,42 @@ class MetricsCollector(pykka.ThreadingActor):
             self.metrics.apply_event(event, time.time())
 
 
+def _encodes(text: str) -> bool:
+    """Whether ``text`` can be encoded as UTF-8 (a Python str may hold lone surrogates, which cannot)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def name_problem(name: object, what: str = "a metric name") -> str | None:
+    """Why ``name`` cannot name a metric in the log, or None when it can."""
+    if type(name) is not str or not name:
+        return f"{what} must be a non-empty str, got {name!r}"
+    if not name.isascii() and not _encodes(name):
+        return f"{what} must be encodable as UTF-8, got {name!r} (it holds a lone surrogate)"
+    return None
+
+
+def check_name(name: object, what: str = "a metric name") -> None:
+    """Refuse a name the log cannot hold (not a non-empty str, or not encodable as UTF-8), naming it."""
+    problem = name_problem(name, what)
+    if problem is not None:
+        raise ValueError(problem)
+
+
 def check_tags(name: str, tags: Mapping[str, str] | None) -> None:
-    """Refuse tags the log cannot hold (they are ``dict[str, str]``), naming the metric."""
-    if tags and not all(type(k) is str and type(v) is str for k, v in tags.items()):
-        raise ValueError(f"measurement {name!r}: tags must map str to str, got {dict(tags)!r}")
+    """Refuse tags the log cannot hold (they are ``dict[str, str]``, encodable as UTF-8), naming the metric."""
+    if not tags:
+        return
+    for key, value in tags.items():
+        if type(key) is not str or type(value) is not str:
+            raise ValueError(f"measurement {name!r}: tags must map str to str, got {dict(tags)!r}")
+        if not (key.isascii() and value.isascii()) and not (_encodes(key) and _encodes(value)):
+            raise ValueError(
+                f"measurement {name!r}: tag {key!r}: {value!r} cannot be encoded as UTF-8 (it holds a lone surrogate)"
+            )
 
 
 class _Buffer:
@@ -271,8 +303,8 @@ class Recorder:
 
     def record(self, kind: MeasurementKind, name: str, value: float, tags: dict[str, str] | None, ok: bool = True) -> None:
         """Buffer one measurement taken now; raises `ValueError` for a name or value the log cannot hold."""
-        if type(name) is not str or not name:
-            raise ValueError(f"a metric name must be a non-empty str, got {name!r}")
+        if type(name) is not str or not name or not name.isascii() and not _encodes(name):
+            raise ValueError(name_problem(name))
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ValueError(f"measurement {name!r}: value must be a finite number, got {value!r}")
         check_tags(name, tags)

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
 
-from actorlog.actors.metrics import Recorder, RecorderStatistics, check_tags
+from actorlog.actors.metrics import Recorder, RecorderStatistics, check_name, check_tags
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -100,8 +100,7 @@ class PerformanceMonitor:
 
     def start(self, name: str, *, tags: Mapping[str, str] | None = None) -> Operation:
         """Start timing an operation; pass what this returns to `end`."""
-        if type(name) is not str or not name:
-            raise ValueError(f"an operation name must be a non-empty str, got {name!r}")
+        check_name(name, "an operation name")
         check_tags(name, tags)
         return Operation(name, dict(tags) if tags else None)
 
@@ -137,6 +136,7 @@ class PerformanceMonitor:
         return lambda function: self._wrap(function, name or _qualname(function), tags)
 
     def _wrap(self, function: Callable[..., Any], name: str, tags: Mapping[str, str] | None) -> Callable[..., Any]:
+        check_name(name, "an operation name")
         check_tags(name, tags)
         tag_dict = dict(tags) if tags else None
         record = self._recorder.record
