@@ -212,6 +212,8 @@ def test_a_later_failure_of_the_same_lifetime_is_reproduced(tmp_path: Path) -> N
     outcome = reproduce(path, small.seq)
     assert outcome.reproduced, outcome.notes
     assert outcome.messages_replayed == 2
+    outcome = reproduce(path, huge.seq)  # and the cut one itself: its message matches the cut
+    assert outcome.reproduced, outcome.notes
 
 
 # -- the new field and old logs ------------------------------------------------------------------------------
