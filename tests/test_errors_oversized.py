@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from actor_helpers import Recorder, live_events, read_log, share, shared, wait_until
-from actorlog.actors import ActorSystem, ErrorPolicy, Failure, Plugin, handler
+from actorlog.actors import ActorSystem, ErrorPolicy, Failure, Health, Plugin, StartError, handler
 from actorlog.actors.tracebacks import FAILURE_TEXT_BYTES
 from actorlog.events import Codec, Event, FailureAssessed, FailureRaised, Message, TypeRegistry, default_codec, register
 from actorlog.replay import reproduce
@@ -253,3 +253,36 @@ def test_truncated_is_an_optional_field_old_and_new_readers_agree_on() -> None:
     older.register(FailureRaisedBefore)
     read_by_older = Codec(older).decode(kind, version, payload)
     assert isinstance(read_by_older, FailureRaisedBefore) and read_by_older.message == "m"
+
+
+# -- the other failure paths: start, health check, task ---------------------------------------------------------------
+
+
+class FailsToStart(Plugin):
+    def on_start(self) -> None:
+        raise ValueError("s" * HUGE)
+
+
+class FailsItsHealthCheck(Plugin):
+    def health_check(self) -> bool:
+        raise ValueError("h" * HUGE)
+
+
+class ReportsUnhealthy(Plugin):
+    def health_check(self) -> Health:
+        return Health(False, "u" * HUGE)
+
+
+def test_a_start_failing_with_a_huge_message_is_recorded_and_reported(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    with ActorSystem(path) as system:
+        system.register("starter", FailsToStart)
+        with pytest.raises(StartError) as caught:
+            system.start()
+    assert isinstance(caught.value.__cause__, ValueError) and len(str(caught.value.__cause__)) == HUGE
+    [failure] = read_log(path, kinds=["failure.raised"])
+    assert failure.event.truncated
+    [failed] = read_log(path, kinds=["plugin.failed"])
+    assert failed.event.plugin == "starter" and failed.event.exc_type == "builtins.ValueError"
+    assert failed.event.reason.startswith("on_start raised: sss") and "characters cut" in failed.event.reason
+    assert max(payload_sizes(path)) <= 3 * FAILURE_TEXT_BYTES
