@@ -134,11 +134,12 @@ def fit_texts(event: S, fields: tuple[str, ...], max_payload_bytes: int) -> tupl
     """``event`` with its text ``fields`` cut so that each keeps at most `FAILURE_TEXT_BYTES`
     and the whole event fits ``max_payload_bytes`` (with `SEQ_ROOM` to spare); and whether
     any was cut. The texts share what room the event's other fields leave."""
-    texts = [getattr(event, name) for name in fields]
+    fields = tuple(name for name in fields if isinstance(getattr(event, name), str))
+    texts: list[str] = [getattr(event, name) for name in fields]
     if all(text.isascii() for text in texts) and sum(len(text) * 6 + 2 for text in texts) <= min(
         FAILURE_TEXT_BYTES, max_payload_bytes // 4
     ):
-        return event, False  # the common case: short texts in a store of any sensible limit
+        return event, False  # the common case (and no text at all): short texts in a store of any sensible limit
     empty = msgspec.structs.replace(event, **{name: "" for name in fields})
     room = max_payload_bytes - SEQ_ROOM - len(_encode(empty)) + 2 * len(fields)
     limit = max(2, min(FAILURE_TEXT_BYTES, room // len(fields)))

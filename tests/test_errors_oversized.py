@@ -286,3 +286,19 @@ def test_a_start_failing_with_a_huge_message_is_recorded_and_reported(tmp_path: 
     assert failed.event.plugin == "starter" and failed.event.exc_type == "builtins.ValueError"
     assert failed.event.reason.startswith("on_start raised: sss") and "characters cut" in failed.event.reason
     assert max(payload_sizes(path)) <= 3 * FAILURE_TEXT_BYTES
+
+
+@pytest.mark.parametrize("cls", [FailsItsHealthCheck, ReportsUnhealthy], ids=lambda cls: cls.__name__)
+def test_a_health_check_with_a_huge_detail_is_recorded_and_decided(tmp_path: Path, cls: type[Plugin]) -> None:
+    path = tmp_path / "app.db"
+    with ActorSystem(path) as system:
+        system.register("checked", cls)
+        system.start()
+        health = system.check_health("checked")["checked"]
+        assert not health.healthy and len(health.detail) >= HUGE  # the live answer keeps the whole text
+        wait_until(lambda: live_events(system, kinds=["recovery.decided"]), what="a decision")
+    [checked] = read_log(path, kinds=["plugin.health_checked"])
+    assert not checked.event.healthy and "characters cut" in checked.event.detail
+    story = story_of(path)
+    assert [len(story[kind]) for kind in story] == [1, 1, 1]
+    assert max(payload_sizes(path)) <= 3 * FAILURE_TEXT_BYTES
