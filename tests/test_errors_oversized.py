@@ -302,3 +302,20 @@ def test_a_health_check_with_a_huge_detail_is_recorded_and_decided(tmp_path: Pat
     story = story_of(path)
     assert [len(story[kind]) for kind in story] == [1, 1, 1]
     assert max(payload_sizes(path)) <= 3 * FAILURE_TEXT_BYTES
+
+
+def test_a_task_giving_up_with_a_huge_message_is_recorded_and_reraised(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    with ActorSystem(path) as system:
+
+        @system.retry(max_retries=1, base=0.001, sleep=lambda delay: None)
+        def task() -> None:
+            raise ValueError("t" * HUGE)
+
+        with pytest.raises(ValueError) as caught:
+            task()
+    assert type(caught.value) is ValueError and len(str(caught.value)) == HUGE
+    assert len(read_log(path, kinds=["failure.raised"])) == 2
+    [gave_up] = read_log(path, kinds=["task.gave_up"])
+    assert gave_up.event.attempts == 2 and "characters cut" in gave_up.event.message
+    assert max(payload_sizes(path)) <= 3 * FAILURE_TEXT_BYTES
