@@ -317,6 +317,18 @@ class Recorder:
         if full:
             self._send(buffer)
 
+    def record_checked(self, kind: MeasurementKind, name: str, value: float, tags: dict[str, str], ok: bool) -> None:
+        """`record` for callers that have checked ``name`` and ``tags`` already (`check_name`,
+        `check_tags`) and pass a finite float: the monitor's timed functions, on every call."""
+        buffer: _Buffer | None = getattr(self._local, "buffer", None)
+        if buffer is None:
+            buffer = self._new_buffer()
+        with buffer.lock:
+            buffer.items.append((kind, name, value, tags, time.time(), ok))
+            full = len(buffer.items) >= self.options.buffer_size
+        if full:
+            self._send(buffer)
+
     def _new_buffer(self) -> _Buffer:
         buffer, owner = _Buffer(), _Owner()
         self._local.buffer = buffer

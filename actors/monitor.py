@@ -138,8 +138,8 @@ class PerformanceMonitor:
     def _wrap(self, function: Callable[..., Any], name: str, tags: Mapping[str, str] | None) -> Callable[..., Any]:
         check_name(name, "an operation name")
         check_tags(name, tags)
-        tag_dict = dict(tags) if tags else None
-        record = self._recorder.record
+        tag_dict: dict[str, str] = dict(tags) if tags else {}
+        record = self._recorder.record_checked  # name and tags are checked once, here; durations are finite
         clock = time.perf_counter
         if inspect.iscoroutinefunction(function):
 
