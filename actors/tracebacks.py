@@ -8,13 +8,14 @@ recording a failure. The log keeps the classic text: every frame's file, line,
 function and source, the exception line, and the chain of causes and contexts.
 
 A failure is always recorded, whatever its exception says: each text of a failure
-event (the exception's message, its traceback, a decision's reason) is cut to at most
-`FAILURE_TEXT_BYTES` bytes of JSON, or less when the store's ``max_payload_bytes``
-leaves less room, so the event fits the store's limit. A cut keeps the beginning and
-the end of the text around a marker naming how many characters were left out
-(``"\n... [1,999,000 characters cut] ...\n"``), and the event says ``truncated=True``.
-Characters UTF-8 cannot hold (lone surrogates) are written as ``\\udcff`` escapes.
-The error policy and the asker always get the exception object itself, untouched.
+event (the exception's message, its traceback, a decision's reason, a health check's
+detail) is cut to at most `FAILURE_TEXT_BYTES` bytes of JSON, or less when the store's
+``max_payload_bytes`` leaves less room, so the event fits the store's limit. A cut keeps
+the beginning and the end of the text around a marker line naming how many characters
+were left out (``... [1,999,000 characters cut] ...``), and the event says
+``truncated=True``. Characters UTF-8 cannot hold (lone surrogates) are written as
+backslash escapes. The error policy and the asker always get the exception object
+itself, untouched.
 """
 
 from __future__ import annotations
