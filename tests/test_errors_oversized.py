@@ -17,11 +17,14 @@ import itertools
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from actor_helpers import Recorder, live_events, read_log, share, shared, wait_until
 from actorlog.actors import ActorSystem, ErrorPolicy, Failure, Health, Plugin, StartError, handler
-from actorlog.actors.tracebacks import FAILURE_TEXT_BYTES
+from actorlog.actors.tracebacks import FAILURE_TEXT_BYTES, cut_text, encodable, is_cut_of
 from actorlog.events import Codec, Event, FailureAssessed, FailureRaised, Message, TypeRegistry, default_codec, register
 from actorlog.replay import reproduce
 from actorlog.store import EventStore
@@ -319,3 +322,24 @@ def test_a_task_giving_up_with_a_huge_message_is_recorded_and_reraised(tmp_path:
     [gave_up] = read_log(path, kinds=["task.gave_up"])
     assert gave_up.event.attempts == 2 and "characters cut" in gave_up.event.message
     assert max(payload_sizes(path)) <= 3 * FAILURE_TEXT_BYTES
+
+
+# -- the cut itself ---------------------------------------------------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.text(st.characters(blacklist_categories=[]), max_size=3000),  # lone surrogates too
+    limit=st.integers(min_value=2, max_value=4000),
+)
+def test_a_cut_text_fits_its_limit_and_matches_the_text_it_was_cut_from(text: str, limit: int) -> None:
+    kept, cut = cut_text(text, limit)
+    assert len(msgspec.json.encode(kept)) <= limit
+    if kept == "" and text:
+        assert cut and limit < 64  # only when not even the marker fits
+    else:
+        assert is_cut_of(kept, text)
+    if not cut:
+        assert kept == encodable(text)
+    elif kept:
+        assert "characters cut" in kept and not is_cut_of(kept, text + "!")
