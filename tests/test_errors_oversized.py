@@ -51,6 +51,18 @@ class Which(Message, tag="t13.which", frozen=True):
     """Answer the instance number (a restart makes a new instance)."""
 
 
+@register
+class RaiseUnprintable(Message, tag="t13.raise_unprintable", frozen=True):
+    """Raise an `Unprintable`."""
+
+
+class Unprintable(Exception):
+    """An exception whose ``__str__`` raises."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("this exception cannot be printed")
+
+
 _instances = itertools.count(1)
 
 
@@ -72,6 +84,10 @@ class Exploding(Plugin):
     @handler
     def which(self, message: Which) -> int:
         return self.instance
+
+    @handler
+    def unprintable(self, message: RaiseUnprintable) -> None:
+        raise Unprintable()
 
 
 def story_of(path: Path, correlation: str | None = None) -> dict[str, list[Any]]:
@@ -256,6 +272,23 @@ def test_truncated_is_an_optional_field_old_and_new_readers_agree_on() -> None:
     older.register(FailureRaisedBefore)
     read_by_older = Codec(older).decode(kind, version, payload)
     assert isinstance(read_by_older, FailureRaisedBefore) and read_by_older.message == "m"
+
+
+def test_an_exception_whose_str_raises_is_recorded_and_decided(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    with ActorSystem(path) as system:
+        system.register("big", Exploding)
+        system.start()
+        with pytest.raises(Unprintable):
+            system.ask("big", RaiseUnprintable(), timeout=10)
+        wait_until(lambda: live_events(system, kinds=["recovery.decided"]), what="a decision")
+        assert system.escalation is None
+        assert system.ask("big", Which(), timeout=10) >= 1  # it continued (low severity)
+    story = story_of(path)
+    assert [len(story[kind]) for kind in story] == [1, 1, 1]
+    raised: FailureRaised = story["failure.raised"][0].event
+    assert raised.exc_type.endswith("Unprintable") and "__str__ raised" in raised.message
+    assert story["recovery.decided"][0].event.action == "continue"
 
 
 # -- the other failure paths: start, health check, task ---------------------------------------------------------------
