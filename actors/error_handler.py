@@ -26,6 +26,7 @@ from actorlog.actors.error_policy import qualified_name
 from actorlog.actors.failures import record_failure
 from actorlog.actors.protocol import CarryOut, ReportFailure
 from actorlog.actors.router import Router
+from actorlog.actors.tracebacks import fit_texts, safe_str
 from actorlog.events import FailureAssessed, RecoveryDecided, Severity
 
 logger = logging.getLogger(__name__)
@@ -75,23 +76,30 @@ class ErrorHandler(pykka.ThreadingActor):
         exc = report.exception
         severity = self.severities.severity_of(exc)
         refs = {"failure_seq": report.failure} if report.failure is not None else None
-        assessed = FailureAssessed(
-            plugin=report.plugin, exc_type=qualified_name(exc), message=str(exc), severity=severity,
-            failed_at=report.failed_at if report.failed_at is not None else time.time(),
+        limit = self.store.max_payload_bytes  # texts are cut to fit the log; the policy sees exc itself
+        assessed, truncated = fit_texts(
+            FailureAssessed(
+                plugin=report.plugin, exc_type=qualified_name(exc), message=safe_str(exc), severity=severity,
+                failed_at=report.failed_at if report.failed_at is not None else time.time(),
+            ),
+            ("message",), limit,
         )
+        if truncated:
+            assessed = msgspec.structs.replace(assessed, truncated=True)
         self.store.append(assessed, actor=ACTOR, correlation=report.correlation, refs=refs)
         decision = self._decide(report, severity)
-        self.store.append(
+        decided, _ = fit_texts(
             RecoveryDecided(
                 plugin=report.plugin, action=decision.action, delay=decision.delay, reason=decision.reason,
                 severity=severity,
             ),
-            actor=ACTOR, correlation=report.correlation, refs=refs,
+            ("reason",), limit,
         )
+        self.store.append(decided, actor=ACTOR, correlation=report.correlation, refs=refs)
         if report.where != "task" or decision.action == "escalate":
             self.supervisor.tell(
                 CarryOut(
-                    plugin=report.plugin, action=decision.action, reason=decision.reason, delay=decision.delay,
+                    plugin=report.plugin, action=decision.action, reason=decided.reason, delay=decision.delay,
                     severity=severity, correlation=report.correlation, exc_type=qualified_name(exc),
                 )
             )

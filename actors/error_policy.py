@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from actorlog.actors.errors import UnhealthyError
+from actorlog.actors.tracebacks import safe_str
 from actorlog.events import RecoveryAction, Severity
 
 DEFAULT_SEVERITIES: dict[type[BaseException], Severity] = {
@@ -153,7 +154,7 @@ class ErrorPolicy:
     def default(self, failure: Failure) -> Decision:
         """The decision when no handler or strategy decides."""
         severity = failure.severity
-        what = f"{qualified_name(failure.exception)}: {failure.exception}"
+        what = f"{qualified_name(failure.exception)}: {safe_str(failure.exception)}"
         if failure.where == "task":
             if severity == "critical":
                 return Decision("escalate", reason=f"critical failure of a task ({what})")

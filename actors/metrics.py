@@ -18,6 +18,7 @@ import logging
 import math
 import threading
 import time
+import weakref
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -171,10 +172,42 @@ class MetricsCollector(pykka.ThreadingActor):
             self.store.append(event, actor=ACTOR)
 
 
+def _encodes(text: str) -> bool:
+    """Whether ``text`` can be encoded as UTF-8 (a Python str may hold lone surrogates, which cannot)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def name_problem(name: object, what: str = "a metric name") -> str | None:
+    """Why ``name`` cannot name a metric in the log, or None when it can."""
+    if type(name) is not str or not name:
+        return f"{what} must be a non-empty str, got {name!r}"
+    if not name.isascii() and not _encodes(name):
+        return f"{what} must be encodable as UTF-8, got {name!r} (it holds a lone surrogate)"
+    return None
+
+
+def check_name(name: object, what: str = "a metric name") -> None:
+    """Refuse a name the log cannot hold (not a non-empty str, or not encodable as UTF-8), naming it."""
+    problem = name_problem(name, what)
+    if problem is not None:
+        raise ValueError(problem)
+
+
 def check_tags(name: str, tags: Mapping[str, str] | None) -> None:
-    """Refuse tags the log cannot hold (they are ``dict[str, str]``), naming the metric."""
-    if tags and not all(type(k) is str and type(v) is str for k, v in tags.items()):
-        raise ValueError(f"measurement {name!r}: tags must map str to str, got {dict(tags)!r}")
+    """Refuse tags the log cannot hold (they are ``dict[str, str]``, encodable as UTF-8), naming the metric."""
+    if not tags:
+        return
+    for key, value in tags.items():
+        if type(key) is not str or type(value) is not str:
+            raise ValueError(f"measurement {name!r}: tags must map str to str, got {dict(tags)!r}")
+        if not (key.isascii() and value.isascii()) and not (_encodes(key) and _encodes(value)):
+            raise ValueError(
+                f"measurement {name!r}: tag {key!r}: {value!r} cannot be encoded as UTF-8 (it holds a lone surrogate)"
+            )
 
 
 class _Buffer:
@@ -185,16 +218,53 @@ class _Buffer:
         self.items: list[Measurement] = []
 
 
+class _Owner:
+    """Kept only in its thread's thread-local storage: it dies when the thread ends, and a
+    weak reference to it tells the recorder that nobody can add to that thread's buffer."""
+
+    __slots__ = ("__weakref__",)
+
+
+class RecorderStatistics(msgspec.Struct, frozen=True, kw_only=True):
+    """What `Recorder.statistics` reports: the measurements on their way to the log."""
+
+    buffers: int
+    """Per-thread buffers held (one for each thread that recorded and has not ended)."""
+    buffered: int
+    """Measurements waiting in those buffers."""
+    in_transit: int
+    """Batches taken from a buffer and not yet handed to the collector (a sender may be
+    waiting for room under back-pressure)."""
+    pending: int
+    """Measurements handed to the collector and not yet recorded by it."""
+
+
 class Recorder:
-    """Buffers measurements per thread and sends them to the collector in batches."""
+    """Buffers measurements per thread and sends them to the collector in batches.
+
+    `flush` covers what every thread recorded before it: each batch taken from a buffer
+    gets a number (under that buffer's lock) and stays *in transit* until it is handed to
+    the collector (or dropped, counted); a flush sends what is buffered, waits for every
+    batch numbered before it to leave transit, and only then asks the collector to sync,
+    so its question queues behind them. Nobody holds a buffer's lock while waiting for
+    room in the backlog, so a sender held up by back-pressure delays no other thread.
+
+    A buffer whose thread has ended is sent once more and then forgotten.
+    """
 
     def __init__(self, collector: pykka.ActorRef[MetricsCollector], backlog: Backlog, options: MetricsOptions) -> None:
         self.collector = collector
         self.backlog = backlog
         self.options = options
         self._local = threading.local()
-        self._buffers: list[_Buffer] = []
+        self._buffers: dict[_Buffer, weakref.ref[_Owner]] = {}
+        """Every thread's buffer, with a weak reference to its thread's `_Owner`."""
         self._buffers_lock = threading.Lock()
+        self._transit = threading.Condition()
+        self._batches = 0
+        """Batches numbered so far; the next batch taken from a buffer gets this number."""
+        self._in_transit: set[int] = set()
+        """Numbers of the batches taken from a buffer and not yet handed to the collector."""
         self._closed = False
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_periodically, name="actorlog-metrics-flush", daemon=True)
@@ -202,8 +272,8 @@ class Recorder:
 
     def record(self, kind: MeasurementKind, name: str, value: float, tags: dict[str, str] | None, ok: bool = True) -> None:
         """Buffer one measurement taken now; raises `ValueError` for a name or value the log cannot hold."""
-        if type(name) is not str or not name:
-            raise ValueError(f"a metric name must be a non-empty str, got {name!r}")
+        if type(name) is not str or not name or not name.isascii() and not _encodes(name):
+            raise ValueError(name_problem(name))
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ValueError(f"measurement {name!r}: value must be a finite number, got {value!r}")
         check_tags(name, tags)
@@ -216,33 +286,93 @@ class Recorder:
         if full:
             self._send(buffer)
 
+    def record_checked(self, kind: MeasurementKind, name: str, value: float, tags: dict[str, str], ok: bool) -> None:
+        """`record` for callers that have checked ``name`` and ``tags`` already (`check_name`,
+        `check_tags`) and pass a finite float: the monitor's timed functions, on every call."""
+        buffer: _Buffer | None = getattr(self._local, "buffer", None)
+        if buffer is None:
+            buffer = self._new_buffer()
+        with buffer.lock:
+            buffer.items.append((kind, name, value, tags, time.time(), ok))
+            full = len(buffer.items) >= self.options.buffer_size
+        if full:
+            self._send(buffer)
+
     def _new_buffer(self) -> _Buffer:
-        buffer = _Buffer()
+        buffer, owner = _Buffer(), _Owner()
         self._local.buffer = buffer
+        self._local.owner = owner
         with self._buffers_lock:
-            self._buffers.append(buffer)
+            self._buffers[buffer] = weakref.ref(owner)
         return buffer
 
     def _send(self, buffer: _Buffer) -> None:
         with buffer.lock:
-            items, buffer.items = buffer.items, []
-        if items and self.backlog.reserve(len(items)):
-            try:
-                self.collector.tell(Measurements(items=items))
-            except pykka.ActorDeadError:
-                self.backlog.release(len(items))
+            items = buffer.items
+            if not items:
+                return
+            buffer.items = []
+            with self._transit:  # numbered before the buffer is unlocked: a flush that finds it empty waits for it
+                number = self._batches
+                self._batches = number + 1
+                self._in_transit.add(number)
+        try:
+            if self.backlog.reserve(len(items)):
+                try:
+                    self.collector.tell(Measurements(items=items))
+                except pykka.ActorDeadError:
+                    self.backlog.release(len(items))
+        finally:
+            with self._transit:
+                self._in_transit.discard(number)
+                self._transit.notify_all()
 
     def send_all(self) -> None:
-        """Send every thread's buffered measurements to the collector now."""
+        """Send every thread's buffered measurements to the collector now, and forget the
+        buffers of threads that have ended."""
         with self._buffers_lock:
-            buffers = list(self._buffers)
-        for buffer in buffers:
+            buffers = list(self._buffers.items())
+        ended: list[_Buffer] = []
+        for buffer, owner in buffers:
+            gone = owner() is None  # looked at before sending: its thread can no longer add to it
             self._send(buffer)
+            if gone:
+                ended.append(buffer)
+        if ended:
+            with self._buffers_lock:
+                for buffer in ended:
+                    self._buffers.pop(buffer, None)  # a concurrent send_all may have forgotten it too
 
     def flush(self, timeout: float | None = None) -> None:
-        """Deliver every buffered measurement to the collector and wait until it has recorded them."""
+        """Deliver every measurement any thread recorded before this call to the collector,
+        and wait until it has recorded them (appended them to the store)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         self.send_all()
-        self.collector.ask(Sync(), block=True, timeout=timeout)
+        with self._transit:
+            horizon = self._batches
+            if not self._transit.wait_for(lambda: all(n >= horizon for n in self._in_transit), timeout):
+                raise TimeoutError(
+                    f"measurements were still waiting for room in the metrics backlog after {timeout} s"
+                )
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            self.collector.ask(Sync(), block=True, timeout=remaining)
+        except pykka.Timeout:  # never pykka's own exception for the user: a TimeoutError
+            raise TimeoutError(f"the metrics collector had not recorded every measurement after {timeout} s") from None
+
+    def statistics(self) -> RecorderStatistics:
+        """How many buffers are held, and how many measurements wait in them, in transit and at the collector."""
+        with self._buffers_lock:
+            buffers = list(self._buffers)
+        buffered = 0
+        for buffer in buffers:
+            with buffer.lock:
+                buffered += len(buffer.items)
+        with self._transit:
+            in_transit = len(self._in_transit)
+        return RecorderStatistics(
+            buffers=len(buffers), buffered=buffered, in_transit=in_transit, pending=self.backlog.pending
+        )
 
     def _flush_periodically(self) -> None:
         while not self._stop.wait(self.options.flush_interval):

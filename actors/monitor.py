@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
 
-from actorlog.actors.metrics import Recorder, check_tags
+from actorlog.actors.metrics import Recorder, RecorderStatistics, check_name, check_tags
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -53,6 +53,11 @@ class MetricsClient:
     def observe(self, name: str, value: float, tags: Mapping[str, str] | None = None) -> None:
         """Record ``value`` in histogram ``name``."""
         self._recorder.record("histogram", name, value, dict(tags) if tags else None)
+
+    def statistics(self) -> RecorderStatistics:
+        """The measurements on their way to the log: per-thread buffers held, measurements
+        buffered in them, batches in transit and measurements pending at the collector."""
+        return self._recorder.statistics()
 
 
 class Operation:
@@ -95,8 +100,7 @@ class PerformanceMonitor:
 
     def start(self, name: str, *, tags: Mapping[str, str] | None = None) -> Operation:
         """Start timing an operation; pass what this returns to `end`."""
-        if type(name) is not str or not name:
-            raise ValueError(f"an operation name must be a non-empty str, got {name!r}")
+        check_name(name, "an operation name")
         check_tags(name, tags)
         return Operation(name, dict(tags) if tags else None)
 
@@ -132,9 +136,10 @@ class PerformanceMonitor:
         return lambda function: self._wrap(function, name or _qualname(function), tags)
 
     def _wrap(self, function: Callable[..., Any], name: str, tags: Mapping[str, str] | None) -> Callable[..., Any]:
+        check_name(name, "an operation name")
         check_tags(name, tags)
-        tag_dict = dict(tags) if tags else None
-        record = self._recorder.record
+        tag_dict: dict[str, str] = dict(tags) if tags else {}
+        record = self._recorder.record_checked  # name and tags are checked once, here; durations are finite
         clock = time.perf_counter
         if inspect.iscoroutinefunction(function):
 

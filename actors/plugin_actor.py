@@ -30,6 +30,7 @@ from actorlog.actors.plugin import Health, Plugin
 from actorlog.actors.protocol import Control, Delivery, ReportFailure, StartFailed, Where
 from actorlog.actors.router import PluginEntry, Router
 from actorlog.actors.failures import record_failure
+from actorlog.actors.tracebacks import fit_texts, safe_str
 from actorlog.events import EncodeError, MessageReceived, MessageRefused, PluginHealthChecked, tag_of
 from actorlog.store import Ticket
 
@@ -292,18 +293,19 @@ class PluginActor(pykka.ThreadingActor):
             outcome = self.instance.health_check()
             health = outcome if isinstance(outcome, Health) else Health(bool(outcome))
         except BaseException as exc:  # noqa: BLE001 - a raising check is a failure
-            health = Health(False, f"health check raised {qualified_name(exc)}: {exc}")
-            self.store.append(
-                PluginHealthChecked(plugin=entry.name, healthy=False, detail=health.detail), actor=entry.name
-            )
+            health = Health(False, f"health check raised {qualified_name(exc)}: {safe_str(exc)}")
+            self.store.append(self._health_event(health), actor=entry.name)
             self._failed(exc, "health", correlation or None, None)
             return health
-        self.store.append(
-            PluginHealthChecked(plugin=entry.name, healthy=health.healthy, detail=health.detail), actor=entry.name
-        )
+        self.store.append(self._health_event(health), actor=entry.name)
         if not health.healthy:
             self._failed(UnhealthyError(entry.name, health.detail), "health", correlation or None, None)
         return health
+
+    def _health_event(self, health: Health) -> PluginHealthChecked:
+        """The ``plugin.health_checked`` event of ``health``, its detail cut to fit the log."""
+        event = PluginHealthChecked(plugin=self.entry.name, healthy=health.healthy, detail=health.detail)
+        return fit_texts(event, ("detail",), self.store.max_payload_bytes)[0]
 
 
 _decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}

@@ -32,6 +32,7 @@ from actorlog.actors.error_policy import Decision
 from actorlog.actors.error_policy import qualified_name
 from actorlog.actors.failures import record_failure
 from actorlog.actors.protocol import ReportFailure
+from actorlog.actors.tracebacks import fit_texts, safe_str
 from actorlog.events import RetryScheduled, TaskGaveUp, TaskSucceeded
 
 if TYPE_CHECKING:
@@ -211,7 +212,10 @@ class _Run:
             return decision.delay
         self.history.append(Attempt(self.attempt, qualified_name(exc), str(exc), None))
         store.append(
-            TaskGaveUp(task=self.task, attempts=self.attempt, exc_type=qualified_name(exc), message=str(exc)),
+            fit_texts(
+                TaskGaveUp(task=self.task, attempts=self.attempt, exc_type=qualified_name(exc), message=safe_str(exc)),
+                ("message",), store.max_payload_bytes,
+            )[0],
             actor=retrying.caller, correlation=self.correlation,
         )
         exc.attempts = tuple(self.history)  # type: ignore[attr-defined]

@@ -25,6 +25,7 @@ from actorlog.actors.graph import dependents_of, start_order
 from actorlog.actors.error_policy import qualified_name
 from actorlog.actors.protocol import CarryOut, Control, ReportFailure, StartFailed
 from actorlog.actors.router import PluginEntry, Router
+from actorlog.actors.tracebacks import fit_texts, safe_str
 from actorlog.store import StoreError
 from actorlog.events import (
     Escalated,
@@ -120,7 +121,10 @@ class Supervisor(pykka.ThreadingActor):
             except BaseException as failure:  # noqa: BLE001 - becomes a StartError after cleanup
                 exc = failure.original if isinstance(failure, StartFailed) else failure
                 self.store.append(
-                    PluginFailed(plugin=name, reason=f"on_start raised: {exc}", exc_type=qualified_name(exc)),
+                    fit_texts(
+                        PluginFailed(plugin=name, reason=f"on_start raised: {safe_str(exc)}", exc_type=qualified_name(exc)),
+                        ("reason",), self.store.max_payload_bytes,
+                    )[0],
                     actor=ACTOR,
                 )
                 unstarted = order[index + 1 :]
@@ -276,7 +280,13 @@ class Supervisor(pykka.ThreadingActor):
             except BaseException as failure:  # noqa: BLE001 - a failed restart is a new failure to decide on
                 exc = failure.original if isinstance(failure, StartFailed) else failure
                 self.store.append(
-                    PluginFailed(plugin=name, reason=f"on_start raised during restart: {exc}", exc_type=qualified_name(exc)),
+                    fit_texts(
+                        PluginFailed(
+                            plugin=name, reason=f"on_start raised during restart: {safe_str(exc)}",
+                            exc_type=qualified_name(exc),
+                        ),
+                        ("reason",), self.store.max_payload_bytes,
+                    )[0],
                     actor=ACTOR, correlation=correlation,
                 )
                 self.router.report(

@@ -110,6 +110,8 @@ class FailureRaised(Event, tag="failure.raised", frozen=True):
 
     ``exc_type`` is the exception's qualified type (``module.QualName``);
     ``trigger_seq`` is the seq of the ``message.received`` event that caused it, if any.
+    ``truncated`` is True when ``message`` or ``traceback`` was too long to keep whole
+    and was cut in the middle (a marker in the text says how many characters).
     """
 
     plugin: str
@@ -118,13 +120,15 @@ class FailureRaised(Event, tag="failure.raised", frozen=True):
     traceback: str
     severity: Severity | None = None
     trigger_seq: int | None = None
+    truncated: bool = False
 
 
 class FailureAssessed(Event, tag="failure.assessed", frozen=True):
     """The error handler's assessment of one failure: what failed, how badly, and when.
 
     Self-contained, so error statistics are a fold over these events alone.
-    ``failure_seq`` is the seq of the ``failure.raised`` event it assesses.
+    ``failure_seq`` is the seq of the ``failure.raised`` event it assesses; ``truncated``
+    is True when ``message`` was cut in the middle, as in ``failure.raised``.
     """
 
     plugin: str
@@ -133,6 +137,7 @@ class FailureAssessed(Event, tag="failure.assessed", frozen=True):
     severity: Severity
     failed_at: float
     failure_seq: int | None = None
+    truncated: bool = False
 
 
 class RecoveryDecided(Event, tag="recovery.decided", frozen=True):

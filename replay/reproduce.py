@@ -20,7 +20,7 @@ from actorlog.actors.clock import RecordedClock
 from actorlog.actors.error_policy import qualified_name
 from actorlog.actors.loading import load_plugin_class
 from actorlog.actors.plugin import Plugin, handlers_of
-from actorlog.actors.tracebacks import format_traceback
+from actorlog.actors.tracebacks import format_traceback, is_cut_of
 from actorlog.events import ActorlogError, FailureRaised, MessageReceived, PluginRegistered, TypeRegistry
 from actorlog.store import EventRecord, EventStore
 
@@ -245,7 +245,7 @@ def _reproduce(store: EventStore, failure_seq: int) -> Reproduction:
     same = (
         bool(outcome)
         and outcome["exc_type"] == failure.exc_type
-        and outcome["message"] == failure.message
+        and is_cut_of(failure.message, outcome["message"])  # the log may hold a long message cut in the middle
         and outcome["failed_at_seq"] == failure.trigger_seq
     )
     if outcome and not same:
@@ -281,7 +281,7 @@ def _difference(outcome: dict[str, Any], failure: FailureRaised) -> str:
     parts = []
     if outcome["exc_type"] != failure.exc_type:
         parts.append(f"raised {outcome['exc_type']} instead of {failure.exc_type}")
-    if outcome["message"] != failure.message:
+    if not is_cut_of(failure.message, outcome["message"]):
         parts.append(f"message {outcome['message']!r} instead of {failure.message!r}")
     if outcome["failed_at_seq"] != failure.trigger_seq:
         parts.append(f"at message seq {outcome['failed_at_seq']} instead of {failure.trigger_seq}")
