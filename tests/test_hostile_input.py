@@ -507,6 +507,7 @@ def test_garbage_snapshots_are_skipped_never_misread(base_log: Path, tmp_path: P
         take_snapshot(store)  # creates the table
     conn = sqlite3.connect(path, isolation_level=None)
     try:
+        conn.execute("DROP TRIGGER snapshots_no_delete")  # the snapshots table is append-only too
         conn.execute("DELETE FROM snapshots")
         conn.executemany(
             "INSERT INTO snapshots (projection, version, position, run, created_at, state) VALUES ('statistics', ?, ?, ?, 0, ?)",
