@@ -254,13 +254,38 @@ def user_tables(db: sqlite_utils.Database) -> list[str]:
     return [name for name in db.table_names() if not name.startswith("sqlite_")]
 
 
+def is_empty(db: sqlite_utils.Database) -> bool:
+    """Whether the database holds nothing at all: no table, view, index or trigger, and no
+    ``user_version`` or ``application_id`` another application set. Only such a file (or a
+    new one) may become an event log."""
+    if db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+        return False
+    return not db.execute("PRAGMA user_version").fetchone()[0] and not db.execute("PRAGMA application_id").fetchone()[0]
+
+
+def _contents(db: sqlite_utils.Database) -> str:
+    """What a foreign database holds, briefly: "tables: a, b", "views: v", "user_version 7"."""
+    by_type: dict[str, list[str]] = {}
+    for kind, name in db.execute("SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY rowid"):
+        by_type.setdefault(str(kind), []).append(str(name))
+    parts = [f"{kind}s: {', '.join(repr(n) if not n.isidentifier() else n for n in names[:10])}"
+             + (", ..." if len(names) > 10 else "") for kind, names in by_type.items()]
+    if not by_type.get("table"):
+        parts.insert(0, "tables: none")
+    for pragma in ("user_version", "application_id"):
+        value = db.execute(f"PRAGMA {pragma}").fetchone()[0]
+        if value:
+            parts.append(f"{pragma} {value}")
+    return "; ".join(parts)
+
+
 def check_schema(db: sqlite_utils.Database, path: Path) -> None:
     """Refuse an SQLite file that is not an actorlog log, or one from a newer schema."""
     tables = user_tables(db)
     if "meta" not in tables or "events" not in tables:
         raise NotAnEventLogError(
             f"{str(path)!r} is an SQLite database but not an actorlog event log "
-            f"(tables: {', '.join(tables) or 'none'}); pass a new path to create a log"
+            f"({_contents(db)}); actorlog writes its schema only into a new or empty file: pass a new path to create a log"
         )
     meta = {row["key"]: row["value"] for row in db["meta"].rows}
     if meta.get("format") != FORMAT_NAME:
@@ -342,9 +367,33 @@ def open_database(path: Path, *, readonly: bool, busy_timeout: float) -> sqlite_
     return db
 
 
+def check_log_file(path: Path, *, busy_timeout: float = 5.0) -> None:
+    """Refuse what `open_database` would refuse for writing, without creating or changing anything.
+
+    For a command that has something to say before it opens the log (``actorlog demo``
+    prints a header): a path that is no regular file, a file that is not SQLite, a
+    database of another application, a log of a newer schema. A new path, an empty file
+    and an existing log pass.
+    """
+    if not check_path(path, readonly=False) or path.stat().st_size == 0:
+        return
+    conn = connect(path, readonly=True, busy_timeout=busy_timeout)
+    try:
+        db = sqlite_utils.Database(conn)
+        try:
+            if not is_empty(db):
+                check_schema(db, path)
+        except sqlite3.OperationalError as exc:
+            raise read_error(path, exc, "reading its schema") from None
+        except sqlite3.DatabaseError as exc:
+            raise NotAnEventLogError(f"{str(path)!r} cannot be read as an SQLite database: {exc}") from None
+    finally:
+        conn.close()
+
+
 def _prepare(db: sqlite_utils.Database, path: Path, *, readonly: bool) -> None:
     try:
-        empty = not user_tables(db)
+        empty = is_empty(db)
     except sqlite3.OperationalError:
         raise
     except sqlite3.DatabaseError as exc:
@@ -356,7 +405,7 @@ def _prepare(db: sqlite_utils.Database, path: Path, *, readonly: bool) -> None:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("BEGIN IMMEDIATE")
     try:
-        if not user_tables(db):  # another process may have created it meanwhile
+        if is_empty(db):  # another process may have created it meanwhile
             create_schema(db)
         db.execute("COMMIT")
     except BaseException:
