@@ -69,3 +69,11 @@ def read_error(path: str | os.PathLike[str], exc: sqlite3.Error, doing: str) -> 
         error = StoreReadError(f"event log {str(path)!r} could not be read while {doing}: {message}")
     error.__cause__ = exc
     return error
+
+
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other unprintable characters escaped as repr does: an error
+    message about a name holding a line break is still one line."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
