@@ -114,6 +114,7 @@ class ActorSystem:
         self._lock = threading.RLock()
         self._stopped = False
         self._started = False
+        self._failed_start: str | None = None
         self._health_tick = health_tick
         self._health_stop = threading.Event()
         self._health_thread: threading.Thread | None = None
@@ -237,8 +238,12 @@ class ActorSystem:
         started, everything started is stopped, and `StartError` says which and why.
         """
         self._check_running()
-        self._validate()
-        order: list[str] = self._supervisor.ask(StartPlugins(), block=True)
+        try:
+            self._validate()
+            order: list[str] = self._supervisor.ask(StartPlugins(), block=True)
+        except Exception as exc:
+            self._failed_start = f"the start failed: {exc}"  # the run is then recorded as not clean
+            raise
         self._started = True
         self._start_health_checks()
         return order
@@ -294,9 +299,8 @@ class ActorSystem:
             self._router.stopped = SystemStoppedError("stop() was called")
         _running.discard(self)
         if self.store.failure is None:
-            self.store.append(
-                RunStopped(reason=str(escalation) if escalation else "normal", clean=escalation is None), actor=ACTOR
-            )
+            failure = str(escalation) if escalation else self._failed_start
+            self.store.append(RunStopped(reason=failure or "normal", clean=failure is None), actor=ACTOR)
         if self._owns_store:
             self.store.close()
         else:
