@@ -52,6 +52,12 @@ class StoreReadError(StoreError, OSError):
 _DAMAGED = ("malformed", "not a database", "corrupt")
 
 
+def is_damage(error: BaseException) -> bool:
+    """Whether a store error (or the SQLite error it wraps) says the file is damaged."""
+    source = error.__cause__ if isinstance(error.__cause__, sqlite3.Error) else error
+    return any(word in str(source).lower() for word in _DAMAGED)
+
+
 def read_error(path: str | os.PathLike[str], exc: sqlite3.Error, doing: str) -> StoreError:
     """The store error for an SQLite error met while ``doing`` something with the log at ``path``."""
     message = str(exc)
