@@ -8,15 +8,17 @@ Every command but ``snapshot`` opens the log read-only and never changes it. Exi
 from __future__ import annotations
 
 import csv
+import difflib
 import functools
 import json
+import logging
 import os
 import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 import msgspec
@@ -27,7 +29,7 @@ from actorlog.replay.rebuild import rebuild, take_snapshot
 from actorlog.replay.reproduce import reproduce as run_reproduction
 from actorlog.replay.times import format_time, parse_time
 from actorlog.store import EventRecord, EventStore
-from actorlog.store.errors import read_error
+from actorlog.store.errors import one_line, read_error
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,9 +41,67 @@ def _version() -> str:
         return "unknown"
 
 
-def _fail(message: str) -> None:
-    click.echo(f"actorlog: error: {message}", err=True)
+def _fail(message: str) -> NoReturn:
+    click.echo(f"actorlog: error: {one_line(message)}", err=True)
     sys.exit(2)
+
+
+# -- logging -----------------------------------------------------------------------------------
+
+VERBOSE_ENV = "ACTORLOG_VERBOSE"
+"""Set to 1 for the library's full log (debug messages and tracebacks) on stderr, like ``-v``."""
+
+
+class OneLineWarnings(logging.Handler):
+    """The library's warnings and errors as one line each on stderr, without tracebacks.
+
+    A failure that repeats (a full disk reported by every actor that could not write) is
+    shown once. ``-v`` (or ACTORLOG_VERBOSE=1) shows everything in full instead.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.seen: set[str] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+            exc = record.exc_info[1] if record.exc_info else None
+            if exc is not None and str(exc) and str(exc) not in message:
+                message += f": {type(exc).__name__}: {exc}"
+            message = one_line(message.strip())
+            if message in self.seen:
+                return
+            self.seen.add(message)
+            click.echo(f"actorlog: {record.levelname.lower()}: {message}", err=True)
+        except Exception:  # noqa: BLE001 - logging must never raise
+            self.handleError(record)
+
+
+_LOGGERS = ("actorlog", "pykka")
+_installed: list[tuple[logging.Logger, logging.Handler]] = []
+
+
+def configure_logging(verbose: bool) -> None:
+    """Route the library's logging to stderr: one line per warning by default, everything when verbose.
+
+    Without a handler, Python prints every logged traceback (hundreds of lines for one full disk).
+    """
+    handler: logging.Handler
+    if verbose:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"))
+    else:
+        handler = OneLineWarnings()
+    while _installed:  # the command group may run more than once in one process (tests)
+        logger, old = _installed.pop()
+        logger.removeHandler(old)
+    for name in _LOGGERS:
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        if verbose:
+            logger.setLevel(logging.DEBUG)
+        _installed.append((logger, handler))
 
 
 def friendly_errors(command: F) -> F:
@@ -103,12 +163,16 @@ class OneLineErrors(click.Group):
 
 @click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(_version(), prog_name="actorlog")
-def cli() -> None:
+@click.option("-v", "--verbose", is_flag=True, envvar=VERBOSE_ENV,
+              help=f"Show the library's whole log on stderr (debug messages, tracebacks); also {VERBOSE_ENV}=1. "
+                   f"By default each warning is one line.")
+def cli(verbose: bool) -> None:
     """actorlog: an event-sourced actor system with a flight recorder.
 
     Every command that reads a log opens it read-only and never changes it.
     Exit status: 0 success, 1 when the answer is no, 2 on bad input.
     """
+    configure_logging(verbose)
 
 
 # -- stats -----------------------------------------------------------------------------
