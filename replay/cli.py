@@ -379,12 +379,13 @@ def tail(
         raise ValueError(f"--follow streams events one at a time: use --format table or jsonl, not {output}")
     with _open(log) as store:
         filters = dict(run=run, actor=actor, kinds=kinds or None, since=since, until=until, correlation=correlation)
-        newest = _newest(store, lines, filters)
-        _emit([_row(r, _payload(r)) for r in newest], output)
         if not follow:
+            _emit([_row(r, _payload(r)) for r in _newest(store, lines, filters)], output)
             return
-        after = max([r.seq for r in newest], default=store.last_seq())
-        try:
+        try:  # Ctrl-C is how --follow ends, also while the first screen is printed: exit status 0
+            newest = _newest(store, lines, filters)
+            _emit([_row(r, _payload(r)) for r in newest], output)
+            after = max([r.seq for r in newest], default=store.last_seq())
             while True:
                 time.sleep(interval)
                 fresh = list(store.events(from_seq=after + 1, lenient=True, **filters))  # type: ignore[arg-type]
