@@ -426,22 +426,46 @@ def runs(log: str, as_json: bool) -> None:
                 """SELECT run, min(ts), max(ts), count(*),
                           sum(kind = 'failure.raised'), sum(kind = 'escalated'),
                           max(CASE WHEN kind = 'run.stopped' AND json_valid(payload)
-                                   THEN json_extract(payload, '$.clean') END)
+                                   THEN json_extract(payload, '$.clean') END),
+                          max(CASE WHEN kind = 'run.stopped' AND json_valid(payload)
+                                   THEN json_extract(payload, '$.reason') END)
                    FROM events GROUP BY run ORDER BY min(seq)"""
             ).fetchall()
         except sqlite3.Error as exc:
             raise read_error(log, exc, "listing its runs") from None
-    result = [
-        {"run": str(run), "start": _seconds(start), "end": _seconds(end), "events": events, "failures": failures or 0,
-         "escalations": escalations or 0, "stopped": None if clean is None else ("clean" if clean else "escalated")}
-        for run, start, end, events, failures, escalations, clean in rows
-    ]
+    result: list[dict[str, Any]] = []
+    for run, start, end, events, failures, escalations, clean, reason in rows:
+        stopped = _stopped(clean, escalations)
+        result.append({
+            "run": str(run), "start": _seconds(start), "end": _seconds(end), "events": events,
+            "failures": failures or 0, "escalations": escalations or 0, "stopped": stopped,
+        })
+        if stopped in ("escalated", "failed"):  # why it did not stop cleanly
+            result[-1]["reason"] = None if reason is None else str(reason)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
     table = [[r["run"], _time_or_unknown(r["start"]), _time_or_unknown(r["end"]), r["events"], r["failures"],
-              r["stopped"] or "still running or killed"] for r in result]
+              _stop_text(r)] for r in result]
     click.echo(tabulate(table, headers=["run", "start", "end", "events", "failures", "stopped"]) if table else "no runs")
+
+
+def _stopped(clean: object, escalations: int | None) -> str | None:
+    """How a run stopped: "clean", "escalated", "failed" (not clean without an escalation: a
+    start that failed), or None while it has not stopped (still running, or killed)."""
+    if clean is None:
+        return None
+    if clean:
+        return "clean"
+    return "escalated" if escalations else "failed"
+
+
+def _stop_text(run: dict[str, Any]) -> str:
+    if run["stopped"] is None:
+        return "still running or killed"
+    if run["stopped"] == "failed":
+        return one_line(_clip(f"not clean: {run['reason'] or 'no reason recorded'}", 70))
+    return str(run["stopped"])
 
 
 def _time_or_unknown(value: float | None) -> str:
