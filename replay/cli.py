@@ -569,14 +569,31 @@ def snapshot(log: str, run: str | None, as_json: bool) -> None:
     Example:
       actorlog snapshot app.db
     """
-    with EventStore.open_readonly(log):
-        pass  # refuse a missing or foreign file before opening it for writing
+    with EventStore.open_readonly(log) as reader:  # refuse a missing or foreign file before opening it for writing
+        if run is not None:
+            _check_run(reader, run)
     with EventStore(log) as store:
         position = take_snapshot(store, run=run)
     if as_json:
         click.echo(json.dumps({"position": position, "run": run}))
     else:
         click.echo(f"snapshot stored at seq {position}" + (f" for run {run}" if run else ""))
+
+
+def _check_run(store: EventStore, run: str) -> None:
+    """Refuse a run the log does not hold, naming those it does (and the closest)."""
+    try:
+        if store.db.execute("SELECT 1 FROM events WHERE run = ? LIMIT 1", [run]).fetchone():
+            return
+        runs = [str(row[0]) for row in store.db.execute("SELECT run FROM events GROUP BY run ORDER BY min(seq)")]
+    except sqlite3.Error as exc:
+        raise read_error(store.path, exc, "listing its runs") from None
+    close = difflib.get_close_matches(run, runs, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    listing = ", ".join(map(repr, runs[-10:])) + (f" (and {len(runs) - 10} older)" if len(runs) > 10 else "")
+    raise ValueError(
+        f"event log {str(store.path)!r} has no run {run!r}{hint} (runs: {listing or 'none'}; see `actorlog runs LOG`)"
+    )
 
 
 from actorlog.replay import app_commands as _app_commands  # noqa: E402, F401 - adds `demo` and `run` to the group
