@@ -72,6 +72,8 @@ class OneLineWarnings(logging.Handler):
             message = one_line(message.strip())
             if message in self.seen:
                 return
+            if len(self.seen) >= 10_000:  # a long `actorlog run`: memory stays bounded
+                self.seen.clear()
             self.seen.add(message)
             click.echo(f"actorlog: {record.levelname.lower()}: {message}", err=True)
         except Exception:  # noqa: BLE001 - logging must never raise
