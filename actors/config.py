@@ -298,7 +298,9 @@ def _exception_type(path: Path, name: str) -> type[BaseException]:
     except RegistrationError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - a module __getattr__ that raises
-        raise ConfigError(f"{where}: looking up {name!r} failed: {describe_exception(exc)}") from None
+        raise ConfigError(
+            f"{where}: looking up {qualname!r} in module {module_name!r} failed: {describe_exception(exc)}"
+        ) from None
     if not (isinstance(found, type) and issubclass(found, BaseException)):
         raise ConfigError(
             f"{where}: {name!r} is not an exception type (use a qualified name, e.g. builtins.ConnectionError)"
