@@ -53,7 +53,8 @@ VERBOSE_ENV = "ACTORLOG_VERBOSE"
 
 
 class OneLineWarnings(logging.Handler):
-    """The library's warnings and errors as one line each on stderr, without tracebacks.
+    """The library's warnings and errors as one ``actorlog: warning:`` line each on stderr,
+    without tracebacks (``actorlog: error:`` stays the command's own final line).
 
     A failure that repeats (a full disk reported by every actor that could not write) is
     shown once. ``-v`` (or ACTORLOG_VERBOSE=1) shows everything in full instead.
@@ -75,7 +76,7 @@ class OneLineWarnings(logging.Handler):
             if len(self.seen) >= 10_000:  # a long `actorlog run`: memory stays bounded
                 self.seen.clear()
             self.seen.add(message)
-            click.echo(f"actorlog: {record.levelname.lower()}: {message}", err=True)
+            click.echo(f"actorlog: warning: {message}", err=True)  # "actorlog: error:" is the command's own last word
         except Exception:  # noqa: BLE001 - logging must never raise
             self.handleError(record)
 
