@@ -30,7 +30,7 @@ the file and the key. Plugins are registered in the order the file lists them.
 from __future__ import annotations
 
 import builtins
-import importlib
+import json
 import os
 import re
 import tomllib
@@ -42,11 +42,13 @@ import msgspec
 from actorlog.actors.error_policy import ErrorPolicy
 from actorlog.actors.errors import ConfigError, DependencyError, RegistrationError
 from actorlog.actors.graph import start_order, unmet_requirement
-from actorlog.actors.loading import load_plugin_class
+from actorlog.actors.loading import describe_exception, import_module, load_plugin_class
 from actorlog.actors.metrics import MetricsOptions
 from actorlog.actors.plugin import Plugin, handlers_of
 from actorlog.actors.supervisor import RestartPolicy
 from actorlog.actors.system import RESERVED_NAMES, ActorSystem
+from actorlog.store.errors import one_line
+from actorlog.store.schema import check_regular_file
 from actorlog.events import Message, RecoveryAction, Severity
 
 __all__ = [
@@ -59,10 +61,12 @@ __all__ = [
     "SystemConfig",
     "build_system",
     "load_config",
+    "toml_key",
 ]
 
 Positive = Annotated[int, msgspec.Meta(ge=1)]
-Seconds = Annotated[float, msgspec.Meta(gt=0)]
+Seconds = Annotated[float, msgspec.Meta(gt=0, le=31_536_000)]
+"""A duration in seconds: positive and finite, at most a year (``inf`` and ``1e308`` are refused)."""
 
 
 class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -152,8 +156,29 @@ class LoadedConfig(msgspec.Struct, frozen=True):
 
 
 def load_config(path: str | os.PathLike[str]) -> LoadedConfig:
-    """Read, decode and check a config file; `ConfigError` names the file, the key and the problem."""
+    """Read, decode and check a config file; `ConfigError` names the file, the key and the problem.
+
+    Everything that can be checked without opening the log or starting a plugin is:
+    the file's shape and types, plugin names, classes (imported, with their handlers),
+    each plugin's own config (its class's `Plugin.validate_config`), dependencies and
+    version requirements, exception types, and the ``[[send]]`` messages.
+    """
     path = Path(path)
+    try:
+        return _load(path)
+    except RecursionError:
+        raise ConfigError(
+            f"{path}: the config file is nested too deeply to read (arrays or tables inside one another "
+            f"hundreds of levels deep); flatten it"
+        ) from None
+
+
+def _load(path: Path) -> LoadedConfig:
+    try:
+        if not check_regular_file(path, "a config file"):
+            raise ConfigError(f"{path}: no such config file")
+    except ValueError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -172,7 +197,7 @@ def load_config(path: str | os.PathLike[str]) -> LoadedConfig:
             try:
                 msgspec.convert(value, entry_type)
             except msgspec.ValidationError as exc:
-                raise ConfigError(f"{path}: {_describe(str(exc), f'{section}.{_key(name)}')}") from None
+                raise ConfigError(f"{path}: {_describe(str(exc), f'{section}.{toml_key(name)}')}") from None
     try:
         config = msgspec.convert(data, SystemConfig)
     except msgspec.ValidationError as exc:
@@ -183,38 +208,51 @@ def load_config(path: str | os.PathLike[str]) -> LoadedConfig:
     return LoadedConfig(path, config, severities, _messages(path, config))
 
 
-def _key(name: str) -> str:
+def toml_key(name: str) -> str:
     """A TOML key as written in a dotted path: bare when it can be, else quoted."""
-    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else f'"{name}"'
+    return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else json.dumps(name)
 
 
 def _describe(problem: str, prefix: str = "") -> str:
-    """msgspec's "... - at `$.plugins.llm`" as "... (at key `plugins.llm`)"."""
+    """msgspec's "... - at `$.plugins.llm`" as "... (at key `plugins.llm`)", on one line."""
     located = re.match(r"(.*?)(?: - at `\$\.?(.*)`)?$", problem, re.DOTALL)
     assert located is not None  # the pattern matches any text
     text, where = located.group(1), located.group(2) or ""
-    text = re.sub(r"Object contains unknown field `(.+)`", r"unknown key `\1`", text)
+    text = re.sub(r"Object contains unknown field `(.+)`", r"unknown key `\1`", text, flags=re.DOTALL)
     where = ".".join(part for part in (prefix, where.replace("class_", "class")) if part)
-    return f"{text} (at key `{where}`)" if where else text
+    return one_line(f"{text} (at key `{where}`)" if where else text)
 
 
 def _check(path: Path, config: SystemConfig) -> dict[type[BaseException], Severity]:
     classes: dict[str, type[Plugin]] = {}
     for name, plugin in config.plugins.items():
+        where = f"{path}: key `plugins.{toml_key(name)}"
+        if not name:
+            raise ConfigError(f"{where}`: a plugin needs a name; write [plugins.NAME] with a non-empty NAME")
+        if not name.isprintable():
+            raise ConfigError(
+                f"{where}`: plugin name {name!r} holds a line break or another unprintable character; "
+                f"choose a name without one"
+            )
         if name in RESERVED_NAMES:
             raise ConfigError(
-                f"{path}: key `plugins.{_key(name)}`: {name!r} is reserved; choose another plugin name "
+                f"{where}`: {name!r} is reserved; choose another plugin name "
                 f"(reserved: {', '.join(sorted(RESERVED_NAMES))})"
             )
         try:
-            classes[name] = load_plugin_class(plugin.class_)
+            cls = classes[name] = load_plugin_class(plugin.class_)
+            handlers_of(cls)
         except RegistrationError as exc:
-            raise ConfigError(f"{path}: key `plugins.{_key(name)}.class`: {exc}") from None
+            raise ConfigError(f"{where}.class`: {one_line(str(exc))}") from None
+        try:
+            cls.validate_config(plugin.config)
+        except Exception as exc:  # noqa: BLE001 - whatever the plugin's own check raises is the answer
+            raise ConfigError(f"{where}.config`: {describe_exception(exc)}") from None
         for dep in plugin.depends_on or ():
             if dep not in config.plugins:
                 raise ConfigError(
-                    f"{path}: key `plugins.{name}.depends_on`: {dep!r} is not a plugin of this file "
-                    f"(plugins: {', '.join(config.plugins)})"
+                    f"{path}: key `plugins.{toml_key(name)}.depends_on`: {dep!r} is not a plugin of this file "
+                    f"(plugins: {', '.join(map(repr, config.plugins))})"
                 )
     for index, send in enumerate(config.send):
         if send.to not in config.plugins:
@@ -232,7 +270,12 @@ def _check(path: Path, config: SystemConfig) -> dict[type[BaseException], Severi
         for dep, spec in requires.items():
             problem = unmet_requirement(name, dep, spec, depends_on[name], classes.get(dep))
             if problem:
-                raise ConfigError(f"{path}: key `plugins.{_key(name)}.requires`: {problem}")
+                raise ConfigError(f"{path}: key `plugins.{toml_key(name)}.requires`: {problem}")
+    for field, value in msgspec.structs.asdict(config.metrics).items():
+        try:
+            MetricsOptions(**{field: value})
+        except ValueError as exc:
+            raise ConfigError(f"{path}: key `metrics.{field}`: {exc}") from None
     severities: dict[type[BaseException], Severity] = {}
     for type_name, severity in config.errors.severities.items():
         severities[_exception_type(path, type_name)] = severity
@@ -242,15 +285,26 @@ def _check(path: Path, config: SystemConfig) -> dict[type[BaseException], Severi
 
 
 def _exception_type(path: Path, name: str) -> type[BaseException]:
-    where = f"{path}: key `errors.severities.\"{name}\"`"
-    module_name, _, qualname = name.replace(":", ".").rpartition(".")
+    where = f"{path}: key `errors.severities.{toml_key(name)}`"
+    if ":" in name:
+        module_name, _, qualname = name.partition(":")
+    else:
+        module_name, _, qualname = name.rpartition(".")
     try:
-        owner: Any = importlib.import_module(module_name) if module_name else builtins
-    except ImportError as exc:
-        raise ConfigError(f"{where}: cannot import module {module_name!r} ({exc})") from None
-    found = getattr(owner, qualname, None)
+        owner: Any = import_module(module_name, f"exception type {name!r}") if module_name else builtins
+        found = owner
+        for part in qualname.split("."):
+            found = getattr(found, part, None)
+    except RegistrationError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - a module __getattr__ that raises
+        raise ConfigError(
+            f"{where}: looking up {qualname!r} in module {module_name!r} failed: {describe_exception(exc)}"
+        ) from None
     if not (isinstance(found, type) and issubclass(found, BaseException)):
-        raise ConfigError(f"{where}: {name!r} is not an exception type (use a qualified name, e.g. builtins.ConnectionError)")
+        raise ConfigError(
+            f"{where}: {name!r} is not an exception type (use a qualified name, e.g. builtins.ConnectionError)"
+        )
     return found
 
 
@@ -295,7 +349,7 @@ def _messages(path: Path, config: SystemConfig) -> list[tuple[str, Message]]:
         unknown = sorted(set(send.message) - set(cls.__struct_fields__))
         if unknown:
             raise ConfigError(
-                f"{path}: key `send[{index}].message.{_key(unknown[0])}`: {send.type} has no field {unknown[0]!r} "
+                f"{path}: key `send[{index}].message.{toml_key(unknown[0])}`: {send.type} has no field {unknown[0]!r} "
                 f"(fields: {', '.join(cls.__struct_fields__)})"
             )
         try:

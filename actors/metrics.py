@@ -54,10 +54,18 @@ class MetricsOptions(msgspec.Struct, frozen=True, kw_only=True):
     """Seconds between background sends of partly filled buffers."""
 
     def __post_init__(self) -> None:
-        if self.max_history < 1 or self.max_pending < 1 or self.buffer_size < 1 or self.flush_interval <= 0:
-            raise ValueError(f"invalid metrics options {self!r}: sizes must be >= 1 and flush_interval > 0")
+        for name in ("max_history", "max_pending", "buffer_size"):
+            value = getattr(self, name)
+            if type(value) is not int or value < 1:
+                raise ValueError(f"metrics option {name} must be a positive int, got {value!r}")
+        interval = self.flush_interval
+        if type(interval) not in (int, float) or not 0 < interval <= 3600:  # NaN fails both comparisons
+            raise ValueError(
+                f"metrics option flush_interval must be a number of seconds above 0 and at most 3600 "
+                f"(buffered measurements are sent at least that often), got {interval!r}"
+            )
         if self.overload not in ("block", "sample"):
-            raise ValueError(f"overload must be 'block' or 'sample', got {self.overload!r}")
+            raise ValueError(f"metrics option overload must be 'block' or 'sample', got {self.overload!r}")
 
 
 class Measurements(Message, tag="actorlog.metrics.measurements", frozen=True):

@@ -93,6 +93,19 @@ class Plugin:
     health_interval: ClassVar[float | None] = None
     max_inbox: ClassVar[int] = 10_000
 
+    @classmethod
+    def validate_config(cls, config: Mapping[str, Any]) -> None:
+        """Check a config for this plugin without starting it; raise (a `ValueError`, say)
+        naming the key at fault.
+
+        Config files are checked with it before the log is opened (``actorlog run``,
+        ``actorlog run --check``), so a config the plugin would reject at start is refused
+        before anything is written. Decode the config with the same function `on_start`
+        uses (a msgspec struct, say); leave out what depends on the host it runs on (files,
+        users, environment variables, the network), which `on_start` checks. The default
+        accepts any config.
+        """
+
     def __init__(self, context: PluginContext, config: Mapping[str, Any]) -> None:
         self.context = context
         self.config: Mapping[str, Any] = config

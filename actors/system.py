@@ -117,6 +117,7 @@ class ActorSystem:
         self._lock = threading.RLock()
         self._stopped = False
         self._started = False
+        self._failed_start: str | None = None
         self._health_tick = health_tick
         self._health: HealthScheduler | None = None
         self._final: Statistics | None = None
@@ -248,8 +249,12 @@ class ActorSystem:
         started, everything started is stopped, and `StartError` says which and why.
         """
         self._check_running()
-        self._validate()
-        order: list[str] = self._supervisor.ask(StartPlugins(), block=True)
+        try:
+            self._validate()
+            order: list[str] = self._supervisor.ask(StartPlugins(), block=True)
+        except Exception as exc:
+            self._failed_start = f"the start failed: {exc}"  # the run is then recorded as not clean
+            raise
         self._started = True
         self._start_health_checks()
         return order
@@ -326,11 +331,12 @@ class ActorSystem:
         _running.discard(self)
         try:
             if self.store.failure is None:
-                reason = str(escalation) if escalation else "normal"
+                failure = str(escalation) if escalation else self._failed_start
+                reason = failure or "normal"
                 if abandoned:
                     reason += f"; {', '.join(map(repr, abandoned))} did not stop in time (threads abandoned)"
                 self.store.append(
-                    RunStopped(reason=reason, clean=escalation is None and not abandoned), actor=ACTOR
+                    RunStopped(reason=reason, clean=failure is None and not abandoned), actor=ACTOR
                 )
             if self._owns_store:
                 self.store.close()

@@ -7,20 +7,24 @@ to its command group when that module loads.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
+from typing import NoReturn
 
 import click
 
-from actorlog.actors.config import build_system, load_config
+from actorlog.actors.config import build_system, load_config, toml_key
 from actorlog.actors.errors import ConfigError, EscalationError, StartError
 from actorlog.actors.examples.agent import Solution
 from actorlog.actors.examples.demo import DemoReport, DemoTask, run_demo
+from actorlog.events import ActorlogError
 from actorlog.replay.cli import _print_stats, cli, friendly_errors
+from actorlog.store import StoreWriteError
+from actorlog.store.schema import check_log_file
 
 
 @cli.command()
@@ -45,11 +49,13 @@ def demo(path: str, tasks: int, seed: int, as_json: bool) -> None:
       actorlog demo --db /tmp/demo.db --tasks 40 --seed 7
       actorlog demo --json > live.json && actorlog stats actorlog-demo.db --json | diff - live.json
     """
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise click.BadParameter(f"the folder {folder!r} does not exist", param_hint="'--db'")
+    check_log_file(Path(path))  # a bad path or file is one line, before the header
     click.echo(f"actorlog demo: {tasks} task(s), seed {seed}, log {path}", err=True)
-    report = run_demo(path, tasks=tasks, seed=seed, progress=_progress(tasks))
+    try:
+        report = run_demo(path, tasks=tasks, seed=seed, progress=_progress(tasks))
+    except ActorlogError as exc:
+        stopped_early("demo", exc)
+        raise
     if as_json:
         click.echo(json.dumps(report.statistics, indent=2, sort_keys=True))
         return
@@ -91,23 +97,64 @@ def _summary(report: DemoReport) -> None:
     click.echo(f"  sqlite-utils {log} 'select plugin, exc_type, count(*) from failures group by 1, 2' --table")
 
 
+def stopped_early(command: str, exc: BaseException) -> None:
+    """Exit with status 1 and one line if ``exc`` comes from a run that escalated or whose log
+    failed (the system stopped itself: the answer is no, the input was fine); else return."""
+    cause = _stopped_by(exc)
+    if cause is not None:
+        report_stop(command, cause)
+
+
+def report_stop(command: str, cause: BaseException) -> NoReturn:
+    """One line saying why the system stopped by itself, and exit status 1."""
+    if isinstance(cause, EscalationError):
+        click.echo(f"actorlog {command}: the system stopped on an escalation: {cause}", err=True)
+    else:
+        click.echo(f"actorlog {command}: the system stopped because its event log failed: {cause}", err=True)
+    sys.exit(1)
+
+
+def _stopped_by(exc: BaseException | None) -> BaseException | None:
+    """The escalation or log failure along ``exc``'s causes, if any."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, (EscalationError, StoreWriteError)):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 @cli.command()
 @click.argument("config_file", metavar="CONFIG.toml", type=click.Path(dir_okay=False))
 @click.option("--db", "path", type=click.Path(dir_okay=False), help="The event log to write, instead of the file's `log`.")
+@click.option("--check", is_flag=True,
+              help="Only check the file (plugins, their own configs, dependencies, messages), without opening "
+                   "the log or starting anything: exit 0 with one 'ok' line, 2 with the error.")
 @friendly_errors
-def run(config_file: str, path: str | None) -> None:
+def run(config_file: str, path: str | None, check: bool) -> None:
     """Start the system a TOML file describes; run until SIGINT (Ctrl-C) or SIGTERM.
 
     On a signal the plugins stop in reverse dependency order, the log is flushed, and the
     exit status is 0. A bad config exits with status 2 and names the file and the key;
-    an escalation that stops the system exits with status 1. See examples/agent.toml.
+    an escalation that stops the system (a failed log included) exits with status 1.
+    See examples/agent.toml. With --check, the file is checked as a whole and nothing
+    runs: for CI pipelines.
 
     \b
     Examples:
       actorlog run examples/agent.toml
       actorlog run examples/agent.toml --db /tmp/agent.db
+      actorlog run --check examples/agent.toml
     """
     loaded = load_config(config_file)
+    if check:
+        plugins = loaded.config.plugins
+        click.echo(
+            f"ok: {config_file}: {len(plugins)} plugin(s) ({', '.join(plugins)}), "
+            f"{len(loaded.messages)} message(s) to send; the log was not opened"
+        )
+        return
     stop = threading.Event()
     received: list[str] = []
 
@@ -116,13 +163,16 @@ def run(config_file: str, path: str | None) -> None:
         stop.set()
 
     previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
+    failure: StoreWriteError | None = None
     try:
         system = build_system(loaded, db=path)
         try:
             try:
                 order = system.start()
             except StartError as exc:
-                raise ConfigError(f"{config_file}: key `plugins.{exc.plugin}`: {exc}") from None
+                if system.store.failure is None:
+                    raise ConfigError(f"{config_file}: key `plugins.{toml_key(exc.plugin)}`: {exc}") from None
+                raise
             click.echo(
                 f"actorlog run: started {', '.join(order)} (log {system.store.path}, run {system.run}); "
                 f"stop with Ctrl-C or SIGTERM", err=True,
@@ -131,13 +181,21 @@ def run(config_file: str, path: str | None) -> None:
                 system.tell(recipient, message)
             while not stop.wait(0.1) and not system.wait(0):
                 pass
+        except ActorlogError as exc:
+            if _stopped_by(exc) is None and system.escalation is None and system.store.failure is None:
+                raise  # not the system stopping itself: reported as an error
         finally:
-            system.stop()
+            try:
+                system.stop()
+            except StoreWriteError as exc:
+                failure = exc
+    except ActorlogError as exc:
+        stopped_early("run", exc)
+        raise
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    escalation: EscalationError | None = system.escalation
-    if escalation is not None:
-        click.echo(f"actorlog run: the system stopped on an escalation: {escalation}", err=True)
-        sys.exit(1)
+    cause = failure or system.store.failure or system.escalation  # a failed log is the root cause
+    if cause is not None:
+        report_stop("run", cause)
     click.echo(f"actorlog run: stopped on {received[0] if received else 'request'}; log flushed", err=True)

@@ -8,15 +8,17 @@ Every command but ``snapshot`` opens the log read-only and never changes it. Exi
 from __future__ import annotations
 
 import csv
+import difflib
 import functools
 import json
+import logging
 import os
 import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 import msgspec
@@ -27,7 +29,7 @@ from actorlog.replay.rebuild import rebuild, take_snapshot
 from actorlog.replay.reproduce import reproduce as run_reproduction
 from actorlog.replay.times import format_time, parse_time
 from actorlog.store import EventRecord, EventStore
-from actorlog.store.errors import read_error
+from actorlog.store.errors import one_line, read_error
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,9 +41,70 @@ def _version() -> str:
         return "unknown"
 
 
-def _fail(message: str) -> None:
-    click.echo(f"actorlog: error: {message}", err=True)
+def _fail(message: str) -> NoReturn:
+    click.echo(f"actorlog: error: {one_line(message)}", err=True)
     sys.exit(2)
+
+
+# -- logging -----------------------------------------------------------------------------------
+
+VERBOSE_ENV = "ACTORLOG_VERBOSE"
+"""Set to 1 for the library's full log (debug messages and tracebacks) on stderr, like ``-v``."""
+
+
+class OneLineWarnings(logging.Handler):
+    """The library's warnings and errors as one ``actorlog: warning:`` line each on stderr,
+    without tracebacks (``actorlog: error:`` stays the command's own final line).
+
+    A failure that repeats (a full disk reported by every actor that could not write) is
+    shown once. ``-v`` (or ACTORLOG_VERBOSE=1) shows everything in full instead.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.seen: set[str] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+            exc = record.exc_info[1] if record.exc_info else None
+            if exc is not None and str(exc) and str(exc) not in message:
+                message += f": {type(exc).__name__}: {exc}"
+            message = one_line(message.strip())
+            if message in self.seen:
+                return
+            if len(self.seen) >= 10_000:  # a long `actorlog run`: memory stays bounded
+                self.seen.clear()
+            self.seen.add(message)
+            click.echo(f"actorlog: warning: {message}", err=True)  # "actorlog: error:" is the command's own last word
+        except Exception:  # noqa: BLE001 - logging must never raise
+            self.handleError(record)
+
+
+_LOGGERS = ("actorlog", "pykka")
+_installed: list[tuple[logging.Logger, logging.Handler]] = []
+
+
+def configure_logging(verbose: bool) -> None:
+    """Route the library's logging to stderr: one line per warning by default, everything when verbose.
+
+    Without a handler, Python prints every logged traceback (hundreds of lines for one full disk).
+    """
+    handler: logging.Handler
+    if verbose:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(threadName)s] %(message)s"))
+    else:
+        handler = OneLineWarnings()
+    while _installed:  # the command group may run more than once in one process (tests)
+        logger, old = _installed.pop()
+        logger.removeHandler(old)
+    for name in _LOGGERS:
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        if verbose:
+            logger.setLevel(logging.DEBUG)
+        _installed.append((logger, handler))
 
 
 def friendly_errors(command: F) -> F:
@@ -103,12 +166,16 @@ class OneLineErrors(click.Group):
 
 @click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(_version(), prog_name="actorlog")
-def cli() -> None:
+@click.option("-v", "--verbose", is_flag=True, envvar=VERBOSE_ENV,
+              help=f"Show the library's whole log on stderr (debug messages, tracebacks); also {VERBOSE_ENV}=1. "
+                   f"By default each warning is one line.")
+def cli(verbose: bool) -> None:
     """actorlog: an event-sourced actor system with a flight recorder.
 
     Every command that reads a log opens it read-only and never changes it.
     Exit status: 0 success, 1 when the answer is no, 2 on bad input.
     """
+    configure_logging(verbose)
 
 
 # -- stats -----------------------------------------------------------------------------
@@ -320,12 +387,13 @@ def tail(
         raise ValueError(f"--follow streams events one at a time: use --format table or jsonl, not {output}")
     with _open(log) as store:
         filters = dict(run=run, actor=actor, kinds=kinds or None, since=since, until=until, correlation=correlation)
-        newest = _newest(store, lines, filters)
-        _emit([_row(r, _payload(r)) for r in newest], output)
         if not follow:
+            _emit([_row(r, _payload(r)) for r in _newest(store, lines, filters)], output)
             return
-        after = max([r.seq for r in newest], default=store.last_seq())
-        try:
+        try:  # Ctrl-C is how --follow ends, also while the first screen is printed: exit status 0
+            newest = _newest(store, lines, filters)
+            _emit([_row(r, _payload(r)) for r in newest], output)
+            after = max([r.seq for r in newest], default=store.last_seq())
             while True:
                 time.sleep(interval)
                 fresh = list(store.events(from_seq=after + 1, lenient=True, **filters))  # type: ignore[arg-type]
@@ -366,22 +434,46 @@ def runs(log: str, as_json: bool) -> None:
                 """SELECT run, min(ts), max(ts), count(*),
                           sum(kind = 'failure.raised'), sum(kind = 'escalated'),
                           max(CASE WHEN kind = 'run.stopped' AND json_valid(payload)
-                                   THEN json_extract(payload, '$.clean') END)
+                                   THEN json_extract(payload, '$.clean') END),
+                          max(CASE WHEN kind = 'run.stopped' AND json_valid(payload)
+                                   THEN json_extract(payload, '$.reason') END)
                    FROM events GROUP BY run ORDER BY min(seq)"""
             ).fetchall()
         except sqlite3.Error as exc:
             raise read_error(log, exc, "listing its runs") from None
-    result = [
-        {"run": str(run), "start": _seconds(start), "end": _seconds(end), "events": events, "failures": failures or 0,
-         "escalations": escalations or 0, "stopped": None if clean is None else ("clean" if clean else "escalated")}
-        for run, start, end, events, failures, escalations, clean in rows
-    ]
+    result: list[dict[str, Any]] = []
+    for run, start, end, events, failures, escalations, clean, reason in rows:
+        stopped = _stopped(clean, escalations)
+        result.append({
+            "run": str(run), "start": _seconds(start), "end": _seconds(end), "events": events,
+            "failures": failures or 0, "escalations": escalations or 0, "stopped": stopped,
+        })
+        if stopped in ("escalated", "failed"):  # why it did not stop cleanly
+            result[-1]["reason"] = None if reason is None else str(reason)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
     table = [[r["run"], _time_or_unknown(r["start"]), _time_or_unknown(r["end"]), r["events"], r["failures"],
-              r["stopped"] or "still running or killed"] for r in result]
+              _stop_text(r)] for r in result]
     click.echo(tabulate(table, headers=["run", "start", "end", "events", "failures", "stopped"]) if table else "no runs")
+
+
+def _stopped(clean: object, escalations: int | None) -> str | None:
+    """How a run stopped: "clean", "escalated", "failed" (not clean without an escalation: a
+    start that failed), or None while it has not stopped (still running, or killed)."""
+    if clean is None:
+        return None
+    if clean:
+        return "clean"
+    return "escalated" if escalations else "failed"
+
+
+def _stop_text(run: dict[str, Any]) -> str:
+    if run["stopped"] is None:
+        return "still running or killed"
+    if run["stopped"] == "failed":
+        return one_line(_clip(f"not clean: {run['reason'] or 'no reason recorded'}", 70))
+    return str(run["stopped"])
 
 
 def _time_or_unknown(value: float | None) -> str:
@@ -398,24 +490,31 @@ def _seconds(value: object) -> float | None:
 
 @cli.command()
 @LOG
+@click.option("--quick", is_flag=True, help="Skip SQLite's check of the whole file (PRAGMA quick_check), for huge logs.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @friendly_errors
-def verify(log: str, as_json: bool) -> None:
-    """Check the schema, the append-only triggers and the hash chain.
+def verify(log: str, quick: bool, as_json: bool) -> None:
+    """Check the file, the schema, the append-only triggers and the hash chain.
 
-    Exit 0 when intact, 1 when tampering is found (naming the first bad seq).
+    SQLite's own check of the file (PRAGMA quick_check) runs first, unless --quick; the
+    triggers must be actorlog's own, not only carry their names. Exit 0 when intact, 1
+    when tampering or damage is found (naming the first bad seq, or what SQLite found).
 
     \b
     Examples:
       actorlog verify app.db
       actorlog verify app.db --json
+      actorlog verify huge.db --quick
     """
     with _open(log) as store:
-        report = store.verify()
+        report = store.verify(check_file=not quick)
     if as_json:
         click.echo(json.dumps(msgspec.to_builtins(report)))
     elif report.ok:
-        click.echo(f"ok: {report.events_checked} events, chain intact up to seq {report.last_seq}, triggers in place")
+        checked = "file intact (SQLite quick_check)" if report.file_checked else "file check skipped (--quick)"
+        click.echo(
+            f"ok: {report.events_checked} events, chain intact up to seq {report.last_seq}, triggers in place, {checked}"
+        )
     else:
         for problem in report.problems:
             click.echo(f"FAILED: {problem}")
@@ -482,14 +581,31 @@ def snapshot(log: str, run: str | None, as_json: bool) -> None:
     Example:
       actorlog snapshot app.db
     """
-    with EventStore.open_readonly(log):
-        pass  # refuse a missing or foreign file before opening it for writing
+    with EventStore.open_readonly(log) as reader:  # refuse a missing or foreign file before opening it for writing
+        if run is not None:
+            _check_run(reader, run)
     with EventStore(log) as store:
         position = take_snapshot(store, run=run)
     if as_json:
         click.echo(json.dumps({"position": position, "run": run}))
     else:
         click.echo(f"snapshot stored at seq {position}" + (f" for run {run}" if run else ""))
+
+
+def _check_run(store: EventStore, run: str) -> None:
+    """Refuse a run the log does not hold, naming those it does (and the closest)."""
+    try:
+        if store.db.execute("SELECT 1 FROM events WHERE run = ? LIMIT 1", [run]).fetchone():
+            return
+        runs = [str(row[0]) for row in store.db.execute("SELECT run FROM events GROUP BY run ORDER BY min(seq)")]
+    except sqlite3.Error as exc:
+        raise read_error(store.path, exc, "listing its runs") from None
+    close = difflib.get_close_matches(run, runs, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    listing = ", ".join(map(repr, runs[-10:])) + (f" (and {len(runs) - 10} older)" if len(runs) > 10 else "")
+    raise ValueError(
+        f"event log {str(store.path)!r} has no run {run!r}{hint} (runs: {listing or 'none'}; see `actorlog runs LOG`)"
+    )
 
 
 from actorlog.replay import app_commands as _app_commands  # noqa: E402, F401 - adds `demo` and `run` to the group

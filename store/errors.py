@@ -52,6 +52,12 @@ class StoreReadError(StoreError, OSError):
 _DAMAGED = ("malformed", "not a database", "corrupt")
 
 
+def is_damage(error: BaseException) -> bool:
+    """Whether a store error (or the SQLite error it wraps) says the file is damaged."""
+    source = error.__cause__ if isinstance(error.__cause__, sqlite3.Error) else error
+    return any(word in str(source).lower() for word in _DAMAGED)
+
+
 def read_error(path: str | os.PathLike[str], exc: sqlite3.Error, doing: str) -> StoreError:
     """The store error for an SQLite error met while ``doing`` something with the log at ``path``."""
     message = str(exc)
@@ -69,3 +75,11 @@ def read_error(path: str | os.PathLike[str], exc: sqlite3.Error, doing: str) -> 
         error = StoreReadError(f"event log {str(path)!r} could not be read while {doing}: {message}")
     error.__cause__ = exc
     return error
+
+
+def one_line(text: str) -> str:
+    """``text`` with line breaks and other unprintable characters escaped as repr does: an error
+    message about a name holding a line break is still one line."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)

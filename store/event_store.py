@@ -482,10 +482,11 @@ class EventStore:
             row = fetch_all(self.db.conn, "SELECT max(seq) FROM events", (), self.path, "finding the last seq")[0]
         return int(row[0] or 0)
 
-    def verify(self) -> VerifyReport:
-        """Check the append-only triggers and recompute the hash chain over every committed row."""
+    def verify(self, *, check_file: bool = True) -> VerifyReport:
+        """Check the file (SQLite's quick_check, unless ``check_file`` is false), the append-only
+        triggers and their SQL, and recompute the hash chain over every committed row."""
         self._check_open()
-        return verify_log(self.db.conn, self._read_lock, path=self.path)
+        return verify_log(self.db.conn, self._read_lock, path=self.path, check_file=check_file)
 
     def _check_open(self) -> None:
         if self._closed:

@@ -5,8 +5,10 @@ Nothing here writes to a file that is not already an actorlog log or an empty fi
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
+import stat
 import time
 from pathlib import Path
 
@@ -107,12 +109,78 @@ def _directory_writable(path: Path) -> bool:
     return os.access(path.parent, os.W_OK | os.X_OK)
 
 
+_NOT_REGULAR = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def describe_os_error(path: str | os.PathLike[str], exc: OSError) -> str:
+    """What an `OSError` from looking at ``path`` means, in words (one line)."""
+    if exc.errno == errno.ENAMETOOLONG:
+        return (
+            f"the path {str(path)!r} is too long: a name in it may be at most 255 bytes and the whole path "
+            f"4096 bytes; pass a shorter path"
+        )
+    if exc.errno == errno.ELOOP:
+        return f"the path {str(path)!r} has too many levels of symbolic links (a link loop?)"
+    if exc.errno == errno.ENOTDIR:
+        return f"the path {str(path)!r} goes through a file as if it were a directory"
+    return f"cannot look at {str(path)!r}: {exc.strerror or exc}"
+
+
+def file_kind(mode: int) -> str | None:
+    """What a file that is neither regular nor a directory is ("a named pipe (FIFO)", ...), else None."""
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return next((name for test, name in _NOT_REGULAR if test(mode)), "not a regular file")
+
+
+def check_regular_file(path: str | os.PathLike[str], what: str) -> bool:
+    """Refuse, without opening it, a path that is not a regular file; return whether it exists.
+
+    A named pipe would block the first read forever, a device is no place for ``what``; a
+    path too long for the file system is one line, not an `OSError` traceback. Raises
+    `ValueError` (the caller wraps it in its own error).
+    """
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise ValueError(describe_os_error(path, exc)) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ValueError(f"{str(path)!r} is a directory, not {what}")
+    kind = file_kind(info.st_mode)
+    if kind is not None:
+        raise ValueError(f"{str(path)!r} is {kind}, not {what}; pass the path of a regular file")
+    return True
+
+
 def check_path(path: Path, *, readonly: bool) -> bool:
     """Refuse paths that cannot be an event log, or cannot be written when opened for writing;
-    return whether the file already exists."""
-    if path.is_dir():
+    return whether the file already exists.
+
+    Nothing is opened before the path is known to be a regular file (or absent, when
+    writing creates it): a named pipe would block the header read forever.
+    """
+    try:
+        info: os.stat_result | None = os.stat(path)
+    except FileNotFoundError:
+        info = None
+    except OSError as exc:
+        raise NotAnEventLogError(describe_os_error(path, exc)) from None
+    if info is not None and stat.S_ISDIR(info.st_mode):
         raise NotAnEventLogError(f"{str(path)!r} is a directory, not an event log file; pass the path of a .db file")
-    if not path.exists():
+    if info is not None and (kind := file_kind(info.st_mode)) is not None:
+        raise NotAnEventLogError(
+            f"{str(path)!r} is {kind}, not an event log; pass the path of a regular file (a .db file, or a new path)"
+        )
+    for suffix in ("wal", "shm", "journal"):
+        _check_companion(path, _wal_file(path, suffix))
+    if info is None:
         if readonly:
             raise NotAnEventLogError(f"no event log at {str(path)!r}: the file does not exist")
         if not path.parent.is_dir():
@@ -138,6 +206,21 @@ def check_path(path: Path, *, readonly: bool) -> bool:
     if not readonly:
         _check_writable(path)
     return True
+
+
+def _check_companion(path: Path, companion: Path) -> None:
+    """SQLite opens ``-wal``, ``-shm`` and ``-journal`` beside the log: refuse one that is not a regular file."""
+    try:
+        info = os.stat(companion)
+    except OSError:
+        return  # absent (or a name too long, which the log's own name already was not)
+    if stat.S_ISREG(info.st_mode):
+        return
+    kind = "a directory" if stat.S_ISDIR(info.st_mode) else file_kind(info.st_mode)
+    raise NotAnEventLogError(
+        f"{str(companion)!r}, beside event log {str(path)!r}, is {kind}: SQLite keeps its "
+        f"{companion.name.rpartition('-')[2]} file there and cannot use it; remove it"
+    )
 
 
 def _check_writable(path: Path) -> None:
@@ -171,13 +254,38 @@ def user_tables(db: sqlite_utils.Database) -> list[str]:
     return [name for name in db.table_names() if not name.startswith("sqlite_")]
 
 
+def is_empty(db: sqlite_utils.Database) -> bool:
+    """Whether the database holds nothing at all: no table, view, index or trigger, and no
+    ``user_version`` or ``application_id`` another application set. Only such a file (or a
+    new one) may become an event log."""
+    if db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+        return False
+    return not db.execute("PRAGMA user_version").fetchone()[0] and not db.execute("PRAGMA application_id").fetchone()[0]
+
+
+def _contents(db: sqlite_utils.Database) -> str:
+    """What a foreign database holds, briefly: "tables: a, b", "views: v", "user_version 7"."""
+    by_type: dict[str, list[str]] = {}
+    for kind, name in db.execute("SELECT type, name FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY rowid"):
+        by_type.setdefault(str(kind), []).append(str(name))
+    parts = [f"{kind}s: {', '.join(repr(n) if not n.isidentifier() else n for n in names[:10])}"
+             + (", ..." if len(names) > 10 else "") for kind, names in by_type.items()]
+    if not by_type.get("table"):
+        parts.insert(0, "tables: none")
+    for pragma in ("user_version", "application_id"):
+        value = db.execute(f"PRAGMA {pragma}").fetchone()[0]
+        if value:
+            parts.append(f"{pragma} {value}")
+    return "; ".join(parts)
+
+
 def check_schema(db: sqlite_utils.Database, path: Path) -> None:
     """Refuse an SQLite file that is not an actorlog log, or one from a newer schema."""
     tables = user_tables(db)
     if "meta" not in tables or "events" not in tables:
         raise NotAnEventLogError(
             f"{str(path)!r} is an SQLite database but not an actorlog event log "
-            f"(tables: {', '.join(tables) or 'none'}); pass a new path to create a log"
+            f"({_contents(db)}); actorlog writes its schema only into a new or empty file: pass a new path to create a log"
         )
     meta = {row["key"]: row["value"] for row in db["meta"].rows}
     if meta.get("format") != FORMAT_NAME:
@@ -259,9 +367,33 @@ def open_database(path: Path, *, readonly: bool, busy_timeout: float) -> sqlite_
     return db
 
 
+def check_log_file(path: Path, *, busy_timeout: float = 5.0) -> None:
+    """Refuse what `open_database` would refuse for writing, without creating or changing anything.
+
+    For a command that has something to say before it opens the log (``actorlog demo``
+    prints a header): a path that is no regular file, a file that is not SQLite, a
+    database of another application, a log of a newer schema. A new path, an empty file
+    and an existing log pass.
+    """
+    if not check_path(path, readonly=False) or path.stat().st_size == 0:
+        return
+    conn = connect(path, readonly=True, busy_timeout=busy_timeout)
+    try:
+        db = sqlite_utils.Database(conn)
+        try:
+            if not is_empty(db):
+                check_schema(db, path)
+        except sqlite3.OperationalError as exc:
+            raise read_error(path, exc, "reading its schema") from None
+        except sqlite3.DatabaseError as exc:
+            raise NotAnEventLogError(f"{str(path)!r} cannot be read as an SQLite database: {exc}") from None
+    finally:
+        conn.close()
+
+
 def _prepare(db: sqlite_utils.Database, path: Path, *, readonly: bool) -> None:
     try:
-        empty = not user_tables(db)
+        empty = is_empty(db)
     except sqlite3.OperationalError:
         raise
     except sqlite3.DatabaseError as exc:
@@ -273,7 +405,7 @@ def _prepare(db: sqlite_utils.Database, path: Path, *, readonly: bool) -> None:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("BEGIN IMMEDIATE")
     try:
-        if not user_tables(db):  # another process may have created it meanwhile
+        if is_empty(db):  # another process may have created it meanwhile
             create_schema(db)
         db.execute("COMMIT")
     except BaseException:

@@ -1,4 +1,4 @@
-"""Integrity verification: schema, append-only triggers and the hash chain."""
+"""Integrity verification: the file (SQLite's own check), the append-only triggers and the hash chain."""
 
 from __future__ import annotations
 
@@ -9,8 +9,12 @@ import threading
 import msgspec
 
 from actorlog.store.chain import GENESIS, row_hash
+from actorlog.store.errors import StoreReadError, is_damage
 from actorlog.store.query import EventFilter, fetch_all, iter_rows
 from actorlog.store.schema import TRIGGERS
+
+MAX_FILE_PROBLEMS = 10
+"""At most this many of SQLite's findings are kept in a report."""
 
 
 class VerifyReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -18,6 +22,9 @@ class VerifyReport(msgspec.Struct, frozen=True, kw_only=True):
 
     ``first_bad_seq`` is the first row whose stored hash does not match its content and
     its predecessor's hash: the first row changed, inserted or following a deleted one.
+    ``file_checked`` says whether SQLite's ``PRAGMA quick_check`` ran over the whole file;
+    ``file_problems`` holds what it found (at most `MAX_FILE_PROBLEMS`), or the error that
+    stopped reading a damaged file. A damaged file also has its own line in ``problems``.
     """
 
     ok: bool
@@ -25,38 +32,104 @@ class VerifyReport(msgspec.Struct, frozen=True, kw_only=True):
     last_seq: int
     first_bad_seq: int | None = None
     problems: tuple[str, ...] = ()
+    file_checked: bool = False
+    file_problems: tuple[str, ...] = ()
+
+
+def normalised_sql(sql: str) -> str:
+    """SQL text compared without regard to case, line breaks or runs of spaces."""
+    return " ".join(sql.split()).casefold()
+
+
+def expected_trigger_sql(name: str) -> str:
+    """The SQL text actorlog creates trigger ``name`` with, as SQLite keeps it in sqlite_master."""
+    return f"CREATE TRIGGER {name} {TRIGGERS[name]}"
 
 
 def verify_log(
-    conn: sqlite3.Connection, lock: threading.Lock, chunk_size: int = 5000, *, path: str | os.PathLike[str] = "(unnamed)"
+    conn: sqlite3.Connection,
+    lock: threading.Lock,
+    chunk_size: int = 5000,
+    *,
+    path: str | os.PathLike[str] = "(unnamed)",
+    check_file: bool = True,
 ) -> VerifyReport:
-    """Recompute the whole chain in seq order, in constant memory.
+    """Check the file with SQLite's ``PRAGMA quick_check`` (unless ``check_file`` is false),
+    the append-only triggers (present, on ``events``, with actorlog's own SQL), then recompute
+    the whole chain in seq order, in constant memory.
 
     Any value in any column is hashed as it is read (a row a foreign writer stored with a
-    BLOB or a number where text belongs simply fails to match); an unreadable file raises
-    the store error naming it.
+    BLOB or a number where text belongs simply fails to match). A damaged file is a finding,
+    not an error: the report says what SQLite found and how far the chain could be read. A
+    lock held past the busy timeout, or a file that cannot be read at all, raises the store
+    error naming it.
     """
     problems: list[str] = []
+    file_problems: list[str] = []
+    if check_file:
+        file_problems = _quick_check(conn, lock, path)
+        if file_problems:
+            problems.append(
+                f"the file is damaged: SQLite's quick_check found {len(file_problems)}"
+                f"{'+' if len(file_problems) >= MAX_FILE_PROBLEMS else ''} problem(s), the first: {file_problems[0]}; "
+                f"restore it from a backup, or recover what SQLite can with: sqlite3 {str(path)!r} .recover"
+            )
     with lock:
-        rows = fetch_all(conn, "SELECT name FROM sqlite_master WHERE type = 'trigger'", (), path, "listing its triggers")
-        triggers = {row[0] for row in rows}
+        rows = fetch_all(
+            conn, "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'trigger'", (), path,
+            "listing its triggers",
+        )
+    triggers = {name: (table, sql) for name, table, sql in rows}
     for name in TRIGGERS:
         if name not in triggers:
             problems.append(f"append-only trigger {name} is missing")
+            continue
+        table, sql = triggers[name]
+        if table != "events" or type(sql) is not str or normalised_sql(sql) != normalised_sql(expected_trigger_sql(name)):
+            problems.append(
+                f"append-only trigger {name} was replaced: its SQL is not actorlog's, so it may no longer refuse "
+                f"{name.rpartition('_')[2].upper()} on events"
+            )
     previous = GENESIS
     checked = 0
     last_seq = 0
     first_bad: int | None = None
-    for seq, ts, run, actor, kind, version, correlation, payload, stored in iter_rows(
-        conn, lock, EventFilter(), chunk_size, path
-    ):
-        expected = row_hash(previous, seq, ts, run, actor, kind, version, correlation, payload)
-        checked += 1
-        last_seq = seq
-        if stored != expected and first_bad is None:
-            first_bad = seq
-            problems.append(f"hash chain broken at seq {seq}: the row or the one before it was changed, added or removed")
-        previous = stored if type(stored) is str else repr(stored)  # a tampered hash may be a BLOB
+    try:
+        for seq, ts, run, actor, kind, version, correlation, payload, stored in iter_rows(
+            conn, lock, EventFilter(), chunk_size, path
+        ):
+            expected = row_hash(previous, seq, ts, run, actor, kind, version, correlation, payload)
+            checked += 1
+            last_seq = seq
+            if stored != expected and first_bad is None:
+                first_bad = seq
+                problems.append(
+                    f"hash chain broken at seq {seq}: the row or the one before it was changed, added or removed"
+                )
+            previous = stored if type(stored) is str else repr(stored)  # a tampered hash may be a BLOB
+    except StoreReadError as exc:
+        if not is_damage(exc):
+            raise
+        if not file_problems:
+            file_problems = [str(exc.__cause__ or exc)]
+            problems.append(f"the file is damaged: {exc}")
+        problems.append(
+            f"the hash chain could not be read past seq {last_seq} ({checked} events checked): the file is damaged there"
+        )
     return VerifyReport(
-        ok=not problems, events_checked=checked, last_seq=last_seq, first_bad_seq=first_bad, problems=tuple(problems)
+        ok=not problems, events_checked=checked, last_seq=last_seq, first_bad_seq=first_bad, problems=tuple(problems),
+        file_checked=check_file, file_problems=tuple(file_problems),
     )
+
+
+def _quick_check(conn: sqlite3.Connection, lock: threading.Lock, path: str | os.PathLike[str]) -> list[str]:
+    """What SQLite's ``PRAGMA quick_check`` finds wrong with the file; [] when it is intact."""
+    try:
+        with lock:
+            rows = fetch_all(conn, f"PRAGMA quick_check({MAX_FILE_PROBLEMS})", (), path, "checking the file")
+    except StoreReadError as exc:
+        if not is_damage(exc):
+            raise
+        return [str(exc.__cause__ or exc)]
+    found = [str(row[0]) for row in rows]
+    return [] if found == ["ok"] else [" ".join(problem.split()) for problem in found]

@@ -464,14 +464,19 @@ def test_a_log_damaged_in_the_middle_is_a_clear_error_naming_the_file(tmp_path: 
     path = damaged_log(tmp_path)
     before = sha256_of(path)
     with EventStore.open_readonly(path) as reader:
-        for read in (lambda: list(reader.events()), reader.verify, lambda: rebuild(reader)):
+        for read in (lambda: list(reader.events()), lambda: rebuild(reader)):
             with pytest.raises(StoreReadError) as caught:
                 read()
             assert str(path) in str(caught.value) and "damaged" in str(caught.value) and ".recover" in str(caught.value)
-    for args in (["stats", path], ["query", path, "--format", "jsonl"], ["verify", path]):
+        report = reader.verify()  # for verify, a damaged file is a finding: the answer is no
+        assert not report.ok and report.file_problems
+        assert str(path) in report.problems[0] and "damaged" in report.problems[0] and ".recover" in report.problems[0]
+    for args in (["stats", path], ["query", path, "--format", "jsonl"]):
         result = invoke(*args)
         line = assert_one_line_error(result.exit_code, result.stdout if args[0] != "query" else "", result.stderr)
         assert path.name in line and "damaged" in line
+    result = invoke("verify", path)
+    assert result.exit_code == 1 and "damaged" in result.stdout and path.name in result.stdout, result.output
     assert sha256_of(path) == before
 
 

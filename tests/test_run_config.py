@@ -291,7 +291,9 @@ TOML_VALUES: st.SearchStrategy[Any] = st.recursive(
     lambda children: st.lists(children, max_size=3) | st.dictionaries(TEXT, children, max_size=3),
     max_leaves=8,
 )
-CLASSES = st.sampled_from([LLM_CLASS, SANDBOX_CLASS, AGENT_CLASS])
+ANY_CONFIG_CLASS = "actorlog.actors:Plugin"
+"""A plugin class whose validate_config accepts any config (the examples check theirs)."""
+CLASSES = st.sampled_from([LLM_CLASS, SANDBOX_CLASS, AGENT_CLASS, ANY_CONFIG_CLASS])
 SEVERITIES = st.dictionaries(
     st.sampled_from(["builtins.ValueError", "builtins.ConnectionError", "builtins.TimeoutError",
                      "actorlog.actors.examples.llm.ModelCrashed"]),
@@ -309,7 +311,7 @@ def plugin_tables(draw: st.DrawFn) -> dict[str, dict[str, Any]]:
     for index, name in enumerate(names):
         table: dict[str, Any] = {"class": draw(CLASSES), "depends_on": draw(st.lists(st.sampled_from(names[:index]),
                                                                                      unique=True) if index else st.just([]))}
-        table["config"] = draw(st.dictionaries(TEXT, TOML_VALUES, max_size=4))
+        table["config"] = draw(st.dictionaries(TEXT, TOML_VALUES, max_size=4)) if table["class"] == ANY_CONFIG_CLASS else {}
         table["requires"] = {}  # the agent class requires llm and sandbox, which a drawn table may not depend on
         if draw(st.booleans()):
             table["health_interval"] = draw(st.floats(min_value=0.001, max_value=1e6))

@@ -189,6 +189,7 @@ def test_cli_verify_json_output(log_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {
         "ok": True, "events_checked": N, "last_seq": N, "first_bad_seq": None, "problems": [],
+        "file_checked": True, "file_problems": [],
     }
 
 

@@ -531,6 +531,11 @@ class LLMPlugin(Plugin):
     settings: LLMConfig
     backend: LLMBackend
 
+    @classmethod
+    def validate_config(cls, config: Mapping[str, Any]) -> None:
+        """Decode the config as `on_start` does (`parse_config`), without starting anything."""
+        parse_config(config)
+
     def on_start(self) -> None:
         self.settings = parse_config(self.config)
         self.backend = self.make_backend(self.settings)

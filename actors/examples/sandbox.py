@@ -833,6 +833,11 @@ class SandboxPlugin(Plugin):
 
     runner: SandboxRunner
 
+    @classmethod
+    def validate_config(cls, config: Mapping[str, Any]) -> None:
+        """Decode the config as `on_start` does (`load_config`), without starting anything."""
+        load_config(config)
+
     def on_start(self) -> None:
         self.settings = load_config(self.config)
         self.runner = SandboxRunner(self.settings, emit=self.context.emit)
