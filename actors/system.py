@@ -46,6 +46,7 @@ from actorlog.actors.redaction import redacted
 from actorlog.actors.retry import Retrying, RetryPolicy, make_retrying
 from actorlog.actors.router import ANYONE, APP, InboxBound, PluginEntry, Router
 from actorlog.actors.snapshots import AutoSnapshots
+from actorlog.actors.tracebacks import fit_texts
 from actorlog.actors.supervisor import RestartPolicy, StartPlugins, StopPlugins, Supervisor
 from actorlog.events import Message, MetricsConfigured, PluginRegistered, RunStarted, RunStopped, TypeRegistry
 from actorlog.replay.errors import ErrorStatisticsSnapshot
@@ -335,9 +336,9 @@ class ActorSystem:
                 reason = failure or "normal"
                 if abandoned:
                     reason += f"; {', '.join(map(repr, abandoned))} did not stop in time (threads abandoned)"
-                self.store.append(
-                    RunStopped(reason=reason, clean=failure is None and not abandoned), actor=ACTOR
-                )
+                stopped, _ = fit_texts(RunStopped(reason=reason, clean=failure is None and not abandoned),
+                                       ("reason",), self.store.max_payload_bytes)  # a failure's text may be huge
+                self.store.append(stopped, actor=ACTOR)
             if self._owns_store:
                 self.store.close()
             else:
