@@ -783,10 +783,19 @@ class TestSystemOnAnOpenStore(LiveReplayContract):
     workloads = st.tuples(BEFORE, plans(max_history=MAX_HISTORY, after=st.just([])))
     example = (
         [("counter", "app.orders", 2.0), ("gauge", "app.queue", 5.0), ("histogram", "app.latency", 0.25)],
-        {"plugins": 1, "steps": [("ask", 0, "", 1.0), ("counter", "t6.a", 1.0)],
-         "between": [(1, ("settled", 10, None))]},
+        {"plugins": 1, "snapshot_every": 3, "steps": [("ask", 0, "", 1.0), ("counter", "t6.a", 1.0)],
+         "between": [(1, ("settled", 10, None)), (2, ("auto_snapshot", 3))]},
     )
     max_examples = 3
+
+    def check_scenario(self, recording: Recording) -> None:
+        # an automatic snapshot stores the live statistics: replay from it must agree with a full fold
+        (record,) = recording.records
+        findings = Findings()
+        findings.same(rebuild(recording.path, run=record.run, use_snapshots=True).document(),
+                      rebuild(recording.path, run=record.run, use_snapshots=False).document(),
+                      f"rebuild(log, run={record.run}) from its automatic snapshot vs without snapshots")
+        findings.check()
 
     def record(self, directory: Path, workload: Any) -> Recording:
         before, plan = workload
