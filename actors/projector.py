@@ -3,6 +3,11 @@
 The store hands every commit's records (real seq, time and hash) to this actor, which
 folds them into the same `Statistics` projection replay builds by reading the log. Every
 statistic the live system answers is a read of it, on this actor's thread.
+
+It starts from a `Seed`: the run's rows already in the log (a store the application
+appended to before handing it over, or a run id given again), folded by the system.
+Commits that reach it before the seed wait, and only those past the seed's position
+are folded, so no record is folded twice or missed.
 """
 
 from __future__ import annotations
@@ -26,26 +31,52 @@ class Read(msgspec.Struct, frozen=True):
     read: Callable[[Statistics], Any]
 
 
+class Seed(msgspec.Struct, frozen=True):
+    """The run's statistics folded from the log up to ``position``, to start from."""
+
+    statistics: Statistics
+    position: int
+
+
 class LiveProjections(pykka.ThreadingActor):
-    """Owns one run's `Statistics`; told `Commit`s by the store's writer, asked `Read`s."""
+    """Owns one run's `Statistics`; told a `Seed` and `Commit`s, asked `Read`s."""
 
     use_daemon_thread = True
 
-    def __init__(self, statistics: Statistics) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.statistics = statistics
+        self.statistics = Statistics()
+        self.seeded = False
+        self.waiting: list[Commit] = []
 
     def on_receive(self, message: Any) -> Any:
         if type(message) is Read:
             return message.read(self.statistics)  # asked: an error goes to the asker
         if type(message) is Commit:
-            statistics = self.statistics
-            for record in message.records:
-                try:
-                    statistics.apply(record)
-                except Exception:  # noqa: BLE001 - one record must not stop the live statistics
-                    logger.exception("the live statistics could not fold event seq %d", record.seq)
-            statistics.advance(message.last_seq, message.newest_ts)
+            if self.seeded:
+                self._fold(message, 0)
+            else:
+                self.waiting.append(message)
+            return None
+        if type(message) is Seed:
+            self.statistics, self.seeded = message.statistics, True
+            waiting, self.waiting = self.waiting, []
+            for commit in waiting:
+                self._fold(commit, message.position)
             return None
         logger.error("the live projections ignored a %s", type(message).__qualname__)
         return None
+
+    def _fold(self, commit: Commit, after: int) -> None:
+        """Fold the commit's records past seq ``after`` (the seed holds the rest)."""
+        if commit.last_seq <= after:
+            return
+        statistics = self.statistics
+        for record in commit.records:
+            if record.seq <= after:
+                continue
+            try:
+                statistics.apply(record)
+            except Exception:  # noqa: BLE001 - one record must not stop the live statistics
+                logger.exception("the live statistics could not fold event seq %d", record.seq)
+        statistics.advance(commit.last_seq, commit.newest_ts)

@@ -40,7 +40,7 @@ from actorlog.actors.metrics import METRICS_MESSAGES, Backlog, MetricsCollector,
 from actorlog.actors.monitor import MetricsClient, PerformanceMonitor
 from actorlog.actors.plugin import Health, Plugin, handlers_of
 from actorlog.actors.plugin_actor import PluginActor
-from actorlog.actors.projector import LiveProjections, Read
+from actorlog.actors.projector import LiveProjections, Read, Seed
 from actorlog.actors.protocol import SYSTEM_MESSAGES, CarryOut, Control
 from actorlog.actors.redaction import redacted
 from actorlog.actors.retry import Retrying, RetryPolicy, make_retrying
@@ -123,8 +123,9 @@ class ActorSystem:
         self._health: HealthScheduler | None = None
         self._final: Statistics | None = None
         """The statistics once the system has stopped (then no longer changing)."""
-        self._projections = LiveProjections.start(Statistics())
+        self._projections = LiveProjections.start()
         self._unsubscribe = self.store.subscribe(self._projections.tell, kinds=Statistics().kinds)
+        self._seed_projections()
         self._restart_policy = restart_policy or RestartPolicy()
         self._supervisor = Supervisor.start(self._router, self._restart_policy)
         self._errors = ErrorHandler.start(self._router, self._supervisor, error_policy or ErrorPolicy())
@@ -150,6 +151,14 @@ class ActorSystem:
         )
         _running.add(self)
         self.store.on_failure(self._log_failed)
+
+    def _seed_projections(self) -> None:
+        """Start the live statistics from the rows of this run already in the log (a store
+        appended to before it was handed over, a run id given again), then follow commits."""
+        last = self.store.flush()
+        seed = Statistics()
+        seed.fold_rows(self.store.rows(run=self.run, to_seq=last), self.store.codec.decode)
+        self._projections.tell(Seed(statistics=seed, position=last))
 
     def _log_failed(self, error: Exception) -> None:
         """The store could not write: nothing more can be recorded, so the system escalates."""

@@ -10,7 +10,6 @@ from actorlog.replay.metrics import Metrics, MetricsSnapshot, Summary, percentil
 from actorlog.replay.prometheus import to_prometheus
 from actorlog.replay.plugins import PluginState, PluginStates
 from actorlog.replay.rebuild import (
-    ReplayError,
     newest_snapshot,
     rebuild,
     rebuild_error_statistics,
@@ -18,7 +17,7 @@ from actorlog.replay.rebuild import (
     statistics_document,
     take_snapshot,
 )
-from actorlog.replay.statistics import Statistics
+from actorlog.replay.statistics import ReplayError, Statistics
 from actorlog.replay.story import story
 from actorlog.replay.times import format_time, parse_time
 

@@ -18,25 +18,10 @@ from actorlog.events import ActorlogError
 from actorlog.events.errors import shown
 from actorlog.replay.errors import DEFAULT_RECENT, ErrorStatistics, ErrorStatisticsSnapshot
 from actorlog.replay.metrics import Metrics
-from actorlog.replay.statistics import SNAPSHOT_PROJECTION, Statistics
+from actorlog.replay.statistics import SNAPSHOT_PROJECTION, Progress, ReplayError, Statistics
 from actorlog.store import EventRecord, EventStore
-from actorlog.store.checkpoints import STORE_ACTOR
 from actorlog.store.errors import read_error
 from actorlog.store.query import clamp_seq
-
-
-Progress = Callable[[int], None]
-"""Called with the number of events folded since the last call."""
-
-
-class ReplayError(ActorlogError, ValueError):
-    """An event of the log could not be folded into a projection; the message names its seq and kind."""
-
-    def __init__(self, seq: int, kind: Any, problem: str) -> None:
-        super().__init__(f"event seq {seq} (kind {shown(kind)}) could not be replayed: {problem}")
-        self.seq = seq
-        self.kind = kind
-        self.problem = problem
 
 
 @contextmanager
@@ -86,50 +71,10 @@ def _fold(
     statistics: Statistics, store: EventStore, *, run: str | None, from_seq: int, to_seq: int | None,
     until: float | None, progress: Progress | None,
 ) -> int:
-    """Fold the rows after ``from_seq`` along the primary key, decoding only the kinds a
-    projection reads (a kind filter in SQL would make SQLite sort every chunk).
-
-    The fold's position and "now" cover every row read but the store's own bookkeeping
-    (checkpoints, snapshot records): signing a log or snapshotting it changes no statistic.
-    """
-    wanted = set(statistics.kinds)
-    decode = store.codec.decode
-    apply = statistics.apply
-    folded = 0
-    last_seq, newest = 0, None
-    _float = float
-    for seq, ts, row_run, actor, kind, version, correlation, payload, digest in store.rows(
-        run=run, from_seq=from_seq, to_seq=to_seq, until=until
-    ):
-        folded += 1
-        if progress is not None and folded % 10_000 == 0:
-            progress(10_000)
-        if actor != STORE_ACTOR:
-            last_seq = seq
-            if type(ts) is _float and (newest is None or ts > newest):
-                newest = ts
-        if kind in wanted:
-            _apply(apply, decode, seq, ts, row_run, actor, kind, version, correlation, payload, digest)
-    statistics.advance(last_seq, newest)
-    return folded
-
-
-def _apply(
-    apply: Callable[[EventRecord], None], decode: Callable[..., Any], seq: int, ts: Any, run: str, actor: str,
-    kind: str, version: int, correlation: str | None, payload: str, digest: str,
-) -> None:
-    """Decode one row and fold it, naming it in any error."""
-    try:
-        if type(ts) is not float:  # only a row written by something else than actorlog
-            raise ValueError(f"its time (ts) is {shown(ts)}, not a number")
-        apply(EventRecord(
-            seq=seq, ts=ts, run=run, actor=actor, kind=kind, version=version, correlation=correlation,
-            event=decode(kind, version, payload, seq=seq), hash=digest,
-        ))
-    except ActorlogError:
-        raise  # already names the event
-    except Exception as exc:
-        raise ReplayError(seq, kind, f"{type(exc).__name__}: {str(exc)[:300]}") from exc
+    """Fold the rows after ``from_seq`` along the primary key (see `Statistics.fold_rows`)."""
+    return statistics.fold_rows(
+        store.rows(run=run, from_seq=from_seq, to_seq=to_seq, until=until), store.codec.decode, progress
+    )
 
 
 def _last_row(store: EventStore, *, run: str | None, until_seq: int | None, as_of: float | None) -> tuple[int, float] | None:

@@ -17,14 +17,32 @@ system's, or ``--run``) has one key there; a document of a whole log has one per
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
 
+from actorlog.events import ActorlogError
+from actorlog.events.errors import shown
 from actorlog.replay.errors import DEFAULT_RECENT, ErrorStatistics
 from actorlog.replay.metrics import DEFAULT_MAX_HISTORY, Metrics, series_label
 from actorlog.replay.plugins import PluginStates
 from actorlog.store import EventRecord
+from actorlog.store.checkpoints import STORE_ACTOR
+
+Progress = Callable[[int], None]
+"""Called with the number of events folded since the last call."""
+
+
+class ReplayError(ActorlogError, ValueError):
+    """An event of the log could not be folded into a projection; the message names its seq and kind."""
+
+    def __init__(self, seq: int, kind: Any, problem: str) -> None:
+        super().__init__(f"event seq {seq} (kind {shown(kind)}) could not be replayed: {problem}")
+        self.seq = seq
+        self.kind = kind
+        self.problem = problem
+
 
 SNAPSHOT_PROJECTION = "statistics"
 """The projection name of statistics snapshots in the ``snapshots`` table."""
@@ -64,6 +82,44 @@ class Statistics:
         self.position = record.seq
         # measurements arrive in per-thread batches, not in time order: "now" is the newest time seen
         self.last_ts = record.ts if self.last_ts is None or record.ts > self.last_ts else self.last_ts
+
+    def fold_rows(
+        self, rows: Iterable[tuple[Any, ...]], decode: Callable[..., Any], progress: Progress | None = None
+    ) -> int:
+        """Fold raw rows ``(seq, ts, run, actor, kind, version, correlation, payload, hash)`` in
+        seq order, decoding only the kinds a projection reads; returns how many were read.
+
+        The position and "now" cover every row read but the store's own bookkeeping
+        (checkpoints, snapshot records): signing a log or snapshotting it changes no statistic.
+        """
+        wanted = self._routes
+        apply = self.apply
+        folded = 0
+        last_seq, newest = 0, None
+        _float = float
+        for seq, ts, run, actor, kind, version, correlation, payload, digest in rows:
+            folded += 1
+            if progress is not None and folded % 10_000 == 0:
+                progress(10_000)
+            if actor != STORE_ACTOR:
+                last_seq = seq
+                if type(ts) is _float and (newest is None or ts > newest):
+                    newest = ts
+            if kind not in wanted:
+                continue
+            try:
+                if type(ts) is not _float:  # only a row written by something else than actorlog
+                    raise ValueError(f"its time (ts) is {shown(ts)}, not a number")
+                apply(EventRecord(
+                    seq=seq, ts=ts, run=run, actor=actor, kind=kind, version=version, correlation=correlation,
+                    event=decode(kind, version, payload, seq=seq), hash=digest,
+                ))
+            except ActorlogError:
+                raise  # already names the event
+            except Exception as exc:
+                raise ReplayError(seq, kind, f"{type(exc).__name__}: {str(exc)[:300]}") from exc
+        self.advance(last_seq, newest)
+        return folded
 
     def advance(self, seq: int, newest_ts: float | None) -> None:
         """Move to ``seq`` past events no projection reads, whose newest time was ``newest_ts``:
