@@ -80,6 +80,12 @@ class StoreSettings(_Section, frozen=True):
     busy_timeout: Seconds = 5.0
     max_pending_rows: Positive = 5_000
     max_batch_rows: Positive = 1_000
+    signing_key: str | None = None
+    """An Ed25519 private key file (``actorlog keygen``): the log gets signed checkpoints. Relative to the config file."""
+    witness: str | None = None
+    """A directory or ``.jsonl`` file that keeps a copy of each checkpoint. Relative to the config file."""
+    checkpoint_every: Positive = 10_000
+    checkpoint_interval: Seconds = 10.0
 
 
 class SupervisionSettings(_Section, frozen=True):
@@ -87,6 +93,8 @@ class SupervisionSettings(_Section, frozen=True):
 
     max_restarts: Annotated[int, msgspec.Meta(ge=0)] = 3
     within_seconds: Seconds = 60.0
+    control_timeout: Seconds = 10.0
+    """How long a plugin may take to halt or stop (then it is abandoned, and the run is not clean)."""
 
 
 class ErrorSettings(_Section, frozen=True):
@@ -317,9 +325,11 @@ def build_system(loaded: LoadedConfig, *, db: str | os.PathLike[str] | None = No
         db = loaded.path.parent / config.log
     system = ActorSystem(
         db,
-        restart_policy=RestartPolicy(config.supervision.max_restarts, config.supervision.within_seconds),
+        restart_policy=RestartPolicy(
+            config.supervision.max_restarts, config.supervision.within_seconds, config.supervision.control_timeout
+        ),
         error_policy=ErrorPolicy(severities=loaded.severities, actions=dict(config.errors.actions)),
-        store_options=msgspec.structs.asdict(config.store),
+        store_options=_store_options(loaded),
         metrics=MetricsOptions(**msgspec.structs.asdict(config.metrics)),
         snapshot_every=config.snapshot_every,
     )
@@ -362,3 +372,12 @@ def _messages(path: Path, config: SystemConfig) -> list[tuple[str, Message]]:
 
 def _tag(cls: type[Message]) -> str:
     return str(cls.__struct_config__.tag)
+
+
+def _store_options(loaded: LoadedConfig) -> dict[str, object]:
+    """``[store]`` as `EventStore` options, its paths taken relative to the config file."""
+    options: dict[str, object] = msgspec.structs.asdict(loaded.config.store)
+    for key in ("signing_key", "witness"):
+        if options[key] is not None:
+            options[key] = loaded.path.parent / str(options[key])
+    return options

@@ -84,7 +84,8 @@ class ActorSystem:
     `EventStore` when the system opens the log. ``metrics`` sets how measurements are
     kept, buffered and bounded under overload (`MetricsOptions`). ``snapshot_every``
     stores a snapshot of this run's statistics each time that many more events are
-    committed, so replays of the run fold only what follows it.
+    committed, so replays of the run fold only what follows it. ``signing_key`` and
+    ``witness`` go to the `EventStore`: signed checkpoints, and a copy of each outside the log.
 
     Every statistic it answers (`statistics`, `error_statistics`, `metric_summary`,
     `all_metrics`, `prometheus`, `state`) is a read of one `Statistics` projection fed the
@@ -104,12 +105,21 @@ class ActorSystem:
         metrics: MetricsOptions | None = None,
         snapshot_every: int | None = None,
         health_tick: float = 0.05,
+        signing_key: str | os.PathLike[str] | None = None,
+        witness: str | os.PathLike[str] | None = None,
     ) -> None:
         metrics_options = metrics or MetricsOptions()
         if isinstance(log, EventStore):
+            if signing_key is not None or witness is not None or store_options:
+                raise ValueError("store options (signing_key, witness, store_options) apply when the system opens "
+                                 "the log; give them to the EventStore instead")
             self.store, self._owns_store = log, False
         else:
-            self.store, self._owns_store = EventStore(log, run=run, registry=registry, **dict(store_options or {})), True
+            options = dict(store_options or {})
+            for name, value in (("signing_key", signing_key), ("witness", witness)):
+                if value is not None:
+                    options[name] = value
+            self.store, self._owns_store = EventStore(log, run=run, registry=registry, **options), True
         self.run = self.store.run
         self.registry = self.store.codec.registry
         for message_type in SYSTEM_MESSAGES + METRICS_MESSAGES:

@@ -29,7 +29,9 @@ from actorlog.replay.rebuild import rebuild, take_snapshot
 from actorlog.replay.reproduce import reproduce as run_reproduction
 from actorlog.replay.times import format_time, parse_time
 from actorlog.store import EventRecord, EventStore
+from actorlog.store.checkpoints import witness_file, witness_line
 from actorlog.store.errors import one_line, read_error
+from actorlog.store.signing import generate_key
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -491,34 +493,96 @@ def _seconds(value: object) -> float | None:
 @cli.command()
 @LOG
 @click.option("--quick", is_flag=True, help="Skip SQLite's check of the whole file (PRAGMA quick_check), for huge logs.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--public-key", type=click.Path(dir_okay=False),
+              help="The signing key's .pub file: every signed checkpoint must verify.")
+@click.option("--witness", type=click.Path(), help="A witness directory or .jsonl file: the log must hold every "
+              "checkpoint it kept (truncation and rollback are found).")
+@click.option("--expect", multiple=True, metavar="SEQ:HASH", help="The log must hold row SEQ with this chain hash "
+              "(repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON, every finding with its seq.")
 @friendly_errors
-def verify(log: str, quick: bool, as_json: bool) -> None:
-    """Check the file, the schema, the append-only triggers and the hash chain.
+def verify(
+    log: str, quick: bool, public_key: str | None, witness: str | None, expect: tuple[str, ...], as_json: bool
+) -> None:
+    """Check the file, the schema, the append-only triggers, the hash chain, and signatures.
 
     SQLite's own check of the file (PRAGMA quick_check) runs first, unless --quick; the
-    triggers must be actorlog's own, not only carry their names. Exit 0 when intact, 1
-    when tampering or damage is found (naming the first bad seq, or what SQLite found).
+    triggers must be actorlog's own, not only carry their names. A plain chain shows edits
+    only to someone who does not recompute it: with --public-key every signed checkpoint
+    is checked, and with --witness or --expect the log's length and content are pinned.
+    Exit 0 when intact, 1 when tampering or damage is found, 2 on bad input.
 
     \b
     Examples:
       actorlog verify app.db
-      actorlog verify app.db --json
-      actorlog verify huge.db --quick
+      actorlog verify app.db --public-key log.key.pub --witness witness/
+      actorlog verify app.db --expect 1740:3f2a...
+      actorlog verify huge.db --quick --json
     """
     with _open(log) as store:
-        report = store.verify(check_file=not quick)
+        report = store.verify(check_file=not quick, public_key=public_key, witness=witness, expect=expect)
     if as_json:
         click.echo(json.dumps(msgspec.to_builtins(report)))
     elif report.ok:
         checked = "file intact (SQLite quick_check)" if report.file_checked else "file check skipped (--quick)"
+        signed = f", signed up to seq {report.signed_up_to}" if report.signed_up_to else ""
         click.echo(
-            f"ok: {report.events_checked} events, chain intact up to seq {report.last_seq}, triggers in place, {checked}"
+            f"ok: {report.events_checked} events, chain intact up to seq {report.last_seq}{signed}, triggers in place, "
+            f"{checked}"
         )
+        for note in report.notes:
+            click.echo(f"note: {note}")
     else:
         for problem in report.problems:
             click.echo(f"FAILED: {problem}")
     sys.exit(0 if report.ok else 1)
+
+
+@cli.command()
+@click.argument("path", type=click.Path(dir_okay=False))
+@friendly_errors
+def keygen(path: str) -> None:
+    """Write an Ed25519 key pair for signed checkpoints: PATH (private, mode 0600) and PATH.pub.
+
+    Give PATH to the writer (EventStore(..., signing_key=PATH), [store] signing_key, or
+    $ACTORLOG_SIGNING_KEY) and PATH.pub to whoever verifies. The private key is never
+    printed, logged or put in the log.
+
+    \b
+    Example:
+      actorlog keygen ~/.actorlog/app.key
+    """
+    private, public, key = generate_key(path)
+    click.echo(f"wrote {private} (private, mode 0600) and {public} (public); key id {key}")
+
+
+@cli.command()
+@LOG
+@click.option("--witness", type=click.Path(), help="Also append it to this witness directory or .jsonl file.")
+@friendly_errors
+def checkpoint(log: str, witness: str | None) -> None:
+    """Print the log's newest signed checkpoint as one line of JSON (exit 1 if it has none).
+
+    Keep those lines somewhere an editor of the log cannot reach (--witness appends to a
+    file there): `verify --witness` then finds truncation and rollback.
+
+    \b
+    Example:
+      actorlog checkpoint app.db --witness /mnt/audit/witness/
+    """
+    with _open(log) as store:
+        newest = store.newest_checkpoint()
+    if newest is None:
+        click.echo("no signed checkpoint in this log (write it with a signing key: see `actorlog keygen`)", err=True)
+        sys.exit(1)
+    record, event = newest
+    line = witness_line(event, record.seq, record.hash, log)
+    if witness is not None:
+        target = witness_file(witness, log)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "a", encoding="utf-8") as out:
+            out.write(line + "\n")
+    click.echo(line)
 
 
 # -- reproduce -------------------------------------------------------------------------

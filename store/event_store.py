@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import sqlite_utils
 
-from actorlog.events import Codec, SnapshotTaken, TypeRegistry
+from actorlog.events import Checkpoint, Codec, SnapshotTaken, TypeRegistry
 from actorlog.events.codec import default_codec
 from actorlog.store.errors import PayloadTooLargeError, ReadOnlyError, StoreClosedError, StoreWriteError
 from actorlog.store.query import EventFilter, fetch_all, iter_rows, make_filter
@@ -30,10 +30,12 @@ from actorlog.store.checkpoints import (
     DEFAULT_CHECKPOINT_EVERY,
     DEFAULT_CHECKPOINT_INTERVAL,
     Checkpointer,
+    read_witness,
     witness_file,
 )
 from actorlog.store.rows import Batch, DeferredRow, PendingRow, Ticket
-from actorlog.store.signing import KEY_ENV, SigningKey
+from actorlog.store.audit import ChainAudit, parse_expect, witness_pins
+from actorlog.store.signing import KEY_ENV, PublicKey, SigningKey
 from actorlog.store.snapshot_table import snapshot_digest
 from actorlog.store.writer import StoreWriter, Subscriber, WriterState
 
@@ -482,11 +484,51 @@ class EventStore:
             row = fetch_all(self.db.conn, "SELECT max(seq) FROM events", (), self.path, "finding the last seq")[0]
         return int(row[0] or 0)
 
-    def verify(self, *, check_file: bool = True) -> VerifyReport:
+    def verify(
+        self,
+        *,
+        check_file: bool = True,
+        public_key: str | os.PathLike[str] | PublicKey | None = None,
+        witness: str | os.PathLike[str] | None = None,
+        expect: Iterable[str] = (),
+    ) -> VerifyReport:
         """Check the file (SQLite's quick_check, unless ``check_file`` is false), the append-only
-        triggers and their SQL, and recompute the hash chain over every committed row."""
+        triggers and their SQL, and recompute the hash chain over every committed row.
+
+        ``public_key`` (the ``.pub`` file keygen wrote): every signed checkpoint must verify,
+        and the rows before each must hash to what it signed. ``witness`` (a directory or a
+        ``.jsonl`` file) and ``expect`` (``"SEQ:HASH"`` strings): the log must hold each of
+        those rows with that hash, so truncation and rollback are found. Snapshots must match
+        the digests the chain recorded.
+        """
         self._check_open()
-        return verify_log(self.db.conn, self._read_lock, path=self.path, check_file=check_file)
+        pins = [(*parse_expect(text), f"--expect {text}") for text in expect]
+        if witness is not None:
+            source = witness_file(witness, self.path)
+            try:
+                entries = read_witness(source)
+            except OSError as exc:
+                raise ValueError(f"witness {str(source)!r} cannot be read: {exc.strerror or exc}") from None
+            pins += witness_pins(entries, f"the witness {str(source)!r}")
+        key = PublicKey(public_key) if public_key is not None and not isinstance(public_key, PublicKey) else public_key
+        audit = ChainAudit(key, pins)
+        return verify_log(self.db.conn, self._read_lock, path=self.path, check_file=check_file, audit=audit)
+
+    def newest_checkpoint(self) -> tuple[EventRecord, Checkpoint] | None:
+        """The newest signed checkpoint the store wrote, with its record; None if there is none."""
+        self._check_open()
+        with self._read_lock:
+            found = fetch_all(
+                self.db.conn, "SELECT max(seq) FROM events WHERE kind = 'checkpoint' AND actor = ?", (STORE_ACTOR,),
+                self.path, "finding the newest checkpoint",
+            )
+        seq = found[0][0] if found else None
+        if seq is None:
+            return None
+        for record in self.events(from_seq=seq, to_seq=seq):
+            if isinstance(record.event, Checkpoint):
+                return record, record.event
+        return None
 
     def _check_open(self) -> None:
         if self._closed:

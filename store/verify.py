@@ -1,4 +1,5 @@
-"""Integrity verification: the file (SQLite's own check), the append-only triggers and the hash chain."""
+"""Integrity verification: the file (SQLite's own check), the append-only triggers, the hash
+chain, and with `ChainAudit` the signed checkpoints, pinned hashes and snapshots."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import threading
 
 import msgspec
 
+from actorlog.store.audit import ChainAudit, Finding, check_snapshots
 from actorlog.store.chain import GENESIS, row_hash
 from actorlog.store.errors import StoreReadError, is_damage
 from actorlog.store.query import EventFilter, fetch_all, iter_rows
 from actorlog.store.schema import TRIGGERS
+from actorlog.store.snapshot_table import SNAPSHOT_TRIGGERS
 
 MAX_FILE_PROBLEMS = 10
 """At most this many of SQLite's findings are kept in a report."""
@@ -34,6 +37,14 @@ class VerifyReport(msgspec.Struct, frozen=True, kw_only=True):
     problems: tuple[str, ...] = ()
     file_checked: bool = False
     file_problems: tuple[str, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    """Every problem found, with the seq it concerns (None: the log as a whole)."""
+    notes: tuple[str, ...] = ()
+    """What the report cannot vouch for, and rows not yet covered by a signature (not failures)."""
+    checkpoints: int = 0
+    """Signed checkpoints in the log."""
+    signed_up_to: int | None = None
+    """With a public key: the seq of the newest checkpoint whose signature verifies over an intact chain."""
 
 
 def normalised_sql(sql: str) -> str:
@@ -53,6 +64,7 @@ def verify_log(
     *,
     path: str | os.PathLike[str] = "(unnamed)",
     check_file: bool = True,
+    audit: ChainAudit | None = None,
 ) -> VerifyReport:
     """Check the file with SQLite's ``PRAGMA quick_check`` (unless ``check_file`` is false),
     the append-only triggers (present, on ``events``, with actorlog's own SQL), then recompute
@@ -90,10 +102,13 @@ def verify_log(
                 f"append-only trigger {name} was replaced: its SQL is not actorlog's, so it may no longer refuse "
                 f"{name.rpartition('_')[2].upper()} on events"
             )
+    audit = audit if audit is not None else ChainAudit()
+    findings: list[Finding] = [Finding(None, problem) for problem in problems]
     previous = GENESIS
     checked = 0
     last_seq = 0
     first_bad: int | None = None
+    see = audit.see
     try:
         for seq, ts, run, actor, kind, version, correlation, payload, stored in iter_rows(
             conn, lock, EventFilter(), chunk_size, path
@@ -103,9 +118,10 @@ def verify_log(
             last_seq = seq
             if stored != expected and first_bad is None:
                 first_bad = seq
-                problems.append(
-                    f"hash chain broken at seq {seq}: the row or the one before it was changed, added or removed"
-                )
+                problem = f"hash chain broken at seq {seq}: the row or the one before it was changed, added or removed"
+                problems.append(problem)
+                findings.append(Finding(seq, problem))
+            see(seq, actor, kind, payload, stored, first_bad is None)
             previous = stored if type(stored) is str else repr(stored)  # a tampered hash may be a BLOB
     except StoreReadError as exc:
         if not is_damage(exc):
@@ -113,13 +129,39 @@ def verify_log(
         if not file_problems:
             file_problems = [str(exc.__cause__ or exc)]
             problems.append(f"the file is damaged: {exc}")
-        problems.append(
-            f"the hash chain could not be read past seq {last_seq} ({checked} events checked): the file is damaged there"
-        )
+        problem = f"the hash chain could not be read past seq {last_seq} ({checked} events checked): the file is damaged there"
+        problems.append(problem)
+        findings.append(Finding(last_seq, problem))
+    snapshot_findings = _snapshots(conn, lock, path, audit.snapshot_digests, triggers)
+    notes = audit.finish()
+    for finding in audit.findings + snapshot_findings:
+        problems.append(finding.problem)
+        findings.append(finding)
     return VerifyReport(
         ok=not problems, events_checked=checked, last_seq=last_seq, first_bad_seq=first_bad, problems=tuple(problems),
-        file_checked=check_file, file_problems=tuple(file_problems),
+        file_checked=check_file, file_problems=tuple(file_problems), findings=tuple(findings), notes=tuple(notes),
+        checkpoints=audit.checkpoints, signed_up_to=audit.signed_up_to if audit.public_key is not None else None,
     )
+
+
+def _snapshots(
+    conn: sqlite3.Connection, lock: threading.Lock, path: str | os.PathLike[str], vouched: set[str],
+    triggers: dict[str, tuple[str, str]],
+) -> list[Finding]:
+    """The snapshots table, if there is one: append-only, and every snapshot vouched for by the chain."""
+    with lock:
+        exists = fetch_all(conn, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'snapshots'", (), path,
+                           "looking for snapshots")
+        if not exists:
+            return []
+        rows = fetch_all(conn, "SELECT id, projection, version, position, run, state FROM snapshots ORDER BY id", (),
+                         path, "reading the snapshots")
+    findings = []
+    for name, body in SNAPSHOT_TRIGGERS.items():
+        table, sql = triggers.get(name, ("", ""))
+        if table != "snapshots" or normalised_sql(sql) != normalised_sql(f"CREATE TRIGGER {name} {body}"):
+            findings.append(Finding(None, f"append-only trigger {name} of the snapshots table is missing or replaced"))
+    return findings + check_snapshots(rows, vouched)
 
 
 def _quick_check(conn: sqlite3.Connection, lock: threading.Lock, path: str | os.PathLike[str]) -> list[str]:
