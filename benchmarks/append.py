@@ -1,9 +1,12 @@
 """Append throughput through the store actor, beside raw sqlite3 executemany in the same run.
 
-    python benchmarks/append.py [--events 300000] [--rss-events 2000000] [--synchronous NORMAL] [--repeat 3]
+    python benchmarks/append.py [--events 300000] [--rss-events 2000000] [--verify-events 1000000]
+                                [--synchronous NORMAL] [--repeat 3]
 
 Cases: single-event appends from 1 and from 2 producer threads, and batched appends
-(100 events per call). The reference for every case is raw ``sqlite3`` ``executemany``
+(100 events per call); signed single-event appends (default checkpoint intervals) beside
+unsigned ones in the same run; and ``verify`` with the public key on a signed log beside
+the unsigned verify of the same log. The reference for the unsigned cases is raw ``sqlite3`` ``executemany``
 over the same schema, the same msgspec-encoded JSON, the same ``synchronous`` setting,
 1000 rows per transaction, with the same hash chain computed. Then 2,000,000 events are
 appended as fast as producers can send, with peak RSS sampled throughout. Each case runs
@@ -24,6 +27,7 @@ from _common import Figure, RssSampler, add_json_option, report, run_in_threads
 from actorlog.events import HistogramObserved, default_codec
 from actorlog.store import EventStore
 from actorlog.store.chain import GENESIS, link, row_content
+from actorlog.store.signing import generate_key
 
 RUN = "20261124T000000-bench0"
 
@@ -59,9 +63,12 @@ def raw_executemany(path: Path, events: list[HistogramObserved], synchronous: st
     return len(events) / elapsed
 
 
-def through_store(path: Path, events: list[HistogramObserved], synchronous: str, producers: int, batch: int) -> float:
+def through_store(
+    path: Path, events: list[HistogramObserved], synchronous: str, producers: int, batch: int,
+    signing_key: Path | None = None,
+) -> float:
     """Events/s through EventStore: from the first append until flush() returns."""
-    with EventStore(path, synchronous=synchronous) as store:  # type: ignore[arg-type]
+    with EventStore(path, synchronous=synchronous, signing_key=signing_key) as store:  # type: ignore[arg-type]
         share = len(events) // producers
 
         def produce(part: list[HistogramObserved]) -> None:
@@ -77,8 +84,25 @@ def through_store(path: Path, events: list[HistogramObserved], synchronous: str,
         run_in_threads(produce, [(events[i * share : (i + 1) * share],) for i in range(producers)])
         store.flush()
         elapsed = time.perf_counter() - start
-        assert store.count() == share * producers
+        assert store.count() >= share * producers
     return share * producers / elapsed
+
+
+def verify_rates(path: Path, total: int, key: Path, public: Path) -> tuple[float, float]:
+    """(events/s) of verify on a signed log of ``total`` events: without and with the public key."""
+    with EventStore(path, signing_key=key) as store:
+        events = make_events(10_000)
+        for _ in range(total // len(events)):
+            store.append_many(events, actor="metrics")
+    with EventStore.open_readonly(path) as store:
+        start = time.perf_counter()
+        plain = store.verify(check_file=False)
+        unsigned = plain.events_checked / (time.perf_counter() - start)
+        start = time.perf_counter()
+        signed = store.verify(check_file=False, public_key=public)
+        with_key = signed.events_checked / (time.perf_counter() - start)
+    assert plain.ok and signed.ok and signed.checkpoints > 0, (plain.problems, signed.problems)
+    return unsigned, with_key
 
 
 def rss_run(path: Path, total: int, synchronous: str) -> tuple[float, float, float]:
@@ -101,6 +125,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=300_000)
     parser.add_argument("--rss-events", type=int, default=2_000_000)
+    parser.add_argument("--verify-events", type=int, default=1_000_000, help="size of the signed log verified (0: skip)")
     parser.add_argument("--synchronous", default="NORMAL", choices=["OFF", "NORMAL", "FULL"])
     parser.add_argument("--repeat", type=int, default=3, help="runs per case; medians are reported")
     add_json_option(parser)
@@ -124,6 +149,18 @@ def main() -> None:
             target = f">= {floor:,} ev/s" + (f" and >= {ratio_floor}x raw" if ratio_floor else "")
             met = ours >= floor and (ratio_floor is None or ours >= ratio_floor * raw)
             figures.append(Figure(name, ours, "events/s", raw, "raw sqlite3", target, met))
+        key, public, _ = generate_key(folder / "bench.key")
+        unsigned_runs, signed_runs = [], []
+        for attempt in range(args.repeat):
+            unsigned_runs.append(through_store(folder / f"unsigned-{attempt}.db", events, args.synchronous, 1, 1))
+            signed_runs.append(through_store(folder / f"signed-{attempt}.db", events, args.synchronous, 1, 1, key))
+        unsigned, signed = statistics.median(unsigned_runs), statistics.median(signed_runs)
+        figures.append(Figure("single-event appends, signed (checkpoints every 10,000 / 10 s)", signed, "events/s",
+                              unsigned, "unsigned appends", ">= 0.98x unsigned", signed >= 0.98 * unsigned))
+        if args.verify_events:
+            plain, with_key = verify_rates(folder / "verify.db", args.verify_events, key, public)
+            figures.append(Figure(f"verify with the public key, {args.verify_events:,} events", with_key, "events/s",
+                                  plain, "verify without a key", ">= 0.9x unsigned verify", with_key >= 0.9 * plain))
         if args.rss_events:
             rate, start_mb, peak_mb = rss_run(folder / "rss.db", args.rss_events, args.synchronous)
             figures.append(Figure(f"{args.rss_events:,} events, 2 producers", rate, "events/s", None, "", "", None))
