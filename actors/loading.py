@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import importlib
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from actorlog.actors.plugin import Plugin
+from typing import Any
 
 from actorlog.actors.errors import RegistrationError
+from actorlog.actors.plugin import Plugin
 
 ENTRY_POINT_GROUP = "actorlog.plugins"
 
@@ -22,8 +20,6 @@ def available_plugins() -> dict[str, str]:
 def load_plugin_class(spec: Any) -> type[Plugin]:
     """The plugin class ``spec`` names: a class, ``"pkg.module:Class"``, ``"pkg.module.Class"``,
     or the name of an entry point in the ``actorlog.plugins`` group."""
-    from actorlog.actors.plugin import Plugin  # noqa: F811 - at run time, avoiding an import cycle
-
     if isinstance(spec, type):
         cls = spec
     elif isinstance(spec, str):

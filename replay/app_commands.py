@@ -1,7 +1,8 @@
 """The ``actorlog`` commands that run a system: ``demo`` and ``run CONFIG.toml``.
 
-They live apart from the read-only audit commands of `actorlog.replay.cli`, and are added
-to its command group when that module loads.
+They live apart from the read-only audit commands of `actorlog.replay.cli`;
+`actorlog.replay.main` adds them to its command group. The demo's example plugins are
+imported only when ``demo`` runs, so no other command loads them.
 """
 
 from __future__ import annotations
@@ -13,27 +14,29 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from actorlog.actors.config import build_system, load_config, toml_key
 from actorlog.actors.errors import ConfigError, EscalationError, StartError
-from actorlog.actors.examples.agent import Solution
-from actorlog.actors.examples.demo import DemoReport, DemoTask, run_demo
 from actorlog.events import ActorlogError
-from actorlog.replay.cli import _print_stats, cli, friendly_errors
+from actorlog.replay.cli import _print_stats, friendly_errors
 from actorlog.store import StoreWriteError
 from actorlog.store.schema import check_log_file
 
+if TYPE_CHECKING:
+    from actorlog.actors.examples.agent import Solution
+    from actorlog.actors.examples.demo import DemoReport, DemoTask
 
-@cli.command()
+
+@click.command()
 @click.option("--db", "path", default="actorlog-demo.db", show_default=True, type=click.Path(dir_okay=False),
               help="The event log to write (a new run is appended if it exists).")
 @click.option("--tasks", type=click.IntRange(min=1), default=20, show_default=True, help="How many tasks to give the agent.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Decides the tasks and every model outcome.")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print the final statistics as JSON, exactly as `actorlog stats PATH --json` does.")
+              help="Print the run's final statistics as JSON, exactly as `actorlog stats PATH --run RUN --json` does.")
 @friendly_errors
 def demo(path: str, tasks: int, seed: int, as_json: bool) -> None:
     """Run the demo application: an agent that asks an offline model for code and runs it in a sandbox.
@@ -47,11 +50,14 @@ def demo(path: str, tasks: int, seed: int, as_json: bool) -> None:
     Examples:
       actorlog demo
       actorlog demo --db /tmp/demo.db --tasks 40 --seed 7
-      actorlog demo --json > live.json && actorlog stats actorlog-demo.db --json | diff - live.json
+      rm -f d.db && actorlog demo --db d.db --json > live.json && actorlog stats d.db --json | diff - live.json
     """
     check_log_file(Path(path))  # a bad path or file is one line, before the header
     click.echo(f"actorlog demo: {tasks} task(s), seed {seed}, log {path}", err=True)
     try:
+        # the example plugins load only for this command (not for `actorlog --help` or `run`)
+        from actorlog.actors.examples.demo import run_demo  # noqa: PLC0415
+
         report = run_demo(path, tasks=tasks, seed=seed, progress=_progress(tasks))
     except ActorlogError as exc:
         stopped_early("demo", exc)
@@ -87,7 +93,7 @@ def _summary(report: DemoReport) -> None:
     _print_stats(report.statistics)
     log = report.path
     click.echo("\nNext, try:")
-    click.echo(f"  actorlog stats {log}                           # the same statistics, rebuilt from the log")
+    click.echo(f"  actorlog stats {log} --run {report.run}   # the same statistics, rebuilt from the log")
     click.echo(f"  actorlog query {log} --kind failure.raised      # every failure, with its correlation")
     click.echo(f"  actorlog query {log} --kind plugin.restarted    # the crash and its restart")
     if report.reproducible_failure is not None:
@@ -125,7 +131,7 @@ def _stopped_by(exc: BaseException | None) -> BaseException | None:
     return None
 
 
-@cli.command()
+@click.command()
 @click.argument("config_file", metavar="CONFIG.toml", type=click.Path(dir_okay=False))
 @click.option("--db", "path", type=click.Path(dir_okay=False), help="The event log to write, instead of the file's `log`.")
 @click.option("--check", is_flag=True,

@@ -672,11 +672,5 @@ def _check_run(store: EventStore, run: str) -> None:
     )
 
 
-from actorlog.replay import app_commands as _app_commands  # noqa: E402, F401 - adds `demo` and `run` to the group
-
-
-def main() -> None:
-    """Entry point of the ``actorlog`` console script."""
-    cli(prog_name="actorlog")
 
 

@@ -46,7 +46,7 @@ from actorlog.events import (
     RetryScheduled,
     register,
 )
-from actorlog.replay.cli import cli
+from actorlog.replay.main import cli
 from actorlog.store import EventStore
 from actorlog.store.records import EventRecord
 

@@ -99,15 +99,15 @@ def test_the_summary_statistics_and_next_commands_are_printed(runs: DefaultRuns)
     assert summary is not None, out
     assert summary.groups() == (str(solved), str(20 - solved), str(attempts), "llm 1x", run_id)
 
-    # The statistics are exactly what `actorlog stats` rebuilds from the log afterwards.
-    stats = run_actorlog("stats", DEFAULT_LOG, cwd=runs.default.cwd)
+    # The statistics are exactly what `actorlog stats --run` rebuilds from the log afterwards.
+    stats = run_actorlog("stats", DEFAULT_LOG, "--run", run_id, cwd=runs.default.cwd)
     assert stats.returncode == 0, stats.stderr
     assert out[out.index("as of "): out.index("\nNext, try:")] == stats.stdout
     for name in ("agent", "llm", "sandbox"):
         assert re.search(rf"^{name}\s+stopped\s+1\.0\.0\s+{1 if name == 'llm' else 0}\s", out, re.MULTILINE), name
 
     commands = [line.split("#")[0].strip() for line in out[out.index("\nNext, try:"):].splitlines()[2:]]
-    assert f"actorlog stats {DEFAULT_LOG}" in commands
+    assert f"actorlog stats {DEFAULT_LOG} --run {run_id}" in commands
     assert f"actorlog query {DEFAULT_LOG} --kind failure.raised" in commands
     assert f"actorlog query {DEFAULT_LOG} --kind plugin.restarted" in commands
     assert any(c.startswith(f"actorlog reproduce {DEFAULT_LOG} ") for c in commands), commands

@@ -30,6 +30,11 @@ def test_replay_and_the_store_load_nothing_of_the_actor_system(statement: str) -
     assert not {m for m in loaded if m.startswith("actorlog.actors")}, sorted(loaded)
 
 
+def test_the_command_line_loads_the_example_plugins_only_for_the_demo() -> None:
+    loaded = loaded_after("from actorlog.replay.main import cli")
+    assert not {m for m in loaded if m.startswith("actorlog.actors.examples")}, sorted(loaded)
+
+
 def test_the_event_types_load_only_themselves() -> None:
     loaded = loaded_after("import actorlog.events")
     assert {m.split(".")[1] for m in loaded if m.count(".")} == {"events"}, sorted(loaded)
@@ -41,3 +46,22 @@ def test_the_import_linter_contract_holds() -> None:
     if "No module named" in lint.stderr:
         pytest.fail("import-linter is missing: install the project with its test extras")
     assert lint.returncode == 0 and "1 kept, 0 broken" in lint.stdout, lint.stdout + lint.stderr
+
+
+def test_every_module_imports_first_on_its_own() -> None:
+    """No module-level import cycle: each module can be the first one a program imports."""
+    program = """
+import importlib, pkgutil, subprocess, sys
+import actorlog.actors, actorlog.events, actorlog.replay, actorlog.store
+names = [m.name for package in (actorlog.actors, actorlog.events, actorlog.replay, actorlog.store)
+         for m in pkgutil.walk_packages(package.__path__, package.__name__ + ".")]
+failed = []
+for name in names:
+    result = subprocess.run([sys.executable, "-c", f"import {name}"], capture_output=True, text=True)
+    if result.returncode:
+        failed.append((name, result.stderr.strip().splitlines()[-1]))
+print(len(names), failed)
+sys.exit(1 if failed else 0)
+"""
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
