@@ -20,6 +20,7 @@ from typing import Any
 
 import msgspec
 
+from actorlog.events import Checkpoint, SnapshotTaken
 from actorlog.store.checkpoints import STORE_ACTOR
 from actorlog.store.signing import PublicKey, checkpoint_message
 from actorlog.store.snapshot_table import snapshot_digest
@@ -32,25 +33,8 @@ class Finding(msgspec.Struct, frozen=True):
     problem: str
 
 
-class _CheckpointPayload(msgspec.Struct):
-    covered_seq: int
-    covered_hash: str
-    time: float
-    run: str
-    key_id: str
-    signature: str
-
-
-class _SnapshotPayload(msgspec.Struct):
-    projection: str
-    projection_version: int
-    position: int
-    run: str
-    digest: str
-
-
-_checkpoint = msgspec.json.Decoder(_CheckpointPayload)
-_snapshot = msgspec.json.Decoder(_SnapshotPayload)
+_checkpoint = msgspec.json.Decoder(Checkpoint)
+_snapshot = msgspec.json.Decoder(SnapshotTaken)
 
 
 def parse_expect(text: str) -> tuple[int, str]:
