@@ -15,11 +15,13 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 RUN_ALL = ROOT / "benchmarks" / "run_all.py"
 
-# append.py's figures at --rss-events 0 (the memory run is skipped): all three have a reference.
+# append.py's figures at --rss-events 0 (the memory run is skipped): every one has a reference.
 APPEND_FIGURES = (
     "single-event appends, 1 producer",
     "single-event appends, 2 producers",
     "batched appends (100/call), 1 producer",
+    "single-event appends, signed (checkpoints every 10,000 / 10 s)",
+    "verify with the public key, 2,000 events",
 )
 TABLE_HEADER = "| Benchmark | Figure | actorlog | Unit | Reference | Reference value | Ratio | Target | Result |"
 
@@ -68,7 +70,7 @@ def test_quick_append_report_has_machine_header_and_a_row_per_figure(tmp_path: P
         assert target.startswith(">=") and verdict in ("met", "**MISSED**")
 
     assert "## Missed targets" in report and "## How to rerun" in report
-    assert re.search(r"`\S*python\S* benchmarks/append\.py --events 2000 --rss-events 0 --repeat 1`", report)
+    assert re.search(r"`\S*python\S* benchmarks/append\.py --events 2000 --rss-events 0 --verify-events 2000 --repeat 1`", report)
 
 
 def test_a_failing_script_is_named_and_the_report_still_written(tmp_path: Path) -> None:

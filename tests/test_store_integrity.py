@@ -189,7 +189,8 @@ def test_cli_verify_json_output(log_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == {
         "ok": True, "events_checked": N, "last_seq": N, "first_bad_seq": None, "problems": [],
-        "file_checked": True, "file_problems": [],
+        "file_checked": True, "file_problems": [], "findings": [], "checkpoints": 0, "signed_up_to": None,
+        "notes": ["without a signing key's public key, an editor who recomputes the hash chain is not detected"],
     }
 
 
