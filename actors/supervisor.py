@@ -51,6 +51,17 @@ class ControlTimeout(TimeoutError):
         super().__init__(f"plugin {plugin!r} did not {op} within {timeout:g} s ({busy})")
 
 
+class StartAbandoned(RuntimeError):
+    """The system began to stop while a plugin's ``on_start`` was still running."""
+
+    def __init__(self, plugin: str) -> None:
+        super().__init__(f"on_start of plugin {plugin!r} had not returned when the system began to stop")
+
+
+START_POLL = 0.1
+"""Seconds between looks, while a plugin starts, at whether the system began to stop."""
+
+
 class StartPlugins(msgspec.Struct):
     """Start every registered plugin in dependency order (asked by the system)."""
 
@@ -120,9 +131,10 @@ class Supervisor(pykka.ThreadingActor):
                 self._start_one(name)
             except BaseException as failure:  # noqa: BLE001 - becomes a StartError after cleanup
                 exc = failure.original if isinstance(failure, StartFailed) else failure
+                reason = str(exc) if isinstance(exc, StartAbandoned) else f"on_start raised: {safe_str(exc)}"
                 self.store.append(
                     fit_texts(
-                        PluginFailed(plugin=name, reason=f"on_start raised: {safe_str(exc)}", exc_type=qualified_name(exc)),
+                        PluginFailed(plugin=name, reason=reason, exc_type=qualified_name(exc)),
                         ("reason",), self.store.max_payload_bytes,
                     )[0],
                     actor=ACTOR,
@@ -135,7 +147,7 @@ class Supervisor(pykka.ThreadingActor):
     def _start_one(self, name: str) -> None:
         entry = self.router.plugins[name]
         self.store.append(PluginStarting(plugin=name), actor=ACTOR)
-        self._control(entry, "start")
+        self._await_start(entry)
         self.store.append(PluginStarted(plugin=name), actor=ACTOR)
         self._control(entry, "resume")
         if name not in self.started:
@@ -194,6 +206,22 @@ class Supervisor(pykka.ThreadingActor):
             if future.done():
                 raise
             raise ControlTimeout(entry.name, op, timeout, entry.handling) from None
+
+    def _await_start(self, entry: PluginEntry) -> None:
+        """Start the plugin; an ``on_start`` may take as long as it needs, unless the system
+        begins to stop meanwhile: then the start is given up (`StartAbandoned`)."""
+        assert entry.ref is not None
+        future: Future[Any] = Future()
+        entry.ref.tell(Control(op="start", reply=future))
+        while True:
+            try:
+                future.result(START_POLL)
+                return
+            except FutureTimeout:
+                if future.done():
+                    raise
+                if self.router.stopping:
+                    raise StartAbandoned(entry.name) from None
 
     # -- decisions -----------------------------------------------------------------------
 

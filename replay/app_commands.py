@@ -26,6 +26,7 @@ from actorlog.store import StoreWriteError
 from actorlog.store.schema import check_log_file
 
 if TYPE_CHECKING:
+    from actorlog.actors import ActorSystem
     from actorlog.actors.examples.agent import Solution
     from actorlog.actors.examples.demo import DemoReport, DemoTask
 
@@ -103,6 +104,21 @@ def _summary(report: DemoReport) -> None:
     click.echo(f"  sqlite-utils {log} 'select plugin, exc_type, count(*) from failures group by 1, 2' --table")
 
 
+class _Interrupted(BaseException):
+    """A signal that cuts a start or a stop short (a BaseException, so no handler swallows it)."""
+
+
+def _stop_at_once(system: ActorSystem, signame: str) -> NoReturn:
+    """After a second signal: commit what was appended, and exit without waiting for the plugins."""
+    try:
+        system.store.flush(timeout=5.0)
+    except Exception:  # noqa: BLE001 - leaving at once: what was committed is in the log either way
+        pass
+    click.echo(f"actorlog run: stopped at once on a second {signame}; the plugins were not waited for, "
+               f"what was committed is in the log", err=True)
+    sys.exit(1)  # the plugins' (daemon) threads are left behind on purpose
+
+
 def stopped_early(command: str, exc: BaseException) -> None:
     """Exit with status 1 and one line if ``exc`` comes from a run that escalated or whose log
     failed (the system stopped itself: the answer is no, the input was fine); else return."""
@@ -163,10 +179,15 @@ def run(config_file: str, path: str | None, check: bool) -> None:
         return
     stop = threading.Event()
     received: list[str] = []
+    phase = ["building"]
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         received.append(signal.Signals(signum).name)
         stop.set()
+        # a start that does not return (a blocking on_start) is cut short: the stop follows;
+        # a second signal while stopping (a blocking on_stop) stops at once
+        if (phase[0] == "starting" and len(received) == 1) or (phase[0] == "stopping" and len(received) > 1):
+            raise _Interrupted(received[-1])
 
     previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
     failure: StoreWriteError | None = None
@@ -174,27 +195,38 @@ def run(config_file: str, path: str | None, check: bool) -> None:
         system = build_system(loaded, db=path)
         try:
             try:
-                order = system.start()
+                order: list[str] = []
+                try:
+                    if not stop.is_set():
+                        phase[0] = "starting"
+                        order = system.start()
+                except _Interrupted:
+                    pass
             except StartError as exc:
                 if system.store.failure is None:
                     raise ConfigError(f"{config_file}: key `plugins.{toml_key(exc.plugin)}`: {exc}") from None
                 raise
-            click.echo(
-                f"actorlog run: started {', '.join(order)} (log {system.store.path}, run {system.run}); "
-                f"stop with Ctrl-C or SIGTERM", err=True,
-            )
-            for recipient, message in loaded.messages:
-                system.tell(recipient, message)
+            phase[0] = "running"
+            if not stop.is_set():
+                click.echo(
+                    f"actorlog run: started {', '.join(order)} (log {system.store.path}, run {system.run}); "
+                    f"stop with Ctrl-C or SIGTERM", err=True,
+                )
+                for recipient, message in loaded.messages:
+                    system.tell(recipient, message)
             while not stop.wait(0.1) and not system.wait(0):
                 pass
         except ActorlogError as exc:
             if _stopped_by(exc) is None and system.escalation is None and system.store.failure is None:
                 raise  # not the system stopping itself: reported as an error
         finally:
+            phase[0] = "stopping"
             try:
                 system.stop()
             except StoreWriteError as exc:
                 failure = exc
+            except _Interrupted as second:
+                _stop_at_once(system, str(second))
     except ActorlogError as exc:
         stopped_early("run", exc)
         raise
