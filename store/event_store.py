@@ -130,6 +130,7 @@ class EventStore:
         self._last_stamp = 0.0
         self._closed = False
         self._state = WriterState()
+        self._redact: Callable[[Any], Any] | None = None
         self._writer: StoreWriter | None = None
         if not readonly:
             self._writer = StoreWriter(
@@ -203,6 +204,8 @@ class EventStore:
         A ``ts`` given is kept as it is; the ticket's ``ts`` is the time logged.
         """
         writer = self._writable()
+        if self._redact is not None:
+            event = self._redact(event)
         kind, version, payload = self._encoded(event, actor, correlation)
         if ts is not None:
             row = self._row(kind, version, payload, actor, correlation, float(ts))
@@ -210,6 +213,12 @@ class EventStore:
         with self._order:
             row = self._row(kind, version, payload, actor, correlation, self._stamp(None))
             return self._send(writer, row, event, refs)
+
+    def redact_with(self, function: Callable[[Any], Any] | None) -> None:
+        """Pass every event appended from now on through ``function`` before it is encoded
+        (None: no longer). The actor system installs its redaction of secrets here, so no
+        path of its own can write one; the function must return an event of the same kind."""
+        self._redact = function
 
     def _send(self, writer: StoreWriter, row: PendingRow, event: object, refs: Mapping[str, Ticket] | None) -> Ticket:
         if refs:
@@ -245,7 +254,7 @@ class EventStore:
         (how buffered measurements keep their run's events in time order).
         """
         writer = self._writable()
-        events = list(events)
+        events = list(events) if self._redact is None else [self._redact(event) for event in events]
         if ts is None or isinstance(ts, (int, float)):
             taken: list[float | None] = [None if ts is None else float(ts)] * len(events)
         else:
