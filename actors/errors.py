@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from actorlog.actors.redaction import redact_text
 from actorlog.events import ActorlogError
 from actorlog.events import RegistrationError as RegistrationError  # one class for types and plugins
 
@@ -55,7 +56,7 @@ class StartError(PluginError, RuntimeError):
     def __init__(self, plugin: str, cause: BaseException, unstarted: Sequence[str]) -> None:
         left = ", ".join(unstarted) or "none"
         super().__init__(
-            f"plugin {plugin!r} failed to start: {type(cause).__name__}: {cause}; "
+            f"plugin {plugin!r} failed to start: {type(cause).__name__}: {redact_text(str(cause))}; "
             f"left unstarted: {left}; every plugin already started was stopped"
         )
         self.plugin = plugin
@@ -66,7 +67,9 @@ class EscalationError(PluginError, RuntimeError):
     """A failure was escalated: the system stopped."""
 
     def __init__(self, plugin: str, reason: str) -> None:
-        super().__init__(f"the actor system stopped: a failure in plugin {plugin!r} was escalated ({reason})")
+        super().__init__(
+            f"the actor system stopped: a failure in plugin {plugin!r} was escalated ({redact_text(reason)})"
+        )
         self.plugin = plugin
         self.reason = reason
 
@@ -75,7 +78,7 @@ class UnhealthyError(PluginError):
     """Raised on behalf of a plugin whose health check reported it unhealthy."""
 
     def __init__(self, plugin: str, detail: str) -> None:
-        super().__init__(f"plugin {plugin!r} is unhealthy: {detail or 'no detail given'}")
+        super().__init__(f"plugin {plugin!r} is unhealthy: {redact_text(detail) or 'no detail given'}")
         self.plugin = plugin
         self.detail = detail
 

@@ -42,7 +42,7 @@ from actorlog.actors.plugin import Health, Plugin, handlers_of
 from actorlog.actors.plugin_actor import PluginActor
 from actorlog.actors.projector import LiveProjections, Read, Seed
 from actorlog.actors.protocol import SYSTEM_MESSAGES, CarryOut, Control
-from actorlog.actors.redaction import redacted
+from actorlog.actors.redaction import check_config, redact_event, redacted
 from actorlog.actors.retry import Retrying, RetryPolicy, make_retrying
 from actorlog.actors.router import ANYONE, APP, InboxBound, PluginEntry, Router
 from actorlog.actors.snapshots import AutoSnapshots
@@ -120,6 +120,7 @@ class ActorSystem:
                 if value is not None:
                     options[name] = value
             self.store, self._owns_store = EventStore(log, run=run, registry=registry, **options), True
+        self.store.redact_with(redact_event)  # no secret any part of the system writes reaches the log
         self.run = self.store.run
         self.registry = self.store.codec.registry
         for message_type in SYSTEM_MESSAGES + METRICS_MESSAGES:
@@ -210,9 +211,13 @@ class ActorSystem:
         ``plugin`` is a `Plugin` subclass, an import path (``"pkg.module:Class"``) or the
         name of an ``actorlog.plugins`` entry point. Every other argument overrides the
         class attribute of the same name. ``config`` must be JSON-serialisable: it is
-        logged, so a plugin can be rebuilt from the log to reproduce a failure; values
-        under secret-looking keys (``api_key``, ``password``...) are logged as ``"***"``.
-        Keep secrets out of config: name the environment variable that holds them.
+        logged, so a plugin can be rebuilt from the log to reproduce a failure; it is
+        redacted first (`actorlog.actors.redaction`): values under secret-looking keys
+        (``api_key``, ``password``, ``headers.Authorization``...), credentials in URLs and
+        token-shaped strings are logged as ``"***"``, at any depth. Keep secrets out of
+        config: name the environment variable that holds them (``api_key_env``); a value that
+        looks like a credential under such a key (``*_env``, ``*_var``) is refused with
+        `RegistrationError`, before anything is logged and without echoing it.
         """
         self._check_running()
         if not isinstance(name, str) or not name or name in RESERVED_NAMES:
@@ -221,6 +226,7 @@ class ActorSystem:
             )
         cls = load_plugin_class(plugin)
         config = dict(config or {})
+        check_config(name, config)
         try:
             msgspec.json.encode(config)
         except (TypeError, msgspec.EncodeError) as exc:

@@ -34,7 +34,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 
@@ -92,8 +92,10 @@ class Solution(msgspec.Struct, frozen=True, kw_only=True):
 
 @register
 class AgentTaskFinished(Event, tag="agent.task_finished", frozen=True):
-    """The agent finished a task: solved or given up, after how many attempts."""
+    """The agent finished a task: solved or given up, after how many attempts.
+    ``message`` (an error's text) is redacted before it is logged."""
 
+    redact_fields: ClassVar[tuple[str, ...]] = ("message",)
     task: str
     solved: bool
     attempts: int

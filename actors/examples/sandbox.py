@@ -65,12 +65,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import msgspec
 
 from actorlog.actors.examples import sandbox_launcher
 from actorlog.actors.plugin import Health, Plugin, handler
+from actorlog.actors.redaction import excerpt
 from actorlog.events import Event, Message, register
 
 if TYPE_CHECKING:
@@ -250,6 +251,7 @@ class SandboxResult(msgspec.Struct, frozen=True, kw_only=True):
 class SandboxCreated(Event, tag="sandbox.created", frozen=True):
     """A sandbox was created: a scratch directory and a limited child process."""
 
+    redact_fields: ClassVar[tuple[str, ...]] = ("argv",)
     sandbox_id: str
     mode: Mode
     argv: tuple[str, ...]
@@ -262,6 +264,7 @@ class SandboxFinished(Event, tag="sandbox.finished", frozen=True):
     """A sandboxed program exited by itself. ``stdout``/``stderr`` are bounded excerpts;
     ``truncated`` says its output went past ``max_output_bytes``."""
 
+    redact_fields: ClassVar[tuple[str, ...]] = ("stdout", "stderr")
     sandbox_id: str
     exit_code: int
     duration: float
@@ -275,6 +278,7 @@ class SandboxFinished(Event, tag="sandbox.finished", frozen=True):
 class SandboxKilled(Event, tag="sandbox.killed", frozen=True):
     """A sandboxed program was killed; ``reason`` says why, ``signal`` by which signal."""
 
+    redact_fields: ClassVar[tuple[str, ...]] = ("stdout", "stderr")
     sandbox_id: str
     reason: KillReason
     exit_code: int
@@ -623,15 +627,17 @@ class SandboxRunner:
             reason=killed or finished, signal=outcome.signal,
         )
         n = self.config.event_output_chars
+        # the logged excerpts are redacted before they are cut: a cut never keeps part of a secret
+        out, err = excerpt(stdout, n, marker=""), excerpt(stderr, n, marker="")
         if killed is not None:
             self._send(SandboxKilled(
                 sandbox_id=sandbox_id, reason=killed, exit_code=result.exit_code, duration=result.duration,
-                signal=result.signal, stdout=stdout[:n], stderr=stderr[:n], truncated=result.truncated,
+                signal=result.signal, stdout=out, stderr=err, truncated=result.truncated,
             ))
         else:
             self._send(SandboxFinished(
                 sandbox_id=sandbox_id, exit_code=result.exit_code, duration=result.duration,
-                stdout=stdout[:n], stderr=stderr[:n], truncated=result.truncated, reason=finished,
+                stdout=out, stderr=err, truncated=result.truncated, reason=finished,
             ))
         return result
 
