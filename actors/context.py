@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Mapping
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
+from actorlog.actors.capabilities import Capabilities, Capability
 from actorlog.actors.clock import RecordedClock
 from actorlog.actors.monitor import MetricsClient, PerformanceMonitor
 from actorlog.actors.retry import Retrying, make_retrying
@@ -90,6 +92,19 @@ class PluginContext(RecordedClock):
         """Counters, gauges and histograms, recorded by the metrics collector."""
         self.monitor = PerformanceMonitor(router.recorder)
         """Timing of named operations (decorator, context manager, start/end)."""
+        self.capabilities = Capabilities.everything()
+        """What the plugin may reach: live, everything (reproduction withholds what the user does not allow)."""
+
+    def getenv(self, name: str, default: str | None = None) -> str | None:
+        """The environment variable ``name``. Read the environment through this (not
+        ``os.environ``), so that reproducing a log of unknown origin reads it as unset."""
+        return os.environ.get(name, default)
+
+    def allows(self, capability: Capability) -> bool:
+        """Whether this plugin may use ``capability`` (``"network"``, ``"processes"``,
+        ``"environment"``) here: always live; during reproduction only what the user allowed.
+        Ask before starting programs or connecting, and refuse clearly when it says no."""
+        return self.capabilities.allows(capability)
 
     def emit(self, event: object, *, correlation: str | None = None) -> Ticket:
         """Append one of this plugin's own events to the log (registered Event types only).

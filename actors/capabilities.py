@@ -1,0 +1,213 @@
+"""What a plugin may reach beyond its own code: environment variables, the network, child processes.
+
+Live, a plugin may use all three (`Capabilities.everything`). Reproduction rebuilds a
+plugin from a log that may come from someone else, so it withholds them unless the user
+allows each (`Capabilities.withheld`): the log's config then cannot point a plugin at the
+user's secrets (``api_key_env = "VICTIM_TOKEN"``), its server or its shell.
+
+Plugins ask through their context: ``self.context.getenv(name)`` reads an environment
+variable (unset when withheld) and ``self.context.allows("processes")`` says whether it may
+start programs. For code that does not ask, `confined` enforces the same on the whole
+process while it is active: Python's audit hooks refuse outbound connections and name
+lookups (``socket.connect``, ``sendto``, ``getaddrinfo``...) and process creation
+(``subprocess.Popen``, ``os.system``, ``os.exec*``, ``os.fork``, ``os.posix_spawn``...)
+with `CapabilityDenied`, and the environment variables named are removed from
+``os.environ`` until it ends. Audit hooks stop Python's own APIs, not native code that
+calls the C library directly.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, Literal
+
+import msgspec
+
+from actorlog.events import ActorlogError
+
+__all__ = ["Capabilities", "Capability", "CapabilityDenied", "Confinement", "confined", "names_in_config"]
+
+Capability = Literal["environment", "network", "processes"]
+
+_FLAGS: dict[str, str] = {
+    "environment": "--allow-env NAME",
+    "network": "--allow-network",
+    "processes": "--allow-processes",
+}
+
+
+class CapabilityDenied(ActorlogError, PermissionError):
+    """A plugin tried to use a capability it was not granted (during reproduction of a log
+    of unknown origin); the message names it and how to allow it."""
+
+    def __init__(self, capability: str, what: str) -> None:
+        super().__init__(
+            f"{what} refused: {capability} is not allowed while reproducing a log of unknown origin "
+            f"(allow it with {_FLAGS.get(capability, '--trust')}, or --trust for all)"
+        )
+        self.capability = capability
+
+
+class Capabilities(msgspec.Struct, frozen=True, kw_only=True):
+    """What a plugin may use: which environment variables (``environment``: None for all,
+    else only those names), the network, child processes."""
+
+    environment: frozenset[str] | None = None
+    network: bool = True
+    processes: bool = True
+
+    @classmethod
+    def everything(cls) -> Capabilities:
+        """All of them: a live plugin, or reproduction of a log the user trusts."""
+        return cls()
+
+    @classmethod
+    def withheld(
+        cls, *, allow_env: Iterable[str] = (), allow_network: bool = False, allow_processes: bool = False
+    ) -> Capabilities:
+        """None of them, except what is allowed: reproduction's default."""
+        return cls(environment=frozenset(allow_env), network=allow_network, processes=allow_processes)
+
+    def allows(self, capability: Capability) -> bool:
+        """Whether ``capability`` is granted (the environment: wholly)."""
+        if capability == "environment":
+            return self.environment is None
+        return bool(getattr(self, capability))
+
+    def allows_variable(self, name: str) -> bool:
+        """Whether the environment variable ``name`` may be read."""
+        return self.environment is None or name in self.environment
+
+    def denied(self) -> tuple[str, ...]:
+        """The capabilities withheld, for a report: ``environment``, ``network``, ``processes``."""
+        found: list[str] = []
+        if self.environment is not None:
+            allowed = ", ".join(sorted(self.environment))
+            found.append(f"environment (except {allowed})" if allowed else "environment")
+        if not self.network:
+            found.append("network")
+        if not self.processes:
+            found.append("processes")
+        return tuple(found)
+
+
+_NAME_KEY = re.compile(r"(?:^|[_\-.])(?:env|var|envvar)$", re.IGNORECASE)
+_VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SECRET_VARIABLE = re.compile(r"KEY|TOKEN|SECRET|PASSW|_PWD|CREDENTIAL|AUTH|COOKIE", re.IGNORECASE)
+
+
+def names_in_config(config: Any) -> set[str]:
+    """The environment variables a config names (values of ``*_env``/``*_var`` keys, at any depth)."""
+    found: set[str] = set()
+
+    def visit(value: Any, named: bool) -> None:
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                visit(item, isinstance(key, str) and (_NAME_KEY.search(key) is not None or key.lower() == "env"))
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                visit(item, named)
+        elif named and isinstance(value, str) and _VARIABLE.match(value):
+            found.add(value)
+
+    visit(config, False)
+    return found
+
+
+class Confinement:
+    """One active `confined` block: what it withholds and what was refused meanwhile."""
+
+    def __init__(self, capabilities: Capabilities) -> None:
+        self.capabilities = capabilities
+        self.refused: list[str] = []
+        """What code tried and was refused, in order (``network: connect to ('10.0.0.1', 80)``)."""
+        self._lock = threading.Lock()
+
+    def note(self, capability: str, what: str) -> None:
+        """Record that ``what`` was refused (each distinct refusal once)."""
+        entry = f"{capability}: {what}"
+        with self._lock:
+            if entry not in self.refused:
+                self.refused.append(entry)
+
+
+_active: list[Confinement] = []
+_active_lock = threading.Lock()
+_hook_installed = False
+
+_NETWORK_EVENTS = frozenset({
+    "socket.connect", "socket.sendto", "socket.sendmsg", "socket.getaddrinfo", "socket.gethostbyname",
+    "socket.gethostbyaddr", "socket.getnameinfo",
+})
+_PROCESS_EVENTS = frozenset({
+    "subprocess.Popen", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty",
+    "os.startfile", "os.popen",
+})
+
+
+def _describe(event: str, args: tuple[Any, ...]) -> str:
+    try:
+        if event == "socket.connect" or event == "socket.sendto":
+            return f"{event.split('.')[1]} to {args[-1]!r}"
+        if event in ("socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr"):
+            return f"name lookup of {args[0]!r}"
+        if event == "subprocess.Popen":
+            argv = args[1]
+            return f"starting {(argv[0] if isinstance(argv, (list, tuple)) and argv else argv)!r}"
+        if event in ("os.exec", "os.posix_spawn", "os.spawn"):
+            return f"{event} of {args[0]!r}"
+    except Exception:  # noqa: BLE001 - a description only
+        pass
+    return event
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if not _active:
+        return
+    if event in _NETWORK_EVENTS:
+        capability = "network"
+    elif event in _PROCESS_EVENTS:
+        capability = "processes"
+    else:
+        return
+    denying = [c for c in list(_active) if not c.capabilities.allows(capability)]  # type: ignore[arg-type]
+    if not denying:
+        return
+    what = _describe(event, args)
+    for confinement in denying:
+        confinement.note(capability, what)
+    raise CapabilityDenied(capability, what)
+
+
+@contextmanager
+def confined(capabilities: Capabilities, hidden: Iterable[str] = ()) -> Iterator[Confinement]:
+    """Within the block, the whole process runs under ``capabilities``: what they withhold
+    of the network and of child processes is refused (`CapabilityDenied`), and the
+    environment variables in ``hidden`` that they do not allow, together with every variable
+    whose name says it holds a secret (``*KEY*``, ``*TOKEN*``, ``*SECRET*``, ``*PASSW*``...),
+    are unset until the block ends. Blocks may nest or overlap across threads: a capability
+    is refused while any active block withholds it."""
+    global _hook_installed
+    confinement = Confinement(capabilities)
+    with _active_lock:
+        if not _hook_installed:
+            sys.addaudithook(_audit)  # for good: audit hooks cannot be removed; idle when nothing is confined
+            _hook_installed = True
+        _active.append(confinement)
+    saved: dict[str, str] = {}
+    if capabilities.environment is not None:
+        names = set(hidden) | {name for name in os.environ if _SECRET_VARIABLE.search(name)}
+        for name in sorted(names):
+            if not capabilities.allows_variable(name) and name in os.environ:
+                saved[name] = os.environ.pop(name)
+    try:
+        yield confinement
+    finally:
+        os.environ.update(saved)
+        with _active_lock:
+            _active.remove(confinement)
