@@ -7,6 +7,7 @@ answers according to ``mode``:
 - ``"status"``: HTTP ``status`` with ``error_body`` as its JSON body;
 - ``"malformed"``: HTTP 200 with a body that is not JSON;
 - ``"wrong_shape"``: HTTP 200 with JSON lacking ``choices``;
+- ``"raw"``: HTTP 200 with ``raw_body`` as the body;
 - ``"slow"``: waits until the server is closed (or ``slow_limit`` s) before answering.
 """
 
@@ -36,6 +37,7 @@ class FakeLLMServer:
         self.reply_model = "test-model-0613"
         self.status = 500
         self.error_body: Any = {"error": {"message": "internal error"}}
+        self.raw_body = b""
         self.slow_limit = 10.0
         self.released = threading.Event()
         self._lock = threading.Lock()
@@ -99,6 +101,8 @@ def _handler_for(server: FakeLLMServer) -> type[BaseHTTPRequestHandler]:
                     self._send(server.status, json.dumps(server.error_body).encode())
                 elif mode == "malformed":
                     self._send(200, b"{this is not json")
+                elif mode == "raw":
+                    self._send(200, server.raw_body)
                 elif mode == "wrong_shape":
                     self._send(200, b'{"object": "chat.completion", "result": "no choices here"}')
                 elif mode == "slow":

@@ -20,9 +20,12 @@ Two backends ship with it, chosen by the ``backend`` key of the plugin's config:
   randomness, so a reproduced failure fails again.
 - ``"openai"``: any OpenAI-compatible chat-completions endpoint (``base_url``,
   ``model``). The API key is read from the environment variable *named* by
-  ``api_key_env``: the config is logged, so the key itself never goes in it. The key is
-  held in a `Secret`, whose ``repr`` and ``str`` are masked, and is removed from any
-  server text quoted in an error.
+  ``api_key_env``: the config is logged, so the key itself never goes in it (a value
+  there that looks like a key is refused when the plugin is registered). The key is read
+  through ``self.context.getenv``, so reproducing a log of unknown origin reads it as
+  unset; it is held in a `Secret`, whose ``repr`` and ``str`` are masked, and is removed
+  from any text redacted in this process. Server text quoted in an error is redacted
+  before it is cut (`actorlog.actors.redaction.excerpt`), so no part of a key survives.
 
 A message without a ``seed`` gets one drawn from ``self.context.random()``, which is
 seeded from the seed recorded with the message in the log: reproduction draws the same
@@ -79,6 +82,7 @@ from typing import Annotated, Any, ClassVar, Literal, Protocol
 import msgspec
 
 from actorlog.actors.plugin import Health, Plugin, handler
+from actorlog.actors.redaction import excerpt, redact_text, remember_secret
 from actorlog.events import ActorlogError, Message, register
 
 __all__ = [
@@ -192,6 +196,7 @@ class Secret:
 
     def __init__(self, value: str) -> None:
         self._value = value
+        remember_secret(value)  # every text this process redacts (errors, the log) loses it
 
     def reveal(self) -> str:
         """The secret value itself."""
@@ -256,9 +261,14 @@ def parse_config(config: Mapping[str, Any]) -> LLMConfig:
     if parsed.backend == "openai":
         if not parsed.base_url:
             raise LLMConfigError("config key 'base_url' is required for backend 'openai' (e.g. 'https://api.openai.com/v1')")
-        scheme = urllib.parse.urlsplit(parsed.base_url).scheme
-        if scheme not in ("http", "https"):
-            raise LLMConfigError(f"config key 'base_url' must be an http or https URL, got scheme {scheme!r}")
+        parts = urllib.parse.urlsplit(parsed.base_url)
+        if parts.scheme not in ("http", "https"):
+            raise LLMConfigError(f"config key 'base_url' must be an http or https URL, got scheme {parts.scheme!r}")
+        if "@" in parts.netloc:  # never echoed: it holds a credential
+            raise LLMConfigError(
+                "config key 'base_url' must not hold credentials (user:password@host): the config is logged; "
+                "put the key in an environment variable and give its name as 'api_key_env'"
+            )
         if not parsed.model:
             raise LLMConfigError("config key 'model' is required for backend 'openai'")
     return parsed
@@ -383,12 +393,20 @@ class OpenAICompatibleBackend:
     name = "openai"
     max_response_bytes: ClassVar[int] = 10 * 1024 * 1024
 
-    def __init__(self, base_url: str, model: str, api_key_env: str | None = "OPENAI_API_KEY", timeout: float = 30.0) -> None:
+    def __init__(
+        self, base_url: str, model: str, api_key_env: str | None = "OPENAI_API_KEY", timeout: float = 30.0,
+        *, getenv: Callable[[str], str | None] = os.environ.get,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.api_key_env = api_key_env
         self.timeout = timeout
-        self.endpoint = f"{self.base_url}/chat/completions"
+        self.getenv = getenv
+        """How the key's variable is read: the plugin's ``context.getenv`` (unset during reproduction unless allowed)."""
+        self.url = f"{self.base_url}/chat/completions"
+        """Where requests go."""
+        self.endpoint = redact_text(self.url)
+        """The endpoint as shown in errors, health and ``repr`` (any credential in it masked)."""
         self.api_key()  # a missing variable fails now, at start, rather than at the first request
 
     def __repr__(self) -> str:
@@ -399,7 +417,7 @@ class OpenAICompatibleBackend:
         """The key from the environment; `LLMConfigError` naming the variable if it is unset or empty."""
         if self.api_key_env is None:
             return None
-        value = os.environ.get(self.api_key_env)
+        value = self.getenv(self.api_key_env)
         if not value:
             raise LLMConfigError(
                 f"environment variable {self.api_key_env!r} (config key 'api_key_env') is not set or empty: "
@@ -428,24 +446,30 @@ class OpenAICompatibleBackend:
         if key is not None:
             headers["Authorization"] = "Bearer " + key.reveal()
         http_request = urllib.request.Request(
-            self.endpoint, data=msgspec.json.encode(body), headers=headers, method="POST"
+            self.url, data=msgspec.json.encode(body), headers=headers, method="POST"
         )
         raw = self._send(http_request, key)
         return self._parse(raw, key)
 
     def _send(self, http_request: urllib.request.Request, key: Secret | None) -> bytes:
-        redact: Callable[[str], str] = key.redact if key is not None else _same
+        redact = _cleaner(key)
         try:
             with urllib.request.urlopen(http_request, timeout=self.timeout) as response:  # noqa: S310 - http(s) only, checked
                 raw: bytes = response.read(self.max_response_bytes + 1)
         except urllib.error.HTTPError as exc:
             status, reason = exc.code, exc.reason
             try:
-                detail = exc.read(300).decode("utf-8", "replace").strip()
+                body = exc.read(_QUOTED_READ + 1)
             except (OSError, http.client.HTTPException):
-                detail = ""
+                body = b""
             finally:
                 exc.close()
+            # redact the whole answer read, then cut it: a key quoted across the cut leaves nothing behind
+            detail = excerpt(
+                key.redact(body[:_QUOTED_READ].decode("utf-8", "replace")) if key is not None
+                else body[:_QUOTED_READ].decode("utf-8", "replace"),
+                _DETAIL_CHARS, complete=len(body) <= _QUOTED_READ,
+            ).strip()
             message = f"{self.endpoint} answered HTTP {status} {reason}"
             if status in (401, 403):
                 message += f" (check the API key in ${self.api_key_env})" if self.api_key_env else " (no API key was sent)"
@@ -474,7 +498,7 @@ class OpenAICompatibleBackend:
         return GenerationTimeout(f"{self.endpoint} did not answer within the timeout of {self.timeout} s")
 
     def _parse(self, raw: bytes, key: Secret | None) -> Completion:
-        redact: Callable[[str], str] = key.redact if key is not None else _same
+        redact = _cleaner(key)
         try:
             answer = msgspec.json.decode(raw, type=_ChatResponse)
         except msgspec.ValidationError as exc:
@@ -482,9 +506,10 @@ class OpenAICompatibleBackend:
                 redact(f"{self.endpoint} answered JSON of an unexpected shape ({exc}); expected choices[0].message.content")
             ) from None
         except msgspec.DecodeError:
-            excerpt = raw[:80].decode("utf-8", "replace")
+            text = raw[:_QUOTED_READ].decode("utf-8", "replace")
+            quoted = excerpt(redact(text), _EXCERPT_CHARS, complete=len(raw) <= _QUOTED_READ)
             raise InvalidResponseError(
-                redact(f"{self.endpoint} answered something that is not valid JSON: {excerpt!r}")
+                redact(f"{self.endpoint} answered something that is not valid JSON: {quoted!r}")
             ) from None
         if not answer.choices or answer.choices[0].message.content is None:
             raise InvalidResponseError(f"{self.endpoint} answered without choices[0].message.content")
@@ -497,8 +522,19 @@ class OpenAICompatibleBackend:
         )
 
 
-def _same(text: str) -> str:
-    return text
+_QUOTED_READ = 64 * 1024
+"""Bytes of a server's answer read to quote from in an error (redacted whole, then cut)."""
+_DETAIL_CHARS = 300
+"""Characters of an HTTP error's body quoted in the error."""
+_EXCERPT_CHARS = 80
+"""Characters of a non-JSON answer quoted in the error."""
+
+
+def _cleaner(key: Secret | None) -> Callable[[str], str]:
+    """Redaction of a text about to go into an error: the key itself, then every credential shape."""
+    if key is None:
+        return redact_text
+    return lambda text: redact_text(key.redact(text))
 
 
 class _ChatMessage(msgspec.Struct):
@@ -544,7 +580,9 @@ class LLMPlugin(Plugin):
         """Build the backend the config asks for; override to plug in another one."""
         if config.backend == "openai":
             assert config.base_url is not None and config.model is not None  # checked by parse_config
-            return OpenAICompatibleBackend(config.base_url, config.model, config.api_key_env, config.timeout)
+            return OpenAICompatibleBackend(
+                config.base_url, config.model, config.api_key_env, config.timeout, getenv=self.context.getenv
+            )
         return OfflineBackend(
             config.model or OFFLINE_MODEL, config.failure_rate,
             connection_error_rate=config.connection_error_rate, context_chars=config.context_chars,
