@@ -126,6 +126,8 @@ class Confinement:
         self.capabilities = capabilities
         self.refused: list[str] = []
         """What code tried and was refused, in order (``network: connect to ('10.0.0.1', 80)``)."""
+        self.unset: list[str] = []
+        """The environment variables that were set and were unset for the block."""
         self._lock = threading.Lock()
 
     def note(self, capability: str, what: str) -> None:
@@ -154,8 +156,10 @@ def _describe(event: str, args: tuple[Any, ...]) -> str:
     try:
         if event == "socket.connect" or event == "socket.sendto":
             return f"{event.split('.')[1]} to {args[-1]!r}"
-        if event in ("socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr"):
-            return f"name lookup of {args[0]!r}"
+        if event == "socket.getaddrinfo":
+            return f"looking up {args[0]!r} (port {args[1]!r})"
+        if event in ("socket.gethostbyname", "socket.gethostbyaddr"):
+            return f"looking up {args[0]!r}"
         if event == "subprocess.Popen":
             argv = args[1]
             return f"starting {(argv[0] if isinstance(argv, (list, tuple)) and argv else argv)!r}"
@@ -205,6 +209,7 @@ def confined(capabilities: Capabilities, hidden: Iterable[str] = ()) -> Iterator
         for name in sorted(names):
             if not capabilities.allows_variable(name) and name in os.environ:
                 saved[name] = os.environ.pop(name)
+    confinement.unset = sorted(saved)
     try:
         yield confinement
     finally:

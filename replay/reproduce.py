@@ -5,21 +5,33 @@ from its recorded class path and config, started, and fed every message it recei
 that run since its last (re)start, in order, each with its recorded receive time and
 random seed. Nothing is written to the original log: events the plugin emits are kept
 in memory, and calls to other plugins are refused (their answers were not recorded).
+
+A log may come from someone else, and its config and messages decide what the plugin
+does, so reproduction is safe by default: the plugin gets no environment variables
+(``context.getenv`` reads them as unset, and the variables the config names, with every
+variable named like a secret, are unset in the process meanwhile), no network and no
+child processes (`actorlog.actors.capabilities.confined`), unless the caller allows each
+(``allow_env``, ``allow_network``, ``allow_processes``, or ``trust`` for all). The report
+names what was withheld and what the plugin tried to use and was refused, so an outcome
+that depended on it says so.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Callable, Mapping
+import os
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from actorlog.actors.capabilities import Capabilities, Capability, CapabilityDenied, Confinement, confined, names_in_config
 from actorlog.actors.clock import RecordedClock
 from actorlog.actors.error_policy import qualified_name
 from actorlog.actors.loading import load_plugin_class
 from actorlog.actors.plugin import Plugin, handlers_of
+from actorlog.actors.redaction import redact_text
 from actorlog.actors.tracebacks import format_traceback, is_cut_of
 from actorlog.events import ActorlogError, FailureRaised, MessageReceived, PluginRegistered, TypeRegistry
 from actorlog.store import EventRecord, EventStore
@@ -56,6 +68,11 @@ class Reproduction(msgspec.Struct, frozen=True, kw_only=True):
     traceback: str | None = None
     failed_at_seq: int | None = None
     notes: tuple[str, ...] = ()
+    withheld: tuple[str, ...] = ()
+    """Capabilities the plugin was not given: ``environment``, ``network``, ``processes`` (empty when trusted)."""
+    refused: tuple[str, ...] = ()
+    """What the plugin tried to use of them and was refused (``network: connect to ('127.0.0.1', 80)``):
+    when not empty, the outcome depended on a withheld capability."""
 
 
 class _RefusingRef:
@@ -122,7 +139,9 @@ class ReplayContext(RecordedClock):
     """The context a reproduced plugin sees: the recorded clock and seeds (the same `RecordedClock`
     live plugins use), nothing written anywhere, other plugins unreachable."""
 
-    def __init__(self, name: str, run: str, depends_on: tuple[str, ...]) -> None:
+    def __init__(
+        self, name: str, run: str, depends_on: tuple[str, ...], capabilities: Capabilities | None = None,
+    ) -> None:
         super().__init__()
         self.name = name
         self.run = run
@@ -130,6 +149,27 @@ class ReplayContext(RecordedClock):
         self.metrics = _Metrics()
         self.monitor = _Monitor()
         self.emitted: list[Any] = []
+        self.capabilities = capabilities if capabilities is not None else Capabilities.withheld()
+        self.refused: list[str] = []
+        """What the plugin asked for through this context and was refused."""
+
+    def getenv(self, name: str, default: str | None = None) -> str | None:
+        """The environment variable, if allowed; otherwise read as unset (and noted)."""
+        if self.capabilities.allows_variable(name):
+            return os.environ.get(name, default)
+        self._note(f"environment: {name} read as unset")
+        return default
+
+    def allows(self, capability: Capability) -> bool:
+        """Whether the user allowed ``capability``; a refusal is noted in the report."""
+        if self.capabilities.allows(capability):
+            return True
+        self._note(f"{capability}: asked for by the plugin")
+        return False
+
+    def _note(self, entry: str) -> None:
+        if entry not in self.refused:
+            self.refused.append(entry)
 
     def emit(self, event: object, *, correlation: str | None = None) -> None:
         self.emitted.append(event)
@@ -152,15 +192,33 @@ class ReplayContext(RecordedClock):
         return _RefusingRef(name).ask()
 
 
-def reproduce(log: str | EventStore, failure_seq: int) -> Reproduction:
-    """Replay the messages that led to the failure at ``failure_seq`` and compare outcomes."""
+def reproduce(
+    log: str | EventStore,
+    failure_seq: int,
+    *,
+    allow_env: Iterable[str] = (),
+    allow_network: bool = False,
+    allow_processes: bool = False,
+    trust: bool = False,
+) -> Reproduction:
+    """Replay the messages that led to the failure at ``failure_seq`` and compare outcomes.
+
+    The plugin runs without environment variables, network or child processes, except the
+    variables named in ``allow_env`` and what ``allow_network`` and ``allow_processes``
+    allow; ``trust=True`` allows everything (only for a log whose origin you trust). While
+    it runs, what is withheld is withheld from the whole process (see
+    `actorlog.actors.capabilities.confined`)."""
+    capabilities = (
+        Capabilities.everything() if trust
+        else Capabilities.withheld(allow_env=allow_env, allow_network=allow_network, allow_processes=allow_processes)
+    )
     if isinstance(log, EventStore):
-        return _reproduce(log, failure_seq)
+        return _reproduce(log, failure_seq, capabilities)
     with EventStore.open_readonly(log) as store:
-        return _reproduce(store, failure_seq)
+        return _reproduce(store, failure_seq, capabilities)
 
 
-def _reproduce(store: EventStore, failure_seq: int) -> Reproduction:
+def _reproduce(store: EventStore, failure_seq: int, capabilities: Capabilities) -> Reproduction:
     found = list(store.events(from_seq=failure_seq, to_seq=failure_seq, lenient=True))
     if not found or not isinstance(found[0].event, FailureRaised):
         kind = found[0].kind if found else "nothing"
@@ -208,7 +266,53 @@ def _reproduce(store: EventStore, failure_seq: int) -> Reproduction:
     recorded_failures = _earlier_failures(store, run, name, messages[0].seq if messages else failure_seq, failure_seq)
     if failure.trigger_seq is None:
         notes.append("the failure was not caused by a logged message (start, stop or health check)")
-    context = ReplayContext(name, run, registered.depends_on)
+    context = ReplayContext(name, run, registered.depends_on, capabilities)
+    named = names_in_config(registered.config)
+    with confined(capabilities, named) as confinement:
+        outcome, replayed = _replay(cls, registered, context, messages, registry, handlers, recorded_failures,
+                                    failure, notes)
+    withheld = capabilities.denied()
+    refused = tuple(context.refused) + tuple(confinement.refused)
+    if withheld:
+        notes.append(
+            "capabilities withheld from the plugin, as for any log of unknown origin: " + ", ".join(withheld)
+            + " (allow them with --allow-env NAME, --allow-network, --allow-processes, or --trust)"
+        )
+    named_unset = [variable for variable in confinement.unset if variable in named]
+    if named_unset:
+        notes.append(
+            "environment variables the recorded config names were unset while the plugin ran: "
+            + ", ".join(named_unset) + " (allow one with --allow-env NAME)"
+        )
+    if refused:
+        notes.append(
+            "the outcome depended on withheld capabilities: the plugin tried " + "; ".join(refused)
+            + "; it may differ from the recording for that reason"
+        )
+    same = (
+        bool(outcome)
+        and outcome["exc_type"] == failure.exc_type
+        and is_cut_of(failure.message, outcome["message"])  # the log may hold a long message cut in the middle
+        and outcome["failed_at_seq"] == failure.trigger_seq
+    )
+    if outcome and not same:
+        notes.append("a different outcome: " + _difference(outcome, failure))
+    if not outcome:
+        notes.append(f"no exception was raised by the {replayed} replayed message(s)")
+    return Reproduction(
+        reproduced=same, current_version=current, messages_replayed=replayed, notes=tuple(notes),
+        exc_type=outcome.get("exc_type"), message=outcome.get("message"), traceback=outcome.get("traceback"),
+        failed_at_seq=outcome.get("failed_at_seq"), withheld=withheld, refused=refused, **base,
+    )
+
+
+def _replay(
+    cls: type[Plugin], registered: PluginRegistered, context: ReplayContext, messages: list[EventRecord],
+    registry: TypeRegistry, handlers: Mapping[type[Any], Callable[..., Any]], recorded_failures: set[int],
+    failure: FailureRaised, notes: list[str],
+) -> tuple[dict[str, Any], int]:
+    """Start a fresh instance and feed it the messages; the outcome (empty when nothing was raised)
+    and how many messages were replayed."""
     outcome: dict[str, Any] = {}
     replayed = 0
     # Whatever a plugin raises is an outcome to report, BaseExceptions (SystemExit,
@@ -236,27 +340,13 @@ def _reproduce(store: EventStore, failure_seq: int) -> Reproduction:
             context.begin(record.ts, received.seed, record.correlation)
             replayed += 1
             try:
-                handlers[handled](instance, message)  # type: ignore[index]
+                handlers[handled](instance, message)
             except BaseException as exc:  # noqa: BLE001 - the outcome is what we report
                 if record.seq in recorded_failures and record.seq != failure.trigger_seq:
                     continue  # it failed here in the recording too, and the plugin went on
                 outcome = _outcome(exc, record.seq)
                 break
-    same = (
-        bool(outcome)
-        and outcome["exc_type"] == failure.exc_type
-        and is_cut_of(failure.message, outcome["message"])  # the log may hold a long message cut in the middle
-        and outcome["failed_at_seq"] == failure.trigger_seq
-    )
-    if outcome and not same:
-        notes.append("a different outcome: " + _difference(outcome, failure))
-    if not outcome:
-        notes.append(f"no exception was raised by the {replayed} replayed message(s)")
-    return Reproduction(
-        reproduced=same, current_version=current, messages_replayed=replayed, notes=tuple(notes),
-        exc_type=outcome.get("exc_type"), message=outcome.get("message"), traceback=outcome.get("traceback"),
-        failed_at_seq=outcome.get("failed_at_seq"), **base,
-    )
+    return outcome, replayed
 
 
 def _logged_message(
@@ -274,7 +364,12 @@ def _logged_message(
 
 
 def _outcome(exc: BaseException, seq: int | None) -> dict[str, Any]:
-    return {"exc_type": qualified_name(exc), "message": str(exc), "traceback": format_traceback(exc), "failed_at_seq": seq}
+    """The replayed outcome, its texts redacted as the live system's were before they were logged
+    (so the two compare equal, and a secret the reproduction was allowed to read is not shown)."""
+    return {
+        "exc_type": qualified_name(exc), "message": redact_text(str(exc)),
+        "traceback": redact_text(format_traceback(exc)), "failed_at_seq": seq,
+    }
 
 
 def _difference(outcome: dict[str, Any], failure: FailureRaised) -> str:

@@ -847,7 +847,8 @@ class SandboxPlugin(Plugin):
     def on_start(self) -> None:
         self.settings = load_config(self.config)
         self.runner = SandboxRunner(self.settings, emit=self.context.emit)
-        self.runner.check()
+        if self.context.capabilities.allows("processes"):  # else nothing can run here, so nothing to check
+            self.runner.check()
 
     def on_stop(self) -> None:
         if hasattr(self, "runner"):
@@ -864,12 +865,22 @@ class SandboxPlugin(Plugin):
     @handler
     def run_python(self, message: RunPython) -> SandboxResult:
         """Run a Python snippet."""
+        self._permitted()
         return self._measured("python", self.runner.run_python(message.code, timeout=message.timeout, stdin=message.stdin))
 
     @handler
     def run_command(self, message: RunCommand) -> SandboxResult:
         """Run a program."""
+        self._permitted()
         return self._measured("command", self.runner.run_command(message.argv, timeout=message.timeout, stdin=message.stdin))
+
+    def _permitted(self) -> None:
+        """Refuse to run anything where child processes are not allowed (reproducing a log of unknown origin)."""
+        if not self.context.allows("processes"):
+            raise SandboxError(
+                "the sandbox refuses to run programs: child processes are not allowed here (reproducing a log "
+                "of unknown origin); allow them with --allow-processes, or --trust"
+            )
 
     def _measured(self, mode: Mode, result: SandboxResult) -> SandboxResult:
         outcome = f"killed_{result.reason}" if result.killed else ("ok" if result.exit_code == 0 else "failed")
