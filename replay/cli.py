@@ -593,28 +593,45 @@ def checkpoint(log: str, witness: str | None) -> None:
 @click.argument("seq", type=click.IntRange(min=1))
 @click.option("--import-path", "import_paths", multiple=True, default=["."], show_default=True,
               help="Folder to import the plugin's code from (repeatable).")
+@click.option("--allow-env", "allow_env", multiple=True, metavar="NAME",
+              help="Let the plugin read this environment variable (repeatable).")
+@click.option("--allow-network", is_flag=True, help="Let the plugin connect to the network.")
+@click.option("--allow-processes", is_flag=True, help="Let the plugin start programs (the sandbox plugin runs them).")
+@click.option("--trust", is_flag=True, help="Allow all of the above: only for a log whose origin you trust.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @friendly_errors
-def reproduce(log: str, seq: int, import_paths: tuple[str, ...], as_json: bool) -> None:
+def reproduce(
+    log: str, seq: int, import_paths: tuple[str, ...], allow_env: tuple[str, ...], allow_network: bool,
+    allow_processes: bool, trust: bool, as_json: bool,
+) -> None:
     """Replay the messages that led to the failure at SEQ through a fresh plugin instance.
 
-    Nothing is written to the log. Exit 0 if the same exception happens at the same
-    message, 1 if not (or if it cannot be reproduced), 2 if SEQ is not a failure.
+    Nothing is written to the log. A log may come from someone else, and its config and
+    messages decide what the plugin does, so by default the plugin gets no environment
+    variables, no network and no child processes; the report says what it tried to use.
+    Exit 0 if the same exception happens at the same message, 1 if not (or if it cannot be
+    reproduced), 2 if SEQ is not a failure.
 
     \b
     Examples:
       actorlog query app.db --kind failure.raised
       actorlog reproduce app.db 1234
+      actorlog reproduce app.db 1234 --allow-env OPENAI_API_KEY --allow-network
     """
     for folder in reversed(import_paths):
         sys.path.insert(0, os.path.abspath(folder))
-    outcome = run_reproduction(log, seq)
+    outcome = run_reproduction(
+        log, seq, allow_env=allow_env, allow_network=allow_network, allow_processes=allow_processes, trust=trust,
+    )
     if as_json:
         click.echo(json.dumps(msgspec.to_builtins(outcome), indent=2))
     else:
         verdict = "REPRODUCED" if outcome.reproduced else "NOT REPRODUCED"
         click.echo(f"{verdict}: failure {seq} of plugin {outcome.plugin!r} ({outcome.class_path}, "
                    f"recorded version {outcome.recorded_version}); {outcome.messages_replayed} message(s) replayed")
+        click.echo("withheld: " + (", ".join(outcome.withheld) or "nothing (trusted)"))
+        for refused in outcome.refused:
+            click.echo(f"refused: {refused}")
         for note in outcome.notes:
             click.echo(f"note: {note}")
         click.echo(f"\n--- recorded: {outcome.recorded_exc_type} {_at_message(outcome.trigger_seq)}\n"
