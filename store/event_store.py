@@ -82,6 +82,11 @@ class EventStore:
     signed ``checkpoint`` every ``checkpoint_every`` events and every
     ``checkpoint_interval`` seconds, and at a clean close; ``witness`` (a directory or a
     ``.jsonl`` file) keeps a copy of each outside the log. The key never enters the log.
+
+    A new log is created readable by its owner only (``file_mode=0o600``, less the umask;
+    its -wal and -shm files get the same): logs hold what a system did, and a sandboxed
+    program or another user must not read them. ``file_mode=None`` leaves the mode to
+    SQLite (0644 less the umask).
     """
 
     def __init__(
@@ -102,6 +107,7 @@ class EventStore:
         checkpoint_every: int = DEFAULT_CHECKPOINT_EVERY,
         checkpoint_interval: float = DEFAULT_CHECKPOINT_INTERVAL,
         witness: str | os.PathLike[str] | None = None,
+        file_mode: int | None = 0o600,
     ) -> None:
         if synchronous not in ("OFF", "NORMAL", "FULL", "EXTRA"):
             raise ValueError(f"synchronous must be one of OFF, NORMAL, FULL, EXTRA, got {synchronous!r}")
@@ -113,6 +119,8 @@ class EventStore:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
         if max_log_bytes is not None and (type(max_log_bytes) is not int or max_log_bytes < 1):
             raise ValueError(f"max_log_bytes must be a positive int (bytes) or None, got {max_log_bytes!r}")
+        if file_mode is not None and (type(file_mode) is not int or not 0 <= file_mode <= 0o777):
+            raise ValueError(f"file_mode must be a permission mode such as 0o600, or None, got {file_mode!r}")
         self.path = Path(path)
         self.readonly = readonly
         self.run = run if run is not None else new_run_id()
@@ -122,7 +130,9 @@ class EventStore:
         # the key is checked before the file is opened: a bad key leaves nothing open
         checkpointer = None if readonly else self._checkpointer(signing_key, checkpoint_every, checkpoint_interval,
                                                                 witness)
-        self.db: sqlite_utils.Database = open_database(self.path, readonly=readonly, busy_timeout=busy_timeout)
+        self.db: sqlite_utils.Database = open_database(
+            self.path, readonly=readonly, busy_timeout=busy_timeout, file_mode=file_mode
+        )
         """A sqlite-utils `Database` on the reading connection, for ad-hoc queries."""
         self._read_lock = threading.Lock()
         self._order = threading.Lock()

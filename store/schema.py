@@ -332,13 +332,19 @@ def create_schema(db: sqlite_utils.Database) -> None:
     )
 
 
-def open_database(path: Path, *, readonly: bool, busy_timeout: float) -> sqlite_utils.Database:
+def open_database(
+    path: Path, *, readonly: bool, busy_timeout: float, file_mode: int | None = 0o600
+) -> sqlite_utils.Database:
     """Open (or, when writable and new or empty, create) an event log and check its schema.
 
     Another process may be creating or writing the same file: locks are waited for up to
-    ``busy_timeout`` seconds, then reported as a `StoreLockedError` naming the file.
+    ``busy_timeout`` seconds, then reported as a `StoreLockedError` naming the file. A new
+    file is created with ``file_mode`` (less the umask), which SQLite gives its -wal and
+    -shm files too; None leaves it to SQLite (0644 less the umask: readable by everyone).
     """
-    check_path(path, readonly=readonly)
+    exists = check_path(path, readonly=readonly)
+    if not readonly and not exists and file_mode is not None:
+        _create_file(path, file_mode)
     conn = connect(path, readonly=readonly, busy_timeout=busy_timeout)
     db = sqlite_utils.Database(conn)
     deadline = time.monotonic() + busy_timeout
@@ -389,6 +395,14 @@ def check_log_file(path: Path, *, busy_timeout: float = 5.0) -> None:
             raise NotAnEventLogError(f"{str(path)!r} cannot be read as an SQLite database: {exc}") from None
     finally:
         conn.close()
+
+
+def _create_file(path: Path, mode: int) -> None:
+    """Create the empty file a new log starts as, with ``mode`` (SQLite then writes it as a new database)."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode))
+    except FileExistsError:
+        pass  # another process created it meanwhile: its mode stands
 
 
 def _prepare(db: sqlite_utils.Database, path: Path, *, readonly: bool) -> None:
