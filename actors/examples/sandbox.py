@@ -53,6 +53,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import logging
 import os
 import pwd
 import selectors
@@ -77,6 +78,8 @@ from actorlog.events import Event, Message, register
 if TYPE_CHECKING:
     from actorlog.actors.examples.sandbox_launcher import Spec
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
     "FinishReason",
     "KillReason",
@@ -88,6 +91,8 @@ __all__ = [
     "SandboxError",
     "SandboxFinished",
     "SandboxFullError",
+    "SandboxIsolation",
+    "SandboxIsolationChecked",
     "SandboxKilled",
     "SandboxLimits",
     "SandboxPlugin",
@@ -96,9 +101,10 @@ __all__ = [
     "load_config",
 ]
 
-KillReason = Literal["timeout", "cpu", "output", "file_size", "signal", "stopped"]
+KillReason = Literal["timeout", "cpu", "output", "file_size", "signal", "stopped", "memory"]
 """Why a sandbox was killed: its wall-clock timeout, its CPU limit, too much output, its
-file-size limit, another signal (a crash, or a signal it sent itself), or shutdown."""
+file-size limit, another signal (a crash, or a signal it sent itself), shutdown, or the
+memory of the whole sandbox going past ``memory_bytes``."""
 
 FinishReason = Literal["memory", "exec_failed"]
 """A note on a sandbox that exited by itself: it failed for lack of memory (its address
@@ -142,7 +148,10 @@ class SandboxConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     cpu_seconds: Positive = 10
     """CPU time the program may use (``RLIMIT_CPU``; SIGXCPU, then SIGKILL one second later)."""
     memory_bytes: Positive = 512 * 1024 * 1024
-    """Address space of each process (``RLIMIT_AS``): larger allocations fail (MemoryError)."""
+    """Memory of the whole sandbox: every process's resident memory plus what its private
+    /tmp holds (a cgroup v2 ``memory.max`` where one is writable, else watched every
+    ``watch_interval`` s; past it the sandbox is killed, reason ``memory``). Also each
+    process's address space (``RLIMIT_AS``): a larger allocation fails (MemoryError)."""
     max_open_files: Positive = 64
     """Open file descriptors per process (``RLIMIT_NOFILE``)."""
     max_processes: Positive = 32
@@ -174,6 +183,19 @@ class SandboxConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     """``PATH`` inside the sandbox (how `RunCommand` finds a program given by name)."""
     event_output_chars: Annotated[int, msgspec.Meta(ge=0)] = 2048
     """Characters of stdout and stderr copied into ``sandbox.finished``/``sandbox.killed``."""
+    isolate: bool = True
+    """On Linux, run each sandbox in fresh mount, network, IPC and PID namespaces where the
+    kernel allows (see the module's documentation); False runs it in the host's."""
+    network: bool = False
+    """Let sandboxed programs use the host's network (no network namespace of their own)."""
+    tmp_bytes: Positive = 64 * 1024 * 1024
+    """Size of the private tmpfs on /tmp, /var/tmp, /dev/shm and /run/lock (counted in ``memory_bytes``)."""
+    cgroup: str | None = None
+    """A cgroup v2 directory this process may write, with the memory and pids controllers
+    enabled for its children, under which each sandbox gets a cgroup of its own. Default:
+    this process's own cgroup, when it delegates them (it rarely does: give a delegated one)."""
+    watch_interval: PositiveFloat = 0.05
+    """Seconds between two looks at a sandbox's memory when no cgroup holds it."""
 
 
 def load_config(config: Mapping[str, Any]) -> SandboxConfig:
@@ -183,6 +205,29 @@ def load_config(config: Mapping[str, Any]) -> SandboxConfig:
     except msgspec.ValidationError as exc:
         keys = ", ".join(SandboxConfig.__struct_fields__)
         raise SandboxConfigError(f"invalid sandbox config: {exc} (valid keys: {keys})") from None
+
+
+class SandboxIsolation(msgspec.Struct, frozen=True, kw_only=True):
+    """What isolates the sandboxes on this machine (recorded in ``sandbox.isolation``)."""
+
+    namespaces: tuple[str, ...] = ()
+    """The namespaces each sandbox gets: ``mount`` (private /tmp, /var/tmp, /dev/shm,
+    /run/lock), ``network`` (only loopback), ``ipc``, ``pid``, and ``user`` when the host is not root."""
+    missing: dict[str, str] = msgspec.field(default_factory=dict)
+    """What could not be made, and why (``{"network": "Operation not permitted"}``)."""
+    memory: str = "per-process"
+    """How ``memory_bytes`` holds: ``cgroup`` (the kernel's limit on the whole sandbox),
+    ``watched`` (the whole sandbox's resident memory and tmpfs, checked every
+    ``watch_interval`` s), or ``per-process`` (only each process's address space)."""
+    no_cgroup: str = ""
+    """Why no cgroup v2 holds the memory (empty when one does)."""
+    no_new_privs: bool = False
+    """Whether programs run with ``PR_SET_NO_NEW_PRIVS`` (no setuid or file capabilities)."""
+
+    def summary(self) -> str:
+        """One line for a health detail or a warning: what is not isolated, and why."""
+        parts = [f"{name} ({why})" for name, why in sorted(self.missing.items())]
+        return "not isolated: " + ", ".join(parts) if parts else ""
 
 
 class SandboxLimits(msgspec.Struct, frozen=True, kw_only=True):
@@ -260,6 +305,15 @@ class SandboxCreated(Event, tag="sandbox.created", frozen=True):
 
 
 @register
+class SandboxIsolationChecked(Event, tag="sandbox.isolation", frozen=True):
+    """How sandboxes are isolated here, found when the plugin starts (by its first sandbox):
+    a namespace or cgroup that could not be made is named in ``isolation.missing``."""
+
+    platform: str
+    isolation: SandboxIsolation
+
+
+@register
 class SandboxFinished(Event, tag="sandbox.finished", frozen=True):
     """A sandboxed program exited by itself. ``stdout``/``stderr`` are bounded excerpts;
     ``truncated`` says its output went past ``max_output_bytes``."""
@@ -323,6 +377,8 @@ class _Outcome(msgspec.Struct):
     truncated: bool
     kill_reason: KillReason | None
     duration: float
+    killed_for: str | None = None
+    isolation: dict[str, Any] | None = None
 
 
 class _Active:
@@ -420,6 +476,10 @@ class SandboxRunner:
         self._waiting = 0
         self._active: set[_Active] = set()
         self._closed = False
+        self.cgroup, self.cgroup_problem = _cgroup_parent(config.cgroup) if config.isolate else (None, "")
+        """The cgroup v2 directory sandboxes get cgroups under, or None and why not."""
+        self.isolation: SandboxIsolation | None = None
+        """What isolated the last sandbox (None until one ran): its launcher reports it."""
 
     # -- capacity ----------------------------------------------------------------------------
 
@@ -487,6 +547,9 @@ class SandboxRunner:
             usage = f"{self._in_use}/{self.config.container_limit} sandboxes in use"
             if self._waiting:
                 usage += f", {self._waiting} waiting"
+        isolation = self.isolation.summary() if self.isolation is not None else ""
+        if isolation:
+            usage += f"; {isolation}"
         try:
             os.rmdir(tempfile.mkdtemp(prefix="actorlog-sandbox-check-", dir=self.scratch_root))
         except OSError as exc:
@@ -650,6 +713,8 @@ class SandboxRunner:
         if outcome.signal is not None:
             if outcome.kill_reason is not None:
                 return outcome.kill_reason, None
+            if outcome.killed_for == "memory":
+                return "memory", None
             if outcome.signal == signal.SIGXCPU or (
                 outcome.signal == signal.SIGKILL and outcome.cpu >= self.config.cpu_seconds
             ):
@@ -686,6 +751,8 @@ class SandboxRunner:
         spec: Spec = {
             "argv": list(argv), "limits": limits, "status_fd": status_fd, "scratch": scratch,
             "uid": identity.uid if identity else None, "gid": identity.gid if identity else None,
+            "isolate": c.isolate, "network": c.network, "tmp_bytes": c.tmp_bytes, "memory_bytes": c.memory_bytes,
+            "max_processes": c.max_processes, "cgroup": self.cgroup, "watch_interval": c.watch_interval,
         }
         return json.dumps(spec)
 
@@ -769,7 +836,9 @@ class SandboxRunner:
                     elif key.fd == status_r:
                         status += data
                         if child is None and b"\n" in status:
-                            child = json.loads(bytes(status).split(b"\n", 1)[0]).get("child")
+                            first = json.loads(bytes(status).split(b"\n", 1)[0])
+                            child = first.get("child")
+                            self._isolated(first.get("isolation"))
                     else:
                         kept = streams[key.fd]
                         room = cap - len(kept)
@@ -805,8 +874,54 @@ class SandboxRunner:
         return _Outcome(
             exit_code=int(report["exit_code"]), signal=report["signal"], cpu=float(report["cpu"]),
             exec_error=report["exec_error"], stdout=bytes(streams[out_fd]), stderr=bytes(streams[err_fd]),
-            truncated=truncated, kill_reason=active.reason, duration=duration,
+            truncated=truncated, kill_reason=active.reason, duration=duration, killed_for=report.get("killed_for"),
         )
+
+    def _isolated(self, reported: Any) -> None:
+        """Keep what the launcher says isolated this sandbox (the cgroup's absence included)."""
+        if not isinstance(reported, dict):
+            return
+        missing = {str(k): str(v) for k, v in dict(reported.get("missing") or {}).items()}
+        no_cgroup = missing.pop("cgroup", "") or (self.cgroup_problem if self.cgroup is None else "")
+        if not self.config.isolate:
+            missing = {"namespaces": "isolate=false in the config"}
+        if self.config.network and "network" not in missing:
+            missing["network"] = "network=true in the config"
+        self.isolation = SandboxIsolation(
+            namespaces=tuple(str(n) for n in reported.get("made") or ()), missing=missing,
+            memory=str(reported.get("memory", "per-process")), no_cgroup=no_cgroup,
+            no_new_privs=sys.platform.startswith("linux"),
+        )
+
+
+def _cgroup_parent(configured: str | None) -> tuple[str | None, str]:
+    """The cgroup v2 directory to make each sandbox's cgroup under, or None and why not."""
+    if not sys.platform.startswith("linux"):
+        return None, "no cgroup v2 (not Linux)"
+    candidate = configured
+    if candidate is None:
+        try:
+            with open("/proc/self/cgroup", encoding="utf-8") as file:
+                own = next((line.strip()[3:] for line in file if line.startswith("0::")), None)
+            with open("/proc/self/mountinfo", encoding="utf-8") as file:
+                mount = next((line.split(" - ")[0].split()[4] for line in file
+                              if " - cgroup2 " in line), None)
+        except OSError:
+            own = mount = None
+        if own is None or mount is None:
+            return None, "no cgroup v2 hierarchy is mounted"
+        candidate = os.path.join(mount, own.lstrip("/"))
+    try:
+        with open(os.path.join(candidate, "cgroup.subtree_control"), encoding="utf-8") as file:
+            delegated = file.read().split()
+    except OSError as exc:
+        return None, f"cgroup {candidate} cannot be read ({exc.strerror or exc})"
+    lacking = [name for name in ("memory", "pids") if name not in delegated]
+    if lacking:
+        return None, f"cgroup v2 {candidate} does not enable {' and '.join(lacking)} for its children"
+    if not os.access(candidate, os.W_OK):
+        return None, f"cgroup v2 {candidate} is not writable by this process"
+    return candidate, ""
 
 
 def _kill_group(pgid: int) -> None:
@@ -849,6 +964,11 @@ class SandboxPlugin(Plugin):
         self.runner = SandboxRunner(self.settings, emit=self.context.emit)
         if self.context.capabilities.allows("processes"):  # else nothing can run here, so nothing to check
             self.runner.check()
+            isolation = self.runner.isolation
+            if isolation is not None:  # what the check's sandbox got: say it at start, in the log
+                self.context.emit(SandboxIsolationChecked(platform=sys.platform, isolation=isolation))
+                if isolation.summary():
+                    logger.warning("sandbox plugin %r: sandboxes are %s", self.context.name, isolation.summary())
 
     def on_stop(self) -> None:
         if hasattr(self, "runner"):
