@@ -265,8 +265,9 @@ def test_closing_the_runner_kills_running_sandboxes_and_refuses_new_ones() -> No
 def test_the_leak_check_sees_a_program_that_lost_its_launcher() -> None:
     """The fixture's check is not vacuous: a sandboxed program whose launcher dies (here
     killed from outside, so nothing cleans up after it) is re-parented to this process,
-    though it runs in another session, and so still counts among its descendants."""
-    sandbox = runner(wall_timeout=60)
+    though it runs in another session, and so still counts among its descendants. (Without
+    namespaces: with a PID namespace, nothing survives its launcher; see the next test.)"""
+    sandbox = runner(wall_timeout=60, isolate=False)
     with adopting_orphans():
         running = Background(lambda: sandbox.run_command(["sleep", "120"]))
         (program,) = wait_until(sandboxed_programs, timeout=60, what="the sandboxed program to run")
@@ -285,6 +286,29 @@ def test_the_leak_check_sees_a_program_that_lost_its_launcher() -> None:
         os.kill(program.pid, signal.SIGKILL)  # now this process's child: end and reap it here
         os.waitpid(program.pid, 0)
         result = running.result(timeout=60)
+    assert result.killed and result.reason == "signal" and result.signal == signal.SIGKILL
+
+
+def test_with_a_pid_namespace_nothing_outlives_a_killed_launcher() -> None:
+    """The launcher killed from outside (nothing of it cleans up): the sandbox's init dies
+    with it, and with the init every process of the sandbox."""
+    sandbox = runner(wall_timeout=60)
+    if sandbox.run_python("pass").exit_code != 0 or sandbox.isolation is None or "pid" not in sandbox.isolation.namespaces:
+        pytest.skip("no PID namespace here: " + (sandbox.isolation.summary() if sandbox.isolation else "unknown"))
+    with adopting_orphans():
+        running = Background(lambda: sandbox.run_command(["sleep", "120"]))
+        (program,) = wait_until(sandboxed_programs, timeout=60, what="the sandboxed program to run")
+        (init,) = [proc for proc in descendants() if proc.pid == program.ppid]
+        (launcher,) = [proc for proc in descendants() if proc.pid == init.ppid]
+        assert init.launcher and launcher.launcher and launcher.ppid == os.getpid()
+        os.kill(launcher.pid, signal.SIGKILL)
+        result = running.result(timeout=60)
+        assert not [proc for proc in descendants() if proc.key == program.key]
+        # the dead init was re-parented here (this process adopts orphans): a zombie to reap, nothing alive
+        (left,) = [proc for proc in descendants() if proc.key == init.key] or [None]
+        if left is not None:
+            assert left.state == "Z" and left.ppid == os.getpid()
+            os.waitpid(left.pid, 0)
     assert result.killed and result.reason == "signal" and result.signal == signal.SIGKILL
 
 
