@@ -28,7 +28,17 @@ from actorlog.actors import ActorSystem, Health
 from actorlog.actors.examples import sandbox as sandbox_module
 from actorlog.actors.examples.sandbox import RunCommand, SandboxPlugin
 from actorlog.store import EventStore
-from sandbox_helpers import IS_ROOT, PYTHON, adopting_orphans, config, descendants, end_new_processes, outside_dir, runner
+from sandbox_helpers import (
+    IS_ROOT,
+    PYTHON,
+    SANDBOX_UID,
+    adopting_orphans,
+    config,
+    descendants,
+    end_new_processes,
+    outside_dir,
+    runner,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -277,3 +287,23 @@ def test_where_the_kernel_refuses_namespaces_the_plugin_says_so_at_start_in_its_
                                  f"network ({refused}), pid ({refused})"
     assert outcome["tmp_shared"]  # without a mount namespace /tmp is the host's: as the plugin said
     assert outcome["memory"]["killed"] and outcome["memory"]["reason"] == "memory" and outcome["memory"]["held"] < 6
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="runs the launcher as nobody, which needs root to switch to")
+def test_an_unprivileged_host_gets_the_same_isolation_through_a_user_namespace() -> None:
+    """The launcher as an ordinary user (here nobody, as a host that is not root would run it):
+    a user namespace first, then the others inside it; the program keeps that user's uid."""
+    done = subprocess.run(
+        [PYTHON, str(HELPERS / "unprivileged_launcher.py"), sandbox_module.sandbox_launcher.__file__],
+        user="nobody", extra_groups=[], capture_output=True, text=True, timeout=120, check=False, cwd="/",
+    )
+    assert done.returncode == 0, done.stderr
+    outcome = json.loads(done.stdout)
+    first, report = outcome["status"]
+    if "user" in first["isolation"]["missing"]:
+        pytest.skip(f"this kernel refuses unprivileged user namespaces: {first['isolation']['missing']['user']}")
+    assert first["isolation"]["made"] == ["user", "mount", "network", "ipc", "pid"]
+    assert report["exit_code"] == 0, outcome
+    uid, no_new_privs, tmp, processes = outcome["stdout"].splitlines()
+    assert int(uid) == SANDBOX_UID and no_new_privs.split() == ["NoNewPrivs:", "1"]
+    assert tmp == outcome["scratch"] and int(processes) <= 5
