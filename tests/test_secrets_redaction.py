@@ -23,6 +23,7 @@ from actor_helpers import read_log, share, shared
 from actorlog.actors import ActorSystem, RegistrationError, StartError
 from actorlog.actors.examples.llm import Generate, GenerationError, LLMConfigError, LLMPlugin, parse_config
 from llm_helpers import FakeLLMServer
+from replay_helpers import run_cli
 from secrets_helpers import (
     FRAME_SAFE,
     FRAMES,
@@ -41,6 +42,7 @@ RNG = random.Random(15)
 KEY = SHAPES["openai"](RNG)
 GITHUB = SHAPES["github"](RNG)
 JWT = SHAPES["jwt"](RNG)
+AWS = SHAPES["aws"](RNG)
 
 
 def exception_texts(exc: BaseException) -> bytes:
@@ -82,6 +84,19 @@ def test_a_credential_where_a_variable_name_belongs_is_refused_before_anything_i
     assert not leaks(secret, log_files(path))
 
 
+def test_a_config_file_with_a_credential_where_a_name_belongs_exits_2_without_echoing_it(tmp_path: Path) -> None:
+    """Today: `actorlog run` starts, and logs the key in plugin.registered."""
+    config = tmp_path / "evil.toml"
+    config.write_text(
+        'log = "app.db"\n[plugins.llm]\nclass = "actorlog.actors.examples.llm:LLMPlugin"\n'
+        f'config = {{ api_key_env = "{KEY}" }}\n'
+    )
+    done = run_cli("run", config, timeout=60)
+    assert done.returncode == 2 and KEY not in done.stdout + done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "'api_key_env'" in done.stderr
+    assert not leaks(KEY, log_files(tmp_path / "app.db"))
+
+
 # -- configs, at any depth ----------------------------------------------------------------------------
 
 
@@ -95,9 +110,9 @@ def test_secrets_anywhere_in_a_config_are_redacted_in_the_log(tmp_path: Path) ->
         "base_url": f"https://deploy:{query_key}@api.example.com/v1",
         "webhook": f"https://hooks.example.com/in?channel=ops&token={pasted}",
         "nested": [{"deeper": {"client_secret": "s3cr3t-value-42", "region": "eu"}}],
-        "model": "offline", "retries": 3,
+        "key_path": AWS, "model": "offline", "retries": 3,
     }
-    secrets = [KEY, user_key, cookie, GITHUB, JWT, query_key, pasted, "s3cr3t-value-42"]
+    secrets = [KEY, user_key, cookie, GITHUB, JWT, query_key, pasted, "s3cr3t-value-42", AWS]
     path = tmp_path / "app.db"
     with ActorSystem(path) as system:
         system.register("w", LeakyPlugin, config={"texts": share({}), **config})
@@ -110,6 +125,7 @@ def test_secrets_anywhere_in_a_config_are_redacted_in_the_log(tmp_path: Path) ->
     assert registered.config["base_url"] == "https://***@api.example.com/v1"
     assert registered.config["webhook"] == "https://hooks.example.com/in?channel=ops&token=***"
     assert registered.config["nested"] == [{"deeper": {"client_secret": "***", "region": "eu"}}]
+    assert registered.config["key_path"] == "***"  # a key naming where a secret lives is still redacted as text
     assert (registered.config["model"], registered.config["retries"]) == ("offline", 3)
     places = {**live, **everything_written(path, [])}
     for secret in secrets:
