@@ -20,32 +20,56 @@ child process with
   directory, ``LANG``): nothing of the host's environment is inherited;
 - when the host runs as root, an unprivileged user (``nobody`` by default): the kernel
   does not apply ``RLIMIT_NPROC`` to root, so without the switch a fork bomb would not be
-  contained.
+  contained;
+- ``PR_SET_NO_NEW_PRIVS`` (Linux): no setuid program or file capability gives it more;
+- on Linux, where the kernel allows each (``isolate``, on by default), fresh namespaces:
+  a *mount* namespace with a private, size-limited tmpfs (``tmp_bytes``) on ``/tmp``,
+  ``/var/tmp``, ``/dev/shm`` and ``/run/lock`` (nothing written there outlives the
+  sandbox or is seen by another), a *network* namespace with only a loopback interface
+  (the host's 127.0.0.1 is out of reach; ``network=true`` keeps the host's network), an
+  *IPC* namespace, and a *PID* namespace (the sandbox sees only its own processes, and
+  none outlives its init, which dies with the launcher); a host that is not root gets
+  them through a user namespace of its own;
+- a memory limit for the whole sandbox (``memory_bytes``): a cgroup v2 of its own where
+  one is delegated to this process (``cgroup``), else the resident memory of all its
+  processes plus what its tmpfs holds, watched every ``watch_interval`` s (killed with
+  reason ``memory``), besides each process's address-space limit.
 
 How a sandbox runs: the host starts a small trusted *launcher*
 (`actorlog.actors.examples.sandbox_launcher`, whose source the host's interpreter runs
-with ``-c``, as the host's user, in a new session). The launcher makes itself a child subreaper, forks the sandboxed
-program, applies the limits, drops privileges and ``exec``\\ s it. When the program exits
-or the host asks it to stop (``SIGTERM``: wall timeout, too much output, shutdown), the
-launcher kills the program's process group and then every process left under it (orphans
-are re-parented to the launcher, even those that started sessions of their own), reaps
-them all, and reports the program's exit status and CPU time on a status pipe. If the
-host itself dies (even by SIGKILL), the launcher sees the status pipe's reader vanish,
-does the same clean-up and removes the scratch directory. So no sandboxed process, not
-even a zombie, outlives its sandbox, and nothing in the host runs ``preexec_fn``
-(unsafe in a threaded program such as the actor system).
+with ``-c``, as the host's user, in a new session). The launcher makes itself a child
+subreaper, enters the namespaces, forks the sandboxed program (under a small init of its
+own when it has a PID namespace), applies the limits, drops privileges and ``exec``\\ s
+it. When the program exits or the host asks it to stop (``SIGTERM``: wall timeout, too
+much output, shutdown), the launcher kills the program's process group and then every
+process left under it (orphans are re-parented to the launcher, even those that started
+sessions of their own), reaps them all, and reports the program's exit status and CPU
+time on a status pipe. If the host itself dies (even by SIGKILL), the launcher sees the
+status pipe's reader vanish, does the same clean-up and removes the scratch directory.
+So no sandboxed process, not even a zombie, outlives its sandbox, and nothing in the host
+runs ``preexec_fn`` (unsafe in a threaded program such as the actor system).
 
-Limits of the design, stated plainly: ``RLIMIT_NPROC`` counts *all* processes of the
-sandbox user, so concurrent sandboxes running as the same user share that budget, and
-can signal each other's processes and enter each other's scratch directories (give the
-sandbox a dedicated user where that matters); there is no filesystem or network
-isolation beyond what the sandbox user may access; and when the host is not root the
-program runs as the host's own user, which could signal the launcher or the host.
+What the launcher could not make is reported on its first status line; the plugin records
+it at start (``sandbox.isolation``), logs a warning naming each missing namespace and why,
+and shows it in its health detail (``not isolated: network (Operation not permitted)``).
 
-Events (registered at import): ``sandbox.created`` (id, mode, argv, user, limits),
-then either ``sandbox.finished`` (exit code, duration, bounded excerpts of the output,
-whether the output was truncated) or ``sandbox.killed`` (the reason: ``timeout``,
-``cpu``, ``output``, ``file_size``, ``signal`` or ``stopped``, and the same details).
+Limits of the design, stated plainly: without a cgroup, ``RLIMIT_NPROC`` counts *all*
+processes of the sandbox user, so concurrent sandboxes running as the same user share that
+budget, and the memory limit is enforced by watching, so a fast allocation may overshoot
+it for up to ``watch_interval`` s; the filesystem outside the private temporary
+directories is the host's, as the sandbox user may access it (event logs are created
+0600, so it cannot read them); where a namespace cannot be made (not Linux, no privilege,
+a container that forbids it) its isolation is missing, as the plugin says; and when the
+host is not root the program runs as the host's own user (in its own namespaces where it
+has them).
+
+Events (registered at import): ``sandbox.isolation`` (at start: the namespaces made, what
+is missing and why, how memory is held), ``sandbox.created`` (id, mode, argv, user,
+limits), then either ``sandbox.finished`` (exit code, duration, bounded excerpts of the
+output, whether the output was truncated) or ``sandbox.killed`` (the reason: ``timeout``,
+``cpu``, ``output``, ``file_size``, ``signal``, ``stopped`` or ``memory``, and the same
+details). Output excerpts and argv are redacted (`actorlog.actors.redaction`) before they
+are logged.
 """
 
 from __future__ import annotations
