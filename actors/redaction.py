@@ -103,8 +103,7 @@ def _last_word(key: str) -> str:
 
 
 def _names_secret(key: str) -> bool:
-    last = _last_word(key)
-    return last in _SECRET_WORDS
+    return _last_word(key) in _SECRET_WORDS
 
 
 def _names_a_name(key: str) -> bool:
@@ -134,11 +133,6 @@ def remember_secret(value: str) -> None:
 
 
 # -- texts ----------------------------------------------------------------------------------------
-
-
-def _cased(words: frozenset[str]) -> str:
-    variants = {form for word in words for form in (word, word.capitalize(), word.upper())}
-    return "|".join(sorted(variants, key=len, reverse=True))
 
 
 _VALUE: Final = re.compile(
@@ -257,6 +251,14 @@ def _tokens(text: str) -> str:
     return "".join(pieces)
 
 
+def _lowered(text: str) -> str:
+    """``text`` in lower case, character for character (``str.lower`` may lengthen some)."""
+    lowered = text.lower()
+    if len(lowered) == len(text):
+        return lowered
+    return "".join(char if len(low := char.lower()) != 1 else low for char in text)
+
+
 def redact_text(text: str) -> str:
     """``text`` with every credential the rules recognise, and every remembered secret, as ``***``."""
     if not text:
@@ -267,10 +269,10 @@ def redact_text(text: str) -> str:
     if "PRIVATE KEY-----" in text:
         text = _PEM.sub(MASK, text)
     if ":" in text or "=" in text:
-        lowered = text.lower()
+        lowered = _lowered(text)
         if "authorization" in lowered or "cookie" in lowered:
             text = _HEADER.sub(rf"\1: {MASK}", text)
-            lowered = text.lower()
+            lowered = _lowered(text)
         if any(stem in lowered for stem in _STEMS):
             text = _pairs(text, lowered)
         if "://" in text:

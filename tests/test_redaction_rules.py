@@ -53,3 +53,8 @@ def test_long_texts_are_redacted_in_linear_time() -> None:
         redact_text(text)
         assert time.monotonic() - started < 10, text[:10]  # a safety net: quadratic would take hours
 
+
+
+def test_text_whose_lower_case_is_longer_keeps_its_positions() -> None:
+    assert redact_text("İstanbul: password=hunter22 ok") == "İstanbul: password=*** ok"
+    assert redact_text("straße token: abc123xyz done") == "straße token: *** done"
