@@ -27,6 +27,8 @@ from typing import TypeVar
 
 import msgspec
 
+from actorlog.actors.redaction import redact_event
+
 FAILURE_TEXT_BYTES = 32 * 1024
 """The most bytes (as JSON) a failure event keeps of each of its texts: message, traceback, reason."""
 
@@ -134,7 +136,9 @@ def is_cut_of(recorded: str, text: str) -> bool:
 def fit_texts(event: S, fields: tuple[str, ...], max_payload_bytes: int) -> tuple[S, bool]:
     """``event`` with its text ``fields`` cut so that each keeps at most `FAILURE_TEXT_BYTES`
     and the whole event fits ``max_payload_bytes`` (with `SEQ_ROOM` to spare); and whether
-    any was cut. The texts share what room the event's other fields leave."""
+    any was cut. The texts share what room the event's other fields leave. The event is
+    redacted first (`redact_event`): a cut must not keep the first characters of a secret."""
+    event = redact_event(event)
     fields = tuple(name for name in fields if isinstance(getattr(event, name), str))
     texts: list[str] = [getattr(event, name) for name in fields]
     if all(text.isascii() for text in texts) and sum(len(text) * 6 + 2 for text in texts) <= min(
