@@ -159,6 +159,32 @@ def test_a_credential_in_an_error_never_reaches_the_log_or_stats_json(tmp_path: 
         assert not leaks(secret, places), secret
 
 
+def test_a_secret_across_the_cut_of_a_long_failure_text_leaves_no_part_behind(tmp_path: Path) -> None:
+    """A failure text too long for the log is cut in the middle: redacted first, nothing of a
+    secret that straddled the cut is kept (today: its first characters are)."""
+    token = SHAPES["github"](RNG)
+    plain = "a" * 100_000
+    with ActorSystem(tmp_path / "probe.db") as system:  # where the cut of a 100,000-character message falls
+        system.register("w", LeakyPlugin, config={"texts": share({"long": plain})})
+        system.start()
+        with pytest.raises(RuntimeError):
+            system.ask("w", Fail(slot="long"), timeout=10)
+    (probe,) = [r.event for r in read_log(tmp_path / "probe.db", kinds=["failure.raised"])]
+    head = probe.message.index("\n... [")
+    text = "a" * (head - 12) + " " + token + " " + "b" * (100_000 - head - len(token))
+    path = tmp_path / "app.db"
+    with ActorSystem(path) as system:
+        system.register("w", LeakyPlugin, config={"texts": share({"long": text})})
+        system.start()
+        with pytest.raises(RuntimeError):
+            system.ask("w", Fail(slot="long"), timeout=10)
+        system.flush()
+        live = log_files(path)
+    (failure,) = [r.event for r in read_log(path, kinds=["failure.raised"])]
+    assert failure.truncated and "characters cut" in failure.message
+    assert not leaks(token, {**live, **everything_written(path, failure_seqs(path, "w"))}, fragment=6)
+
+
 def test_a_secret_from_the_config_is_redacted_from_error_texts_too(tmp_path: Path) -> None:
     """A value logged as *** in the config stays out of the errors that quote it (today: logged in full)."""
     password = random_secret(RNG, string.ascii_letters)  # no shape at all: only where it was seen says what it is
