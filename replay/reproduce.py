@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from actorlog.actors.capabilities import Capabilities, Capability, CapabilityDenied, Confinement, confined, names_in_config
+from actorlog.actors.capabilities import Capabilities, Capability, confined, names_in_config
 from actorlog.actors.clock import RecordedClock
 from actorlog.actors.error_policy import qualified_name
 from actorlog.actors.loading import load_plugin_class
@@ -35,6 +35,7 @@ from actorlog.actors.redaction import redact_text
 from actorlog.actors.tracebacks import format_traceback, is_cut_of
 from actorlog.events import ActorlogError, FailureRaised, MessageReceived, PluginRegistered, TypeRegistry
 from actorlog.store import EventRecord, EventStore
+from actorlog.store.signing import PublicKey
 
 
 if TYPE_CHECKING:
@@ -43,6 +44,10 @@ if TYPE_CHECKING:
 
 class NotAFailureError(ActorlogError, ValueError):
     """The seq given does not name a ``failure.raised`` event."""
+
+
+class UntrustedLogError(ActorlogError, ValueError):
+    """``trust_key`` was given, but the log is not signed by that key up to the failure."""
 
 
 class ReproductionRefused(ActorlogError, RuntimeError):
@@ -200,31 +205,58 @@ def reproduce(
     allow_network: bool = False,
     allow_processes: bool = False,
     trust: bool = False,
+    trust_key: str | os.PathLike[str] | None = None,
 ) -> Reproduction:
     """Replay the messages that led to the failure at ``failure_seq`` and compare outcomes.
 
     The plugin runs without environment variables, network or child processes, except the
     variables named in ``allow_env`` and what ``allow_network`` and ``allow_processes``
-    allow; ``trust=True`` allows everything (only for a log whose origin you trust). While
-    it runs, what is withheld is withheld from the whole process (see
-    `actorlog.actors.capabilities.confined`)."""
+    allow; ``trust=True`` allows everything (only for a log whose origin you trust), and so
+    does ``trust_key`` (a ``.pub`` file) for a log whose signed checkpoints verify with that
+    key up to the failure (`UntrustedLogError` otherwise). While it runs, what is withheld
+    is withheld from the whole process (see `actorlog.actors.capabilities.confined`)."""
     capabilities = (
         Capabilities.everything() if trust
         else Capabilities.withheld(allow_env=allow_env, allow_network=allow_network, allow_processes=allow_processes)
     )
     if isinstance(log, EventStore):
-        return _reproduce(log, failure_seq, capabilities)
+        return _reproduce(log, failure_seq, capabilities, trust_key)
     with EventStore.open_readonly(log) as store:
-        return _reproduce(store, failure_seq, capabilities)
+        return _reproduce(store, failure_seq, capabilities, trust_key)
 
 
-def _reproduce(store: EventStore, failure_seq: int, capabilities: Capabilities) -> Reproduction:
+def _vouched(store: EventStore, failure_seq: int, trust_key: str | os.PathLike[str]) -> str:
+    """The note saying the log is signed by ``trust_key`` up to the failure; `UntrustedLogError` if not."""
+    key = PublicKey(trust_key)
+    report = store.verify(check_file=False, public_key=key)
+    if not report.ok:
+        problem = report.problems[0] if report.problems else "it does not verify"
+        raise UntrustedLogError(
+            f"the log is not vouched for by key {key.key_id} ({str(key.path)!r}): {problem}; reproduce it without "
+            f"--trust-key to run its plugin without environment, network or child processes"
+        )
+    if not report.signed_up_to or report.signed_up_to < failure_seq:
+        covered = (f"signed this log only up to seq {report.signed_up_to}, not up to the failure at seq {failure_seq}"
+                   if report.signed_up_to else "signed no checkpoint of this log")
+        raise UntrustedLogError(
+            f"key {key.key_id} ({str(key.path)!r}) {covered}; reproduce it without --trust-key to run its plugin "
+            f"without environment, network or child processes"
+        )
+    return f"the log is signed by the trusted key {key.key_id} up to seq {report.signed_up_to}: every capability allowed"
+
+
+def _reproduce(
+    store: EventStore, failure_seq: int, capabilities: Capabilities, trust_key: str | os.PathLike[str] | None = None,
+) -> Reproduction:
     found = list(store.events(from_seq=failure_seq, to_seq=failure_seq, lenient=True))
     if not found or not isinstance(found[0].event, FailureRaised):
         kind = found[0].kind if found else "nothing"
         raise NotAFailureError(f"seq {failure_seq} is {kind!r}, not a failure.raised event; list failures with "
                                f"`actorlog query LOG --kind failure.raised`")
     failure_record = found[0]
+    vouched = _vouched(store, failure_seq, trust_key) if trust_key is not None else None
+    if vouched is not None:
+        capabilities = Capabilities.everything()
     failure: FailureRaised = failure_record.event
     run, name = failure_record.run, failure.plugin
     registered = _registration(store, run, name, failure_seq)
@@ -272,6 +304,8 @@ def _reproduce(store: EventStore, failure_seq: int, capabilities: Capabilities) 
         outcome, replayed = _replay(cls, registered, context, messages, registry, handlers, recorded_failures,
                                     failure, notes)
     withheld = capabilities.denied()
+    if vouched is not None:
+        notes.append(vouched)
     refused = tuple(context.refused) + tuple(confinement.refused)
     if withheld:
         notes.append(
