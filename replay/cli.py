@@ -598,30 +598,35 @@ def checkpoint(log: str, witness: str | None) -> None:
 @click.option("--allow-network", is_flag=True, help="Let the plugin connect to the network.")
 @click.option("--allow-processes", is_flag=True, help="Let the plugin start programs (the sandbox plugin runs them).")
 @click.option("--trust", is_flag=True, help="Allow all of the above: only for a log whose origin you trust.")
+@click.option("--trust-key", "trust_key", metavar="PUB", type=click.Path(path_type=str),
+              help="Allow all of the above if the log's checkpoints are signed by this public key up to SEQ.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 @friendly_errors
 def reproduce(
     log: str, seq: int, import_paths: tuple[str, ...], allow_env: tuple[str, ...], allow_network: bool,
-    allow_processes: bool, trust: bool, as_json: bool,
+    allow_processes: bool, trust: bool, trust_key: str | None, as_json: bool,
 ) -> None:
     """Replay the messages that led to the failure at SEQ through a fresh plugin instance.
 
     Nothing is written to the log. A log may come from someone else, and its config and
     messages decide what the plugin does, so by default the plugin gets no environment
     variables, no network and no child processes; the report says what it tried to use.
-    Exit 0 if the same exception happens at the same message, 1 if not (or if it cannot be
-    reproduced), 2 if SEQ is not a failure.
+    A log signed by a key you trust (--trust-key PUB) gets them all. Exit 0 if the same
+    exception happens at the same message, 1 if not (or if it cannot be reproduced), 2 if
+    SEQ is not a failure or the log is not signed by the key given.
 
     \b
     Examples:
       actorlog query app.db --kind failure.raised
       actorlog reproduce app.db 1234
       actorlog reproduce app.db 1234 --allow-env OPENAI_API_KEY --allow-network
+      actorlog reproduce app.db 1234 --trust-key audit.key.pub
     """
     for folder in reversed(import_paths):
         sys.path.insert(0, os.path.abspath(folder))
     outcome = run_reproduction(
         log, seq, allow_env=allow_env, allow_network=allow_network, allow_processes=allow_processes, trust=trust,
+        trust_key=trust_key,
     )
     if as_json:
         click.echo(json.dumps(msgspec.to_builtins(outcome), indent=2))
