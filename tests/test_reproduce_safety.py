@@ -270,3 +270,37 @@ def test_a_plugin_that_does_not_ask_is_refused_all_the_same(
     assert reproduce(path, env, allow_env=["VICTIM_TOKEN"]).reproduced
     assert os.environ["VICTIM_TOKEN"] == VICTIM_SECRET  # given back once the reproduction ended
     assert reproduce(path, env, trust=True).reproduced and reproduce(path, env, trust=True).withheld == ()
+
+
+# -- a log signed by a key the user trusts ---------------------------------------------------------
+
+
+def test_a_log_signed_by_a_trusted_key_is_reproduced_with_every_capability(
+    tmp_path: Path, attacker: AttackerServer,
+) -> None:
+    """--trust-key PUB: the log's checkpoints must verify with that key up to the failure;
+    then the plugin gets what it had live. Any other key, or an unsigned log, is refused (exit 2)."""
+    from actorlog.store.signing import generate_key  # noqa: PLC0415 - needs the signing extra
+
+    (tmp_path / "keys").mkdir()
+    private, public, _ = generate_key(tmp_path / "keys" / "team.key")
+    _, other, _ = generate_key(tmp_path / "keys" / "other.key")
+    signed, unsigned = tmp_path / "signed.db", tmp_path / "unsigned.db"
+    for path, key in ((signed, private), (unsigned, None)):
+        with ActorSystem(path, signing_key=key) as system:
+            system.register("reckless", Reckless, config={"url": attacker.base_url, "token_env": "VICTIM_TOKEN"})
+            system.start()
+            with pytest.raises(RuntimeError):
+                system.ask("reckless", Reach(what="network"), timeout=20)
+    attacker.forget()
+    (seq,) = [r.seq for r in read_log(signed, kinds=["failure.raised"])]
+    outcome = reproduce(signed, seq, trust_key=public)
+    assert outcome.reproduced and outcome.withheld == () and len(attacker.seen()) == 1
+    assert any("signed by the trusted key" in note for note in outcome.notes)
+    attacker.forget()
+    for path, key, why in ((signed, other, "not vouched for"), (unsigned, public, "signed no checkpoint of this log")):
+        (failure,) = [r.seq for r in read_log(path, kinds=["failure.raised"])]
+        done = run_cli("reproduce", path, failure, "--trust-key", key, "--import-path", Path(__file__).parent,
+                       env=victim_env())
+        assert done.returncode == 2 and why in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not attacker.seen()
