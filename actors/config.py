@@ -40,6 +40,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from actorlog.actors.error_policy import ErrorPolicy
+from actorlog.actors.redaction import check_config
 from actorlog.actors.errors import ConfigError, DependencyError, RegistrationError
 from actorlog.actors.graph import start_order, unmet_requirement
 from actorlog.actors.loading import describe_exception, import_module, load_plugin_class
@@ -252,6 +253,10 @@ def _check(path: Path, config: SystemConfig) -> dict[type[BaseException], Severi
             handlers_of(cls)
         except RegistrationError as exc:
             raise ConfigError(f"{where}.class`: {one_line(str(exc))}") from None
+        try:
+            check_config(name, plugin.config)  # a key pasted where a variable's name belongs: refused, not echoed
+        except RegistrationError as exc:
+            raise ConfigError(f"{where}.config`: {exc}") from None
         try:
             cls.validate_config(plugin.config)
         except Exception as exc:  # noqa: BLE001 - whatever the plugin's own check raises is the answer
