@@ -277,51 +277,42 @@ def _reproduce(
             notes=(f"cannot reproduce: plugin {name!r} was registered with log_messages=False, so the messages "
                    f"it received are not in the log",), **base,
         )
-    try:
-        cls = load_plugin_class(registered.class_path)
-    except ActorlogError as exc:
-        return Reproduction(
-            reproduced=False, current_version=None, messages_replayed=0,
-            notes=(f"cannot reproduce: the plugin class cannot be loaded: {exc}",), **base,
-        )
-    current = str(cls.version)
-    if current != registered.plugin_version:
-        notes.append(
-            f"the plugin's code has changed: the log recorded version {registered.plugin_version}, "
-            f"this installation has {current}; the outcome may differ for that reason"
-        )
-    handlers = handlers_of(cls)
-    registry = TypeRegistry()
-    for message_type in handlers:
-        registry.register(message_type)
-    messages = _messages_since_start(store, run, name, failure_seq)
-    recorded_failures = _earlier_failures(store, run, name, messages[0].seq if messages else failure_seq, failure_seq)
-    if failure.trigger_seq is None:
-        notes.append("the failure was not caused by a logged message (start, stop or health check)")
     context = ReplayContext(name, run, registered.depends_on, capabilities)
     named = names_in_config(registered.config)
+    outcome: dict[str, Any] = {}
+    replayed, current = 0, None
+    # the log names the module to import: even importing it happens under the capabilities
     with confined(capabilities, named) as confinement:
-        outcome, replayed = _replay(cls, registered, context, messages, registry, handlers, recorded_failures,
-                                    failure, notes)
+        try:
+            cls: type[Plugin] | None = load_plugin_class(registered.class_path)
+        except ActorlogError as exc:
+            cls = None
+            notes.append(f"cannot reproduce: the plugin class cannot be loaded: {exc}")
+        if cls is not None:
+            current = str(cls.version)
+            if current != registered.plugin_version:
+                notes.append(
+                    f"the plugin's code has changed: the log recorded version {registered.plugin_version}, "
+                    f"this installation has {current}; the outcome may differ for that reason"
+                )
+            handlers = handlers_of(cls)
+            registry = TypeRegistry()
+            for message_type in handlers:
+                registry.register(message_type)
+            messages = _messages_since_start(store, run, name, failure_seq)
+            first = messages[0].seq if messages else failure_seq
+            recorded_failures = _earlier_failures(store, run, name, first, failure_seq)
+            if failure.trigger_seq is None:
+                notes.append("the failure was not caused by a logged message (start, stop or health check)")
+            outcome, replayed = _replay(cls, registered, context, messages, registry, handlers, recorded_failures,
+                                        failure, notes)
     withheld = capabilities.denied()
-    if vouched is not None:
-        notes.append(vouched)
     refused = tuple(context.refused) + tuple(confinement.refused)
-    if withheld:
-        notes.append(
-            "capabilities withheld from the plugin, as for any log of unknown origin: " + ", ".join(withheld)
-            + " (allow them with --allow-env NAME, --allow-network, --allow-processes, or --trust)"
-        )
-    named_unset = [variable for variable in confinement.unset if variable in named]
-    if named_unset:
-        notes.append(
-            "environment variables the recorded config names were unset while the plugin ran: "
-            + ", ".join(named_unset) + " (allow one with --allow-env NAME)"
-        )
-    if refused:
-        notes.append(
-            "the outcome depended on withheld capabilities: the plugin tried " + "; ".join(refused)
-            + "; it may differ from the recording for that reason"
+    notes += _capability_notes(withheld, refused, vouched, [v for v in confinement.unset if v in named])
+    if cls is None:
+        return Reproduction(
+            reproduced=False, current_version=None, messages_replayed=0, notes=tuple(notes), withheld=withheld,
+            refused=refused, **base,
         )
     same = (
         bool(outcome)
@@ -338,6 +329,29 @@ def _reproduce(
         exc_type=outcome.get("exc_type"), message=outcome.get("message"), traceback=outcome.get("traceback"),
         failed_at_seq=outcome.get("failed_at_seq"), withheld=withheld, refused=refused, **base,
     )
+
+
+def _capability_notes(
+    withheld: tuple[str, ...], refused: tuple[str, ...], vouched: str | None, named_unset: list[str],
+) -> list[str]:
+    """What the report says of the capabilities: the key that vouched, what was withheld and refused."""
+    notes = [vouched] if vouched is not None else []
+    if withheld:
+        notes.append(
+            "capabilities withheld from the plugin, as for any log of unknown origin: " + ", ".join(withheld)
+            + " (allow them with --allow-env NAME, --allow-network, --allow-processes, or --trust)"
+        )
+    if named_unset:
+        notes.append(
+            "environment variables the recorded config names were unset while the plugin ran: "
+            + ", ".join(named_unset) + " (allow one with --allow-env NAME)"
+        )
+    if refused:
+        notes.append(
+            "the outcome depended on withheld capabilities: the plugin tried " + "; ".join(refused)
+            + "; it may differ from the recording for that reason"
+        )
+    return notes
 
 
 def _replay(
