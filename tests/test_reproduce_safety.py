@@ -304,3 +304,48 @@ def test_a_log_signed_by_a_trusted_key_is_reproduced_with_every_capability(
                        env=victim_env())
         assert done.returncode == 2 and why in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert not attacker.seen()
+
+
+IMPORT_TIME_PLUGIN = '''
+import subprocess
+
+subprocess.run(["sh", "-c", "touch {mark}"], check=False)  # what importing this module does
+
+from actorlog.actors import Plugin, handler
+from actorlog.events import Message, register
+
+
+@register
+class Crash(Message, tag="importtime.crash", frozen=True):
+    pass
+
+
+class ImportTimePlugin(Plugin):
+    version = "1.0.0"
+
+    @handler
+    def crash(self, message: Crash) -> None:
+        raise RuntimeError("crashed")
+'''
+
+
+def test_even_importing_the_module_a_log_names_is_confined(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The log names the plugin's module: a module that runs a program when imported runs
+    none when a reproduction imports it (only the plugin's own process would notice)."""
+    mark = tmp_path / "imported"
+    (tmp_path / "import_time_plugin.py").write_text(IMPORT_TIME_PLUGIN.format(mark=mark))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import import_time_plugin  # noqa: PLC0415 - the recording imports it, as the attacker's machine did
+
+    path = tmp_path / "app.db"
+    with ActorSystem(path) as system:
+        system.register("imp", import_time_plugin.ImportTimePlugin)
+        system.start()
+        with pytest.raises(RuntimeError):
+            system.ask("imp", import_time_plugin.Crash(), timeout=10)
+    mark.unlink()
+    (seq,) = [r.seq for r in read_log(path, kinds=["failure.raised"])]
+    done = run_cli("reproduce", path, seq, "--import-path", tmp_path, "--json", env=victim_env())
+    assert not mark.exists(), "importing the module ran its program"
+    outcome = json.loads(done.stdout)
+    assert "processes: starting 'sh'" in outcome["refused"]
