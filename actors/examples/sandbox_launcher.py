@@ -637,6 +637,8 @@ def main(argv: list[str]) -> None:
         os.close(report_r)
         if isolation.pid_namespace and libc is not None:
             _init(spec, libc, err_r, err_w, go_r, report_w)
+        if not os.read(go_r, 1):  # wait until the launcher has put this process in its cgroup
+            os._exit(1)
         os.close(go_r)
         os.close(report_w)
         _exec_program(spec, libc, err_r, err_w)
