@@ -51,10 +51,9 @@ def rebuild(
     """
     with _reading(log) as store:
         # Fix the end first: events committed while folding belong to a later rebuild.
-        end = _last_row(store, run=run, until_seq=until_seq, as_of=as_of)
-        if end is None:
+        end_seq = _last_seq(store, run=run, until_seq=until_seq, as_of=as_of)
+        if end_seq is None:
             return Statistics(max_history)
-        end_seq, _ = end
         statistics = None
         if use_snapshots and as_of is None:
             statistics = newest_snapshot(store, run=run, until_seq=end_seq, max_history=max_history)
@@ -77,8 +76,8 @@ def _fold(
     )
 
 
-def _last_row(store: EventStore, *, run: str | None, until_seq: int | None, as_of: float | None) -> tuple[int, float] | None:
-    """The last seq and the newest time among the selected rows, read in one statement (one consistent view)."""
+def _last_seq(store: EventStore, *, run: str | None, until_seq: int | None, as_of: float | None) -> int | None:
+    """The last seq among the selected rows (None when there is none): where the fold ends."""
     clauses, params = ["1"], []
     if until_seq is not None:
         until_seq = clamp_seq(until_seq)
@@ -86,20 +85,11 @@ def _last_row(store: EventStore, *, run: str | None, until_seq: int | None, as_o
         if value is not None:
             clauses.append(f"{column} {op} ?")
             params.append(value)
-    where = " AND ".join(clauses)
     try:
-        row = store.db.execute(f"SELECT max(seq), max(ts) FROM events WHERE {where}", params).fetchone()
-        if row is None or row[0] is None:
-            return None
-        newest = row[1]
-        if type(newest) is not float:
-            # SQLite sorts text and BLOBs after every number: a foreign row holds one in ts
-            newest = store.db.execute(
-                f"SELECT max(ts) FROM events WHERE {where} AND typeof(ts) IN ('real', 'integer')", params
-            ).fetchone()[0]
+        row = store.db.execute(f"SELECT max(seq) FROM events WHERE {' AND '.join(clauses)}", params).fetchone()
     except sqlite3.Error as exc:
         raise read_error(store.path, exc, "finding the end of the log") from exc
-    return int(row[0]), float(newest) if newest is not None else 0.0
+    return None if row is None or row[0] is None else int(row[0])
 
 
 def newest_snapshot(
