@@ -200,7 +200,8 @@ def stats(
     """Statistics rebuilt by replay: plugin states, errors, metrics.
 
     The JSON document is {"as_of", "position", "plugins", "errors", "metrics"} (see the
-    README); it is exactly what the live system reports.
+    README). It covers the whole log, or one run with --run: then it is exactly what that
+    run's live system reported (as of any seq with --until-seq).
 
     \b
     Examples:
