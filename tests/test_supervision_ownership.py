@@ -287,3 +287,23 @@ def test_stop_returns_when_a_handler_or_an_on_stop_never_finishes(tmp_path: Path
         "busy": "stop_timed_out", "slow": "stop_timed_out",
     }
     assert final == statistics_document(path, run=system.run)
+
+
+def test_a_read_that_times_out_is_a_timeout_error_not_pykkas_own(tmp_path: Path) -> None:
+    started, release = threading.Event(), threading.Event()
+
+    def slow(statistics: Any) -> None:
+        started.set()
+        release.wait(30)
+
+    with ActorSystem(tmp_path / "app.db") as system:
+        holder = threading.Thread(target=lambda: system._read(slow, measurements=False))  # keeps the projections busy
+        holder.start()
+        assert started.wait(10)
+        with pytest.raises(TimeoutError, match="did not answer within 0.2 s"):
+            system.error_statistics(timeout=0.2)
+        with pytest.raises(TimeoutError):
+            system.all_metrics(timeout=0.2)
+        release.set()
+        holder.join()
+        assert system.error_statistics().total_errors == 0
