@@ -276,3 +276,21 @@ class Background:
         if self._error is not None:
             raise self._error
         return self._value
+
+
+SIX_CHILDREN = """
+import os, time
+children = []
+for n in range(6):
+    pid = os.fork()
+    if pid == 0:
+        block = b"x" * (150 * 1024 * 1024)  # resident: every page written
+        print("held", n, flush=True)
+        time.sleep(30)
+        os._exit(0)
+    children.append(pid)
+for pid in children:
+    os.waitpid(pid, 0)
+print("all done", flush=True)
+"""
+"""Six children, each holding 150 MiB resident for 30 s: over a whole-sandbox memory limit, under a per-process one."""

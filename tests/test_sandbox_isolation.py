@@ -29,6 +29,7 @@ from actorlog.actors.examples import sandbox as sandbox_module
 from actorlog.actors.examples.sandbox import RunCommand, SandboxPlugin
 from actorlog.store import EventStore
 from sandbox_helpers import (
+    SIX_CHILDREN,
     IS_ROOT,
     PYTHON,
     SANDBOX_UID,
@@ -123,21 +124,6 @@ def test_what_dev_shm_holds_counts_in_the_sandbox_memory(isolated: None) -> None
 
 # -- memory of the whole sandbox ----------------------------------------------------------------------
 
-SIX_CHILDREN = """
-import os, time
-children = []
-for n in range(6):
-    pid = os.fork()
-    if pid == 0:
-        block = b"x" * (150 * 1024 * 1024)  # resident: every page written
-        print("held", n, flush=True)
-        time.sleep(30)
-        os._exit(0)
-    children.append(pid)
-for pid in children:
-    os.waitpid(pid, 0)
-print("all done", flush=True)
-"""
 
 
 def test_the_memory_limit_holds_for_the_whole_sandbox() -> None:

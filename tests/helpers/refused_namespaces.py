@@ -49,21 +49,6 @@ def enter_limited_user_namespace() -> None:
             file.write("0")
 
 
-MEMORY = """
-import os, sys, time
-children = []
-for n in range(6):
-    pid = os.fork()
-    if pid == 0:
-        block = b"x" * (150 * 1024 * 1024)
-        print("held", n, flush=True)
-        time.sleep(30)
-        os._exit(0)
-    children.append(pid)
-for pid in children:
-    os.waitpid(pid, 0)
-print("all done", flush=True)
-"""
 
 
 def main() -> None:
@@ -73,6 +58,7 @@ def main() -> None:
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     from actorlog.actors import ActorSystem  # noqa: PLC0415 - after the namespace: nothing of it is needed before
     from actorlog.actors.examples.sandbox import RunPython, SandboxPlugin  # noqa: PLC0415
+    from sandbox_helpers import SIX_CHILDREN  # noqa: PLC0415 - the tests folder is on the path only now
 
     marker = f"/tmp/actorlog-refused-{uuid.uuid4().hex}"
     config = {"python": python, "memory_bytes": 384 * 1024 * 1024, "max_processes": 16, "wall_timeout": 30.0,
@@ -82,7 +68,7 @@ def main() -> None:
         system.start()
         health = system.check_health("sandbox")["sandbox"]
         shared = system.ask("sandbox", RunPython(code=f"open({marker!r}, 'w').write('x')\n"), timeout=60)
-        memory = system.ask("sandbox", RunPython(code=MEMORY), timeout=120)
+        memory = system.ask("sandbox", RunPython(code=SIX_CHILDREN), timeout=120)
     left = os.path.exists(marker)
     if left:
         os.unlink(marker)
