@@ -49,6 +49,7 @@ from actorlog.actors.plugin import Plugin, handlers_of
 from actorlog.actors.supervisor import RestartPolicy
 from actorlog.actors.system import RESERVED_NAMES, ActorSystem
 from actorlog.store.errors import one_line
+from actorlog.store.location import is_url
 from actorlog.store.schema import check_regular_file
 from actorlog.events import Message, RecoveryAction, Severity
 
@@ -144,7 +145,7 @@ class SystemConfig(_Section, frozen=True):
     """A whole system: its log, settings and plugins."""
 
     log: str | None = None
-    """Path of the event log (relative to the config file); ``--db`` overrides it."""
+    """Path of the event log (relative to the config file), or a ``postgresql://`` URL; ``--db`` overrides it."""
     snapshot_every: Positive | None = None
     store: StoreSettings = StoreSettings()
     supervision: SupervisionSettings = SupervisionSettings()
@@ -327,7 +328,7 @@ def build_system(loaded: LoadedConfig, *, db: str | os.PathLike[str] | None = No
     if db is None:
         if config.log is None:
             raise ConfigError(f"{loaded.path}: no event log: set the `log` key or pass --db PATH")
-        db = loaded.path.parent / config.log
+        db = config.log if is_url(config.log) else loaded.path.parent / config.log
     system = ActorSystem(
         db,
         restart_policy=RestartPolicy(

@@ -8,6 +8,7 @@ imported only when ``demo`` runs, so no other command loads them.
 from __future__ import annotations
 
 import json
+import shlex
 import signal
 import sys
 import threading
@@ -23,6 +24,7 @@ from actorlog.actors.errors import ConfigError, EscalationError, StartError
 from actorlog.events import ActorlogError
 from actorlog.replay.cli import _print_stats, friendly_errors
 from actorlog.store import StoreWriteError
+from actorlog.store.location import is_url, parse_location
 from actorlog.store.schema import check_log_file
 
 if TYPE_CHECKING:
@@ -53,8 +55,9 @@ def demo(path: str, tasks: int, seed: int, as_json: bool) -> None:
       actorlog demo --db /tmp/demo.db --tasks 40 --seed 7
       rm -f d.db && actorlog demo --db d.db --json > live.json && actorlog stats d.db --json | diff - live.json
     """
-    check_log_file(Path(path))  # a bad path or file is one line, before the header
-    click.echo(f"actorlog demo: {tasks} task(s), seed {seed}, log {path}", err=True)
+    if not is_url(path):
+        check_log_file(Path(path))  # a bad path or file is one line, before the header
+    click.echo(f"actorlog demo: {tasks} task(s), seed {seed}, log {parse_location(path).display}", err=True)
     try:
         # the example plugins load only for this command (not for `actorlog --help` or `run`)
         from actorlog.actors.examples.demo import run_demo  # noqa: PLC0415
@@ -92,7 +95,7 @@ def _summary(report: DemoReport) -> None:
         f"restarts: {restarted}; run {report.run}\n"
     )
     _print_stats(report.statistics)
-    log = report.path
+    log = shlex.quote(parse_location(report.path).display)  # a URL's password is never printed
     click.echo("\nNext, try:")
     click.echo(f"  actorlog stats {log} --run {report.run}   # the same statistics, rebuilt from the log")
     click.echo(f"  actorlog query {log} --kind failure.raised      # every failure, with its correlation")
@@ -209,7 +212,7 @@ def run(config_file: str, path: str | None, check: bool) -> None:
             phase[0] = "running"
             if not stop.is_set():
                 click.echo(
-                    f"actorlog run: started {', '.join(order)} (log {system.store.path}, run {system.run}); "
+                    f"actorlog run: started {', '.join(order)} (log {system.store.location.display}, run {system.run}); "
                     f"stop with Ctrl-C or SIGTERM", err=True,
                 )
                 for recipient, message in loaded.messages:

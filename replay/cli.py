@@ -13,7 +13,6 @@ import functools
 import json
 import logging
 import os
-import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -30,7 +29,7 @@ from actorlog.replay.reproduce import reproduce as run_reproduction
 from actorlog.replay.times import format_time, parse_time
 from actorlog.store import EventRecord, EventStore
 from actorlog.store.checkpoints import witness_file, witness_line
-from actorlog.store.errors import one_line, read_error
+from actorlog.store.errors import one_line
 from actorlog.store.signing import generate_key
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -371,7 +370,7 @@ def _limited(rows: Iterator[dict[str, Any]], limit: int | None) -> Iterator[dict
 @_filters
 @click.option("-n", "--lines", type=click.IntRange(min=1), default=10, show_default=True, help="How many newest events.")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing events as they are appended, until Ctrl-C.")
-@click.option("--interval", type=click.FloatRange(min=0.01), default=0.2, show_default=True, help="Seconds between polls with --follow.")
+@click.option("--interval", type=click.FloatRange(min=0.01), default=0.2, show_default=True, help="Seconds between polls with --follow (on PostgreSQL, the longest wait for a commit's notification).")
 @FORMAT
 @friendly_errors
 def tail(
@@ -398,7 +397,7 @@ def tail(
             _emit([_row(r, _payload(r)) for r in newest], output)
             after = max([r.seq for r in newest], default=store.last_seq())
             while True:
-                time.sleep(interval)
+                store.wait_for_commit(after, interval)  # LISTEN/NOTIFY on PostgreSQL; a poll every interval on SQLite
                 fresh = list(store.events(from_seq=after + 1, lenient=True, **filters))  # type: ignore[arg-type]
                 if fresh:
                     _emit([_row(r, _payload(r)) for r in fresh], "jsonl" if output == "jsonl" else "table")
@@ -432,18 +431,7 @@ def runs(log: str, as_json: bool) -> None:
       actorlog runs app.db
     """
     with _open(log) as store:
-        try:
-            rows = store.db.execute(
-                """SELECT run, min(ts), max(ts), count(*),
-                          sum(kind = 'failure.raised'), sum(kind = 'escalated'),
-                          max(CASE WHEN kind = 'run.stopped' AND json_valid(payload)
-                                   THEN json_extract(payload, '$.clean') END),
-                          max(CASE WHEN kind = 'run.stopped' AND json_valid(payload)
-                                   THEN json_extract(payload, '$.reason') END)
-                   FROM events GROUP BY run ORDER BY min(seq)"""
-            ).fetchall()
-        except sqlite3.Error as exc:
-            raise read_error(log, exc, "listing its runs") from None
+        rows = store.runs()
     result: list[dict[str, Any]] = []
     for run, start, end, events, failures, escalations, clean, reason in rows:
         stopped = _stopped(clean, escalations)
@@ -525,7 +513,10 @@ def verify(
     if as_json:
         click.echo(json.dumps(msgspec.to_builtins(report)))
     elif report.ok:
-        checked = "file intact (SQLite quick_check)" if report.file_checked else "file check skipped (--quick)"
+        if store.location.backend == "postgresql":
+            checked = "column types as created (PostgreSQL checks its own storage)"
+        else:
+            checked = "file intact (SQLite quick_check)" if report.file_checked else "file check skipped (--quick)"
         signed = f", signed up to seq {report.signed_up_to}" if report.signed_up_to else ""
         click.echo(
             f"ok: {report.events_checked} events, chain intact up to seq {report.last_seq}{signed}, triggers in place, "
@@ -681,17 +672,15 @@ def snapshot(log: str, run: str | None, as_json: bool) -> None:
 
 def _check_run(store: EventStore, run: str) -> None:
     """Refuse a run the log does not hold, naming those it does (and the closest)."""
-    try:
-        if store.db.execute("SELECT 1 FROM events WHERE run = ? LIMIT 1", [run]).fetchone():
-            return
-        runs = [str(row[0]) for row in store.db.execute("SELECT run FROM events GROUP BY run ORDER BY min(seq)")]
-    except sqlite3.Error as exc:
-        raise read_error(store.path, exc, "listing its runs") from None
+    if store.query("SELECT 1 FROM events WHERE run = ? LIMIT 1", [run], doing="looking for the run"):
+        return
+    runs = [str(row[0]) for row in store.query("SELECT run FROM events GROUP BY run ORDER BY min(seq)",
+                                               doing="listing its runs")]
     close = difflib.get_close_matches(run, runs, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     listing = ", ".join(map(repr, runs[-10:])) + (f" (and {len(runs) - 10} older)" if len(runs) > 10 else "")
     raise ValueError(
-        f"event log {str(store.path)!r} has no run {run!r}{hint} (runs: {listing or 'none'}; see `actorlog runs LOG`)"
+        f"event log {store.location.display!r} has no run {run!r}{hint} (runs: {listing or 'none'}; see `actorlog runs LOG`)"
     )
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from actorlog.replay.app_commands import demo, run
 from actorlog.replay.cli import cli
+from actorlog.replay.copy_command import copy
 
 cli.add_command(demo)
 cli.add_command(run)
+cli.add_command(copy)
 
 __all__ = ["cli", "main"]
 

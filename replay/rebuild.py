@@ -7,7 +7,6 @@ at or before the requested position) and folds only the events after it.
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -20,7 +19,6 @@ from actorlog.replay.errors import DEFAULT_RECENT, ErrorStatistics, ErrorStatist
 from actorlog.replay.metrics import Metrics
 from actorlog.replay.statistics import SNAPSHOT_PROJECTION, Progress, ReplayError, Statistics
 from actorlog.store import EventRecord, EventStore
-from actorlog.store.errors import read_error
 from actorlog.store.query import clamp_seq
 
 
@@ -78,18 +76,16 @@ def _fold(
 
 def _last_seq(store: EventStore, *, run: str | None, until_seq: int | None, as_of: float | None) -> int | None:
     """The last seq among the selected rows (None when there is none): where the fold ends."""
-    clauses, params = ["1"], []
+    clauses, params = ["1 = 1"], []
     if until_seq is not None:
         until_seq = clamp_seq(until_seq)
     for column, op, value in (("run", "=", run), ("seq", "<=", until_seq), ("ts", "<=", as_of)):
         if value is not None:
             clauses.append(f"{column} {op} ?")
             params.append(value)
-    try:
-        row = store.db.execute(f"SELECT max(seq) FROM events WHERE {' AND '.join(clauses)}", params).fetchone()
-    except sqlite3.Error as exc:
-        raise read_error(store.path, exc, "finding the end of the log") from exc
-    return None if row is None or row[0] is None else int(row[0])
+    rows = store.query(f"SELECT max(seq) FROM events WHERE {' AND '.join(clauses)}", params,
+                       doing="finding the end of the log")
+    return None if not rows or rows[0][0] is None else int(rows[0][0])
 
 
 def newest_snapshot(

@@ -73,7 +73,8 @@ class Checkpointer:
     key: SigningKey
     codec: Codec
     run: str
-    log: Path
+    log: str
+    """How the witness names the log (a path, or a URL without its password)."""
     every: int = DEFAULT_CHECKPOINT_EVERY
     interval: float = DEFAULT_CHECKPOINT_INTERVAL
     witness: Path | None = None

@@ -83,3 +83,7 @@ def one_line(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
+class MissingDependencyError(StoreError, ImportError):
+    """A log needs an optional dependency that is not installed (psycopg for PostgreSQL)."""

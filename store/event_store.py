@@ -19,9 +19,11 @@ import sqlite_utils
 from actorlog.events import Checkpoint, Codec, SnapshotTaken, TypeRegistry
 from actorlog.events.codec import default_codec
 from actorlog.store.errors import PayloadTooLargeError, ReadOnlyError, StoreClosedError, StoreWriteError
-from actorlog.store.query import EventFilter, fetch_all, iter_rows, make_filter
+from actorlog.store.backend import ReadConnection, WriteConnection, open_backend
+from actorlog.store.location import LogLocation, parse_location
+from actorlog.store.query import EventFilter, iter_rows, make_filter
 from actorlog.store.records import EventRecord, column_problems, malformed_record
-from actorlog.store.schema import open_database
+from actorlog.store.sqlite_backend import SqliteReader
 from actorlog.store.verify import VerifyReport, verify_log
 from actorlog.store.chain import row_content
 from actorlog.store.exit import close_at_exit
@@ -55,7 +57,10 @@ def new_run_id() -> str:
 
 
 class EventStore:
-    """One SQLite event log, opened for appending (default) or read-only.
+    """One event log, opened for appending (default) or read-only: an SQLite file, or a
+    PostgreSQL schema named by a URL (``postgresql://user@host/db?schema=shop``; needs
+    ``pip install 'actorlog[postgres]'``) that many processes and hosts append to as one
+    history. Both behave the same: one gap-free seq, the same chain, append-only.
 
     ::
 
@@ -121,7 +126,10 @@ class EventStore:
             raise ValueError(f"max_log_bytes must be a positive int (bytes) or None, got {max_log_bytes!r}")
         if file_mode is not None and (type(file_mode) is not int or not 0 <= file_mode <= 0o777):
             raise ValueError(f"file_mode must be a permission mode such as 0o600, or None, got {file_mode!r}")
-        self.path = Path(path)
+        self.location: LogLocation = parse_location(path)
+        """Where the log lives; ``location.display`` names it in messages (never with a password)."""
+        self.path: Path | None = self.location.path
+        """The SQLite file; None for a PostgreSQL log."""
         self.readonly = readonly
         self.run = run if run is not None else new_run_id()
         self.codec = Codec(registry) if registry is not None else default_codec
@@ -130,10 +138,12 @@ class EventStore:
         # the key is checked before the file is opened: a bad key leaves nothing open
         checkpointer = None if readonly else self._checkpointer(signing_key, checkpoint_every, checkpoint_interval,
                                                                 witness)
-        self.db: sqlite_utils.Database = open_database(
-            self.path, readonly=readonly, busy_timeout=busy_timeout, file_mode=file_mode
+        self._reader: ReadConnection
+        connection: WriteConnection | None
+        self._reader, connection = open_backend(
+            self.location, readonly=readonly, busy_timeout=busy_timeout, synchronous=synchronous,
+            max_log_bytes=max_log_bytes, file_mode=file_mode, run=self.run,
         )
-        """A sqlite-utils `Database` on the reading connection, for ad-hoc queries."""
         self._read_lock = threading.Lock()
         self._order = threading.Lock()
         """Held while a row is stamped and queued, so in-order rows reach the writer in time order."""
@@ -142,11 +152,10 @@ class EventStore:
         self._state = WriterState()
         self._redact: Callable[[Any], Any] | None = None
         self._writer: StoreWriter | None = None
-        if not readonly:
+        if connection is not None:
             self._writer = StoreWriter(
-                self.path, self._state, self.codec, synchronous=synchronous, busy_timeout=busy_timeout,
-                max_batch_rows=max_batch_rows, max_pending_rows=max_pending_rows, max_log_bytes=max_log_bytes,
-                checkpointer=checkpointer,
+                connection, self._state, self.codec, max_batch_rows=max_batch_rows,
+                max_pending_rows=max_pending_rows, checkpointer=checkpointer,
             )
         _open_stores.add(self)
 
@@ -165,8 +174,8 @@ class EventStore:
         if not isinstance(interval, (int, float)) or not 0 < interval < math.inf:
             raise ValueError(f"checkpoint_interval must be a finite number of seconds > 0, got {interval!r}")
         return Checkpointer(
-            SigningKey(signing_key), self.codec, self.run, self.path, every=every, interval=float(interval),
-            witness=witness_file(witness, self.path) if witness is not None else None,
+            SigningKey(signing_key), self.codec, self.run, self.location.display, every=every,
+            interval=float(interval), witness=witness_file(witness, self.location.name) if witness is not None else None,
         )
 
     @classmethod
@@ -184,7 +193,44 @@ class EventStore:
 
     def __repr__(self) -> str:
         mode = "read-only" if self.readonly else f"run={self.run}"
-        return f"<EventStore {str(self.path)!r} {mode}{' closed' if self._closed else ''}>"
+        return f"<EventStore {self.location.display!r} {mode}{' closed' if self._closed else ''}>"
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """A sqlite-utils `Database` on the reading connection of an SQLite log, for ad-hoc queries.
+
+        A PostgreSQL log has none: query it with psql or any PostgreSQL client.
+        """
+        if not isinstance(self._reader, SqliteReader):
+            raise TypeError(f"{self!r} is a PostgreSQL log; it has no sqlite-utils Database: query it with psql")
+        return self._reader.db
+
+    def query(self, sql: str, params: Sequence[Any] = (), *, doing: str = "running a query") -> list[Any]:
+        """Rows of a read-only SQL query on either backend (``?`` placeholders, SQL both share)."""
+        self._check_open()
+        with self._read_lock:
+            return self._reader.fetch(sql, params, doing)
+
+    def has_table(self, name: str) -> bool:
+        """Whether the log has table ``name`` (``snapshots`` exists once a snapshot was stored)."""
+        self._check_open()
+        with self._read_lock:
+            return self._reader.table_exists(name)
+
+    def runs(self) -> list[tuple[Any, ...]]:
+        """Per run, in order of its first event: ``(run, first ts, last ts, events, failures,
+        escalations, clean, reason)``; ``clean`` and ``reason`` come from its ``run.stopped``
+        event (None when it has none: still running, or killed)."""
+        self._check_open()
+        with self._read_lock:
+            return self._reader.runs()
+
+    def wait_for_commit(self, after_seq: int, timeout: float) -> None:
+        """Return when events after ``after_seq`` may have been committed by any writer, or after
+        ``timeout`` seconds: a notification on PostgreSQL (LISTEN/NOTIFY), a plain wait on SQLite.
+        Call `events` after it to read them; it never says for certain that there are any."""
+        self._check_open()
+        self._reader.wait_for_commit(after_seq, timeout)
 
     # -- writing -------------------------------------------------------------------------
 
@@ -349,17 +395,12 @@ class EventStore:
         self._check_open()
         doing = f"reading the {projection} snapshots"
         with self._read_lock:
-            exists = fetch_all(
-                self.db.conn, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'snapshots'", (),
-                self.path, doing,
-            )
-            if not exists:
+            if not self._reader.table_exists("snapshots"):
                 return []
-            rows = fetch_all(
-                self.db.conn,
+            rows = self._reader.fetch(
                 "SELECT id, version, position, state FROM snapshots WHERE projection = ? AND run = ? "
                 "ORDER BY position DESC, id DESC",
-                (projection, run), self.path, doing,
+                (projection, run), doing,
             )
         if not rows:
             return []
@@ -371,7 +412,7 @@ class EventStore:
                 continue
             if snapshot_digest(projection, v, p, run, s) not in vouched:
                 logger.warning("event log %r: snapshot id %s (%s at seq %s) does not match the digest recorded in "
-                               "the chain; it is skipped", str(self.path), snapshot_id, projection, p)
+                               "the chain; it is skipped", self.location.display, snapshot_id, projection, p)
                 continue
             usable.append((v, p, s))
         return usable
@@ -463,7 +504,7 @@ class EventStore:
         self._check_open()
         decode = self.codec.decode
         _float, _int, _str = float, int, str
-        for row in iter_rows(self.db.conn, self._read_lock, selection, self.chunk_size, self.path):
+        for row in iter_rows(self._reader, self._read_lock, selection, self.chunk_size):
             seq, ts, run, actor, kind, version, correlation, payload, digest = row
             if (
                 type(ts) is not _float or type(version) is not _int or type(kind) is not _str
@@ -487,20 +528,20 @@ class EventStore:
         undecoded, read in chunks along the primary key: the fast path for folding a whole log."""
         self._check_open()
         selection = make_filter(run=run, from_seq=from_seq, to_seq=to_seq, until=until)
-        return iter_rows(self.db.conn, self._read_lock, selection, self.chunk_size, self.path)
+        return iter_rows(self._reader, self._read_lock, selection, self.chunk_size)
 
     def count(self) -> int:
         """How many events the log holds (committed ones only)."""
         self._check_open()
         with self._read_lock:
-            row = fetch_all(self.db.conn, "SELECT count(*) FROM events", (), self.path, "counting events")[0]
+            row = self._reader.fetch("SELECT count(*) FROM events", (), "counting events")[0]
         return int(row[0])
 
     def last_seq(self) -> int:
         """The seq of the newest committed event, 0 for an empty log."""
         self._check_open()
         with self._read_lock:
-            row = fetch_all(self.db.conn, "SELECT max(seq) FROM events", (), self.path, "finding the last seq")[0]
+            row = self._reader.fetch("SELECT max(seq) FROM events", (), "finding the last seq")[0]
         return int(row[0] or 0)
 
     def verify(
@@ -523,7 +564,7 @@ class EventStore:
         self._check_open()
         pins = [(*parse_expect(text), f"--expect {text}") for text in expect]
         if witness is not None:
-            source = witness_file(witness, self.path)
+            source = witness_file(witness, self.location.name)
             try:
                 entries = read_witness(source)
             except OSError as exc:
@@ -531,15 +572,15 @@ class EventStore:
             pins += witness_pins(entries, f"the witness {str(source)!r}")
         key = PublicKey(public_key) if public_key is not None and not isinstance(public_key, PublicKey) else public_key
         audit = ChainAudit(key, pins)
-        return verify_log(self.db.conn, self._read_lock, path=self.path, check_file=check_file, audit=audit)
+        return verify_log(self._reader, self._read_lock, check_file=check_file, audit=audit)
 
     def newest_checkpoint(self) -> tuple[EventRecord, Checkpoint] | None:
         """The newest signed checkpoint the store wrote, with its record; None if there is none."""
         self._check_open()
         with self._read_lock:
-            found = fetch_all(
-                self.db.conn, "SELECT max(seq) FROM events WHERE kind = 'checkpoint' AND actor = ?", (STORE_ACTOR,),
-                self.path, "finding the newest checkpoint",
+            found = self._reader.fetch(
+                "SELECT max(seq) FROM events WHERE kind = 'checkpoint' AND actor = ?", (STORE_ACTOR,),
+                "finding the newest checkpoint",
             )
         seq = found[0][0] if found else None
         if seq is None:
@@ -572,7 +613,7 @@ class EventStore:
             self._writer.request("stop").result()
             self._writer.join()
         with self._read_lock:
-            self.db.conn.close()
+            self._reader.close()
         _open_stores.discard(self)
         if failure is not None:
             raise failure

@@ -7,11 +7,17 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
 from actorlog.store.errors import read_error
+
+class Reader(Protocol):
+    """What `iter_rows` reads through (a backend's `ReadConnection`)."""
+
+    def fetch(self, sql: str, params: Any, doing: str) -> list[Any]: ...
+
 
 ROW_COLUMNS = "seq, ts, run, actor, kind, version, correlation, payload, hash"
 
@@ -160,18 +166,17 @@ def fetch_all(
 
 
 def iter_rows(
-    conn: sqlite3.Connection,
+    reader: Reader,
     lock: threading.Lock,
     selection: EventFilter,
     chunk_size: int,
-    path: str | os.PathLike[str] = "(unnamed)",
 ) -> Iterator[tuple[Any, ...]]:
     """Yield raw rows in seq order, fetching ``chunk_size`` at a time (keyset paging on seq).
 
     Memory stays bounded by one chunk whatever the log's length, and the connection is
     not held between chunks, so readers in other threads and appends go on meanwhile.
-    SQLite's errors become `StoreLockedError` or `StoreReadError` naming ``path`` and
-    the seq reading had reached.
+    Errors become `StoreLockedError` or `StoreReadError` naming the log and the seq reading
+    had reached.
     """
     clauses, params = selection.where()
     after = clamp_seq(selection.from_seq - 1) if selection.from_seq is not None else -1
@@ -181,7 +186,7 @@ def iter_rows(
     while True:
         bound = [after] + ([upper] if upper is not None else []) + params + [chunk_size]
         with lock:
-            chunk = fetch_all(conn, sql, bound, path, f"reading the events after seq {max(after, 0)}")
+            chunk = reader.fetch(sql, bound, f"reading the events after seq {max(after, 0)}")
         yield from chunk
         if len(chunk) < chunk_size:
             return

@@ -3,8 +3,6 @@ chain, and with `ChainAudit` the signed checkpoints, pinned hashes and snapshots
 
 from __future__ import annotations
 
-import os
-import sqlite3
 import threading
 
 import msgspec
@@ -12,9 +10,8 @@ import msgspec
 from actorlog.store.audit import ChainAudit, Finding, check_snapshots
 from actorlog.store.chain import GENESIS, row_hash
 from actorlog.store.errors import StoreReadError, is_damage
-from actorlog.store.query import EventFilter, fetch_all, iter_rows
-from actorlog.store.schema import TRIGGERS
-from actorlog.store.snapshot_table import SNAPSHOT_TRIGGERS
+from actorlog.store.backend import ReadConnection
+from actorlog.store.query import EventFilter, iter_rows
 
 MAX_FILE_PROBLEMS = 10
 """At most this many of SQLite's findings are kept in a report."""
@@ -47,28 +44,17 @@ class VerifyReport(msgspec.Struct, frozen=True, kw_only=True):
     """With a public key: the seq of the newest checkpoint whose signature verifies over an intact chain."""
 
 
-def normalised_sql(sql: str) -> str:
-    """SQL text compared without regard to case, line breaks or runs of spaces."""
-    return " ".join(sql.split()).casefold()
-
-
-def expected_trigger_sql(name: str) -> str:
-    """The SQL text actorlog creates trigger ``name`` with, as SQLite keeps it in sqlite_master."""
-    return f"CREATE TRIGGER {name} {TRIGGERS[name]}"
-
-
 def verify_log(
-    conn: sqlite3.Connection,
+    reader: ReadConnection,
     lock: threading.Lock,
     chunk_size: int = 5000,
     *,
-    path: str | os.PathLike[str] = "(unnamed)",
     check_file: bool = True,
     audit: ChainAudit | None = None,
 ) -> VerifyReport:
-    """Check the file with SQLite's ``PRAGMA quick_check`` (unless ``check_file`` is false),
-    the append-only triggers (present, on ``events``, with actorlog's own SQL), then recompute
-    the whole chain in seq order, in constant memory.
+    """Check the storage (SQLite's ``PRAGMA quick_check``, unless ``check_file`` is false), the
+    append-only guards (present, on ``events``, with actorlog's own SQL, enabled) and column
+    types, then recompute the whole chain in seq order, in constant memory.
 
     Any value in any column is hashed as it is read (a row a foreign writer stored with a
     BLOB or a number where text belongs simply fails to match). A damaged file is a finding,
@@ -76,10 +62,12 @@ def verify_log(
     lock held past the busy timeout, or a file that cannot be read at all, raises the store
     error naming it.
     """
+    path = reader.location.display
+    check_file = check_file and reader.checks_storage
     problems: list[str] = []
     file_problems: list[str] = []
     if check_file:
-        file_problems = _quick_check(conn, lock, path)
+        file_problems = _quick_check(reader, lock)
         if file_problems:
             problems.append(
                 f"the file is damaged: SQLite's quick_check found {len(file_problems)}"
@@ -87,21 +75,7 @@ def verify_log(
                 f"restore it from a backup, or recover what SQLite can with: sqlite3 {str(path)!r} .recover"
             )
     with lock:
-        rows = fetch_all(
-            conn, "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'trigger'", (), path,
-            "listing its triggers",
-        )
-    triggers = {name: (table, sql) for name, table, sql in rows}
-    for name in TRIGGERS:
-        if name not in triggers:
-            problems.append(f"append-only trigger {name} is missing")
-            continue
-        table, sql = triggers[name]
-        if table != "events" or type(sql) is not str or normalised_sql(sql) != normalised_sql(expected_trigger_sql(name)):
-            problems.append(
-                f"append-only trigger {name} was replaced: its SQL is not actorlog's, so it may no longer refuse "
-                f"{name.rpartition('_')[2].upper()} on events"
-            )
+        problems += reader.structure_problems("events")
     audit = audit if audit is not None else ChainAudit()
     findings: list[Finding] = [Finding(None, problem) for problem in problems]
     previous = GENESIS
@@ -111,7 +85,7 @@ def verify_log(
     see = audit.see
     try:
         for seq, ts, run, actor, kind, version, correlation, payload, stored in iter_rows(
-            conn, lock, EventFilter(), chunk_size, path
+            reader, lock, EventFilter(), chunk_size
         ):
             expected = row_hash(previous, seq, ts, run, actor, kind, version, correlation, payload)
             checked += 1
@@ -132,7 +106,7 @@ def verify_log(
         problem = f"the hash chain could not be read past seq {last_seq} ({checked} events checked): the file is damaged there"
         problems.append(problem)
         findings.append(Finding(last_seq, problem))
-    snapshot_findings = _snapshots(conn, lock, path, audit.snapshot_digests, triggers)
+    snapshot_findings = _snapshots(reader, lock, audit.snapshot_digests)
     notes = audit.finish()
     for finding in audit.findings + snapshot_findings:
         problems.append(finding.problem)
@@ -144,34 +118,23 @@ def verify_log(
     )
 
 
-def _snapshots(
-    conn: sqlite3.Connection, lock: threading.Lock, path: str | os.PathLike[str], vouched: set[str],
-    triggers: dict[str, tuple[str, str]],
-) -> list[Finding]:
+def _snapshots(reader: ReadConnection, lock: threading.Lock, vouched: set[str]) -> list[Finding]:
     """The snapshots table, if there is one: append-only, and every snapshot vouched for by the chain."""
     with lock:
-        exists = fetch_all(conn, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'snapshots'", (), path,
-                           "looking for snapshots")
-        if not exists:
+        if not reader.table_exists("snapshots"):
             return []
-        rows = fetch_all(conn, "SELECT id, projection, version, position, run, state FROM snapshots ORDER BY id", (),
-                         path, "reading the snapshots")
-    findings = []
-    for name, body in SNAPSHOT_TRIGGERS.items():
-        table, sql = triggers.get(name, ("", ""))
-        if table != "snapshots" or normalised_sql(sql) != normalised_sql(f"CREATE TRIGGER {name} {body}"):
-            findings.append(Finding(None, f"append-only trigger {name} of the snapshots table is missing or replaced"))
-    return findings + check_snapshots(rows, vouched)
+        rows = reader.fetch("SELECT id, projection, version, position, run, state FROM snapshots ORDER BY id", (),
+                            "reading the snapshots")
+        guards = reader.structure_problems("snapshots")
+    return [Finding(None, problem) for problem in guards] + check_snapshots(rows, vouched)
 
 
-def _quick_check(conn: sqlite3.Connection, lock: threading.Lock, path: str | os.PathLike[str]) -> list[str]:
-    """What SQLite's ``PRAGMA quick_check`` finds wrong with the file; [] when it is intact."""
+def _quick_check(reader: ReadConnection, lock: threading.Lock) -> list[str]:
+    """What the storage engine's own check finds wrong with the log; [] when it is intact."""
     try:
         with lock:
-            rows = fetch_all(conn, f"PRAGMA quick_check({MAX_FILE_PROBLEMS})", (), path, "checking the file")
+            return reader.damage(MAX_FILE_PROBLEMS)
     except StoreReadError as exc:
         if not is_damage(exc):
             raise
         return [str(exc.__cause__ or exc)]
-    found = [str(row[0]) for row in rows]
-    return [] if found == ["ok"] else [" ".join(problem.split()) for problem in found]

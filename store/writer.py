@@ -14,44 +14,31 @@ before any flush sent after those rows is answered.
 from __future__ import annotations
 
 import logging
-import os
-import sqlite3
 import sys
 import threading
 import time
 from collections.abc import Callable, Collection
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from actorlog.events import Codec
-from actorlog.store.chain import GENESIS, chain_rows
+from actorlog.store.chain import chain_rows
 from actorlog.store.checkpoints import STORE_ACTOR, Checkpointer
 from actorlog.store.errors import StoreWriteError
 from actorlog.store.inbox import RowInbox
 from actorlog.store.records import Commit, EventRecord
 from actorlog.store.rows import PendingRow
-from actorlog.store.schema import connect
-from actorlog.store.snapshot_table import INSERT_SNAPSHOT_SQL, SNAPSHOT_TRIGGERS_DDL, SNAPSHOTS_DDL
+from actorlog.store.backend import WriteConnection
 
 logger = logging.getLogger(__name__)
 
-ROWS_PER_STATEMENT = 50
-"""Rows bound into one INSERT statement; executemany runs it once per group of this many rows."""
-
-_COLUMNS = 9
-_INSERT = "INSERT INTO events (seq, ts, run, actor, kind, version, correlation, payload, hash) VALUES "
-INSERT_ONE_SQL = _INSERT + "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
-INSERT_GROUP_SQL = _INSERT + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * ROWS_PER_STATEMENT)
-LAST_ROW_SQL = "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
+MAX_COMMIT_ATTEMPTS = 10
+"""Tries of one group commit whose connection is lost each time (PostgreSQL) before writing stops;
+each retry follows a successful reconnection, so a server that is gone stops writing at once."""
 
 Subscriber = Callable[[Commit], None]
 """Called on the writer's thread after each commit, with its records (of the kinds it asked for)."""
-
-
-class LogFileMovedError(OSError):
-    """The log file at the store's path is no longer the file the writer opened (the cause of a `StoreWriteError`)."""
 
 
 @dataclass(frozen=True)
@@ -106,34 +93,27 @@ class StoreWriter:
 
     def __init__(
         self,
-        path: Path,
+        connection: WriteConnection,
         state: WriterState,
         codec: Codec,
         *,
-        synchronous: str,
-        busy_timeout: float,
         max_batch_rows: int,
         max_pending_rows: int,
-        max_log_bytes: int | None = None,
         checkpointer: Checkpointer | None = None,
     ) -> None:
         self.inbox = RowInbox(max_pending_rows)
         self._checkpointer = checkpointer
         self._newest_ts = 0.0
-        self._path = path
-        self._absolute = os.path.abspath(path)  # the writer must find the file it opened even after a chdir
+        self._conn = connection
+        self._opened = False
+        self._name = connection.location.display
         self._state = state
         self._codec = codec
-        self._synchronous = synchronous
-        self._busy_timeout = busy_timeout
         self._max_batch_rows = max_batch_rows
-        self._max_log_bytes = max_log_bytes
-        self._conn: sqlite3.Connection | None = None
-        self._identity: tuple[int, int] | None = None
         self._subscribers: tuple[tuple[Subscriber, frozenset[str] | None], ...] = ()
         self._subscribe_lock = threading.Lock()
         # a daemon: an unclosed store must not hang interpreter exit (atexit closes it)
-        self._thread = threading.Thread(target=self._run, name=f"StoreWriter-{path.name}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"StoreWriter-{connection.location.name}", daemon=True)
         self._thread.start()
 
     # -- the producers' side (any thread) ----------------------------------------------------
@@ -148,7 +128,7 @@ class StoreWriter:
         """Queue a request behind everything sent before it; its answer arrives in the future."""
         request = Request(op, snapshot=snapshot, row=row)
         if not self._thread.is_alive():
-            request.reply.set_exception(StoreWriteError(f"event log {str(self._path)!r}: its writer has stopped"))
+            request.reply.set_exception(StoreWriteError(f"event log {self._name!r}: its writer has stopped"))
             return request.reply
         self.inbox.put(request)
         return request.reply
@@ -188,20 +168,12 @@ class StoreWriter:
             self._commit(rows)
             if other is not None and self._answer(other):
                 break
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self._conn.close()
 
     def _open(self) -> None:
         try:
-            conn = connect(self._path, readonly=False, busy_timeout=self._busy_timeout)
-            conn.execute(f"PRAGMA synchronous={self._synchronous}")
-            if self._max_log_bytes is not None:
-                page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-                conn.execute(f"PRAGMA max_page_count = {max(1, self._max_log_bytes // page_size)}").fetchall()
-            self._state.last_seq = conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
-            self._identity = self._file_identity()
-            self._conn = conn
+            self._state.last_seq = self._conn.open()
+            self._opened = True
         except Exception as exc:  # noqa: BLE001 - reported to every later flush
             self._fail(exc, "opening the write connection")
 
@@ -225,71 +197,81 @@ class StoreWriter:
             request.reply.set_exception(exc)
         return False
 
-    def _file_identity(self) -> tuple[int, int] | None:
-        try:
-            status = os.stat(self._absolute)
-        except OSError:
-            return None
-        return (status.st_dev, status.st_ino)
-
-    def _check_file(self) -> None:
-        """Raise if the log file was removed or replaced since the writer opened it.
-
-        SQLite would go on writing to the open file, so commits would "succeed" into a file
-        that no one can open again (removed) or that is no longer the log at this path.
-        """
-        if self._file_identity() != self._identity:
-            raise LogFileMovedError(
-                f"the file was removed, renamed or replaced after the store opened it, so events committed "
-                f"now would not be in {str(self._path)!r}"
-            )
-
     def _commit(self, rows: list[PendingRow], *, checkpoint: bool = False) -> None:
         state = self._state
+        if state.failure is not None or not self._opened:
+            state.lost += len(rows)
+            return
         conn = self._conn
-        if state.failure is not None or conn is None:
-            state.lost += len(rows)
-            return
-        checkpointer = self._checkpointer
-        signed = None
-        try:
-            self._check_file()
-            conn.execute("BEGIN IMMEDIATE")
-            last = conn.execute(LAST_ROW_SQL).fetchone()
-            seq, previous = (last[0], last[1]) if last is not None else (0, GENESIS)
-            previous, seq, flat = chain_rows(previous, seq, rows)
-            if checkpointer is not None and (checkpointer.due(len(rows)) or checkpoint) and seq > 0:
-                # its time is its batch's newest, so the run's events stay in time order
-                stamp = max((row[1] for row in rows), default=max(time.time(), self._newest_ts))
-                row, signed = checkpointer.pending(seq, previous, stamp)
-                previous, seq, more = chain_rows(previous, seq, [row])
-                flat.extend(more)
-                rows = rows + [row]
-            _insert(conn, flat)
-            conn.execute("COMMIT")
-        except Exception as exc:  # noqa: BLE001 - becomes the store's failure, raised to producers
-            if conn.in_transaction:
-                try:
-                    conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
-            state.lost += len(rows)
-            self._fail(exc, f"committing {len(rows)} events")
-            if isinstance(exc, LogFileMovedError):
-                self._release_wal()
-            return
+        # the chain overwrites each row's content with its hash: keep it for a retry after a lost connection
+        contents = [row[8] for row in rows] if conn.retries_lost_commits else None
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                outcome = self._write(rows, checkpoint)
+                break
+            except Exception as exc:  # noqa: BLE001 - becomes the store's failure, raised to producers
+                conn.rollback()
+                pending = exc
+                if contents is not None and conn.is_disconnect(exc) and attempt < MAX_COMMIT_ATTEMPTS:
+                    try:
+                        if self._landed_after(rows, exc):
+                            outcome = self._last_outcome
+                            break
+                    except Exception as again:  # noqa: BLE001 - the server cannot be reached: stop writing
+                        pending = again
+                    else:
+                        for row, content in zip(rows, contents):
+                            row[8] = content  # rows chained again after the last row now committed
+                        continue
+                state.lost += len(rows)
+                self._fail(pending, f"committing {len(rows)} events")
+                conn.after_failure(pending)
+                return
+        rows, seq, previous, signed = outcome
         self._newest_ts = max(self._newest_ts, max((row[1] for row in rows), default=0.0))
         state.committed += len(rows)
         state.transactions += 1
         state.last_seq = seq
-        if signed is not None and checkpointer is not None:
+        if signed is not None and self._checkpointer is not None:
             try:
-                checkpointer.written(signed, seq, previous)
+                self._checkpointer.written(signed, seq, previous)
             except OSError as exc:  # the log holds the checkpoint; only the copy outside is missing
                 logger.error("event log %r: could not write checkpoint seq %d to the witness: %s",
-                             str(self._path), seq, exc)
+                             self._name, seq, exc)
         if self._subscribers and rows:
             self._publish(rows, seq)
+
+    def _write(self, rows: list[PendingRow], checkpoint: bool) -> tuple[list[PendingRow], int, str, Any]:
+        """One try of a group commit: lock, chain after the last row, insert, commit."""
+        conn = self._conn
+        checkpointer = self._checkpointer
+        signed = None
+        self._last_outcome: tuple[list[PendingRow], int, str, Any] = (rows, 0, "", None)
+        conn.check()
+        seq, previous = conn.begin()
+        previous, seq, flat = chain_rows(previous, seq, rows)
+        if checkpointer is not None and (checkpointer.due(len(rows)) or checkpoint) and seq > 0:
+            # its time is its batch's newest, so the run's events stay in time order
+            stamp = max((row[1] for row in rows), default=max(time.time(), self._newest_ts))
+            row, signed = checkpointer.pending(seq, previous, stamp)
+            previous, seq, more = chain_rows(previous, seq, [row])
+            flat.extend(more)
+            rows = rows + [row]
+        self._last_outcome = (rows, seq, previous, signed)
+        conn.insert(flat)
+        conn.commit(seq)
+        return self._last_outcome
+
+    def _landed_after(self, rows: list[PendingRow], exc: BaseException) -> bool:
+        """After the connection was lost mid-commit: reconnect, and say whether the batch was
+        committed after all (its last row is there with the hash computed for it). Lost before
+        its rows were chained: it was not."""
+        _, seq, previous, _ = self._last_outcome  # seq 0: lost before its rows were chained
+        logger.warning("event log %r: the connection was lost while committing %d events (%s); checking whether "
+                       "the commit landed", self._name, len(rows), self._conn.describe(exc))
+        return self._conn.landed(seq, previous)
 
     def _publish(self, rows: list[PendingRow], last_seq: int) -> None:
         """Hand the committed rows, decoded, to every subscriber (each gets the kinds it asked for)."""
@@ -317,30 +299,12 @@ class StoreWriter:
             try:
                 subscriber(Commit(records=selected, last_seq=last_seq, newest_ts=newest_ts))
             except Exception:  # noqa: BLE001 - a subscriber must not stop the log
-                logger.exception("a subscriber of event log %r raised", str(self._path))
-
-    def _release_wal(self) -> None:
-        """After the log file was moved: copy every committed frame from the -wal file into the
-        file the connection still holds, and empty the -wal file.
-
-        SQLite finds a log's -wal by name. Left full, it would hold this log's committed events
-        apart from the renamed file, and lend them to whatever file is put at the path next.
-        """
-        if self._conn is None:
-            return
-        try:
-            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-        except sqlite3.Error:
-            logger.warning("event log %r: could not empty the -wal file after the log was moved", str(self._path),
-                           exc_info=True)
+                logger.exception("a subscriber of event log %r raised", self._name)
 
     def _fail(self, exc: BaseException, doing: str) -> None:
-        limit = ""
-        if self._max_log_bytes is not None and "full" in str(exc):
-            limit = f" (this store's max_log_bytes is {self._max_log_bytes:,})"
         error = StoreWriteError(
-            f"event log {str(self._path)!r}: {doing} failed: {exc}{limit}; events sent after this are not written. "
-            f"Fix the cause (disk space, permissions, a lock held by another process) and open the log again"
+            f"event log {self._name!r}: {doing} failed: {self._conn.describe(exc)}; events sent after this are not "
+            f"written. {self._conn.advice()}"
         )
         error.__cause__ = exc
         logger.error("%s", error, exc_info=sys.exc_info() if sys.exc_info()[0] else None)
@@ -355,28 +319,18 @@ class StoreWriter:
         conn = self._conn
         if self._state.failure is not None:
             raise self._state.failure
-        assert conn is not None
         try:
-            self._check_file()
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute(SNAPSHOTS_DDL)
-            for ddl in SNAPSHOT_TRIGGERS_DDL:
-                conn.execute(ddl)
-            conn.execute(INSERT_SNAPSHOT_SQL, (projection, version, position, run, time.time(), state))
-            last = conn.execute(LAST_ROW_SQL).fetchone()
-            seq, previous = (last[0], last[1]) if last is not None else (0, GENESIS)
+            conn.check()
+            seq, previous = conn.begin()
+            conn.insert_snapshot(projection, version, position, run, time.time(), state)
             previous, seq, flat = chain_rows(previous, seq, [taken])
-            _insert(conn, flat)
-            conn.execute("COMMIT")
+            conn.insert(flat)
+            conn.commit(seq)
         except Exception as exc:
-            if conn.in_transaction:
-                try:
-                    conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
+            conn.rollback()
             raise StoreWriteError(
-                f"event log {str(self._path)!r}: saving a {projection} snapshot at seq {position} "
-                f"failed: {exc}; events are unaffected"
+                f"event log {self._name!r}: saving a {projection} snapshot at seq {position} "
+                f"failed: {conn.describe(exc)}; events are unaffected"
             ) from exc
         self._state.committed += 1
         self._state.last_seq = seq
@@ -384,27 +338,13 @@ class StoreWriter:
 
     def _answer_flush(self) -> int:
         failure = self._state.failure
-        if failure is None and self._conn is not None:
+        if failure is None and self._opened:
             try:
-                self._check_file()
-            except LogFileMovedError as exc:
+                self._conn.check()
+            except OSError as exc:
                 self._fail(exc, "flushing")
-                self._release_wal()
+                self._conn.after_failure(exc)
                 failure = self._state.failure
         if failure is not None:
             raise failure
         return self._state.last_seq
-
-
-def _insert(conn: sqlite3.Connection, flat: list[Any]) -> None:
-    """Insert rows given as one flat list of column values, mostly as multi-row statements.
-
-    executemany over a 50-row INSERT costs about a third less per row than over a
-    one-row INSERT, because the per-statement work is shared by 50 rows.
-    """
-    group = _COLUMNS * ROWS_PER_STATEMENT
-    whole = len(flat) - len(flat) % group
-    if whole:
-        conn.executemany(INSERT_GROUP_SQL, [flat[i : i + group] for i in range(0, whole, group)])
-    if whole < len(flat):
-        conn.executemany(INSERT_ONE_SQL, [flat[i : i + _COLUMNS] for i in range(whole, len(flat), _COLUMNS)])

@@ -31,3 +31,42 @@ def no_leaked_store_threads() -> Iterator[None]:
 def log_path(tmp_path: Path) -> Path:
     """A path for a new event log in a fresh directory."""
     return tmp_path / "events.db"
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[object]:
+    """The PostgreSQL server the tests use: one they start themselves, or $ACTORLOG_TEST_POSTGRES."""
+    import os
+
+    from pg_helpers import REQUIRE_ENV, URL_ENV, ExistingServer, PostgresServer, postgres_bin
+
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        if os.environ.get(REQUIRE_ENV) == "1":
+            pytest.fail("psycopg is not installed but the PostgreSQL tests are required: pip install -e '.[test]'")
+        pytest.skip("psycopg is not installed (pip install 'actorlog[postgres]')")
+    if os.environ.get(URL_ENV):
+        yield ExistingServer(os.environ[URL_ENV])
+        return
+    if postgres_bin() is None:
+        if os.environ.get(REQUIRE_ENV) == "1":
+            pytest.fail("no PostgreSQL server binaries, and the PostgreSQL tests are required (apt-get install -y "
+                        "postgresql, or set ACTORLOG_TEST_POSTGRES)")
+        pytest.skip("no PostgreSQL server binaries (apt-get install -y postgresql) and ACTORLOG_TEST_POSTGRES unset")
+    server = PostgresServer()
+    try:
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture
+def pg_log(postgres_server: object) -> str:
+    """The URL of a new, empty log: a fresh schema on the tests' PostgreSQL server."""
+    from pg_helpers import new_schema
+
+    return postgres_server.url(new_schema())  # type: ignore[attr-defined, no-any-return]

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,8 +141,15 @@ GENEROUS_RESTARTS = RestartPolicy(max_restarts=1000, within_seconds=60.0)
 # -- paths, files and the command line ----------------------------------------------------------
 
 
+LOG_FACTORY: list[Callable[[], str]] = []
+"""While a suite runs on another backend: what makes its new logs (a PostgreSQL URL of a fresh schema)."""
+
+
 def fresh_log(directory: Path) -> Path:
-    """A new log path in ``directory`` (hypothesis examples share a tmp_path)."""
+    """A new log in ``directory`` (hypothesis examples share a tmp_path): a file path, or, while
+    `LOG_FACTORY` holds a factory (a suite run on PostgreSQL), the URL of a new log there."""
+    if LOG_FACTORY:
+        return LOG_FACTORY[-1]()  # type: ignore[return-value]  # a URL, used wherever a path is
     return directory / f"log-{uuid.uuid4().hex[:12]}.db"
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
@@ -46,7 +47,8 @@ from contract_helpers import (
     stats_command,
 )
 from log_helpers import HELPERS
-from replay_helpers import STEPS, fresh_log, read
+from pg_helpers import new_schema
+from replay_helpers import LOG_FACTORY, STEPS, fresh_log, read
 from actorlog.replay.statistics import SNAPSHOT_PROJECTION
 from actorlog.store import EventStore
 from actorlog.replay import (
@@ -403,8 +405,7 @@ class LiveReplayContract:
         @settings(max_examples=self.max_examples, deadline=None, suppress_health_check=[HealthCheck.too_slow])
         @given(workload=self.workloads)
         def keeps_the_contract(workload: Any) -> None:
-            directory = fresh_log(tmp_path).with_suffix("")
-            directory.mkdir()
+            directory = Path(tempfile.mkdtemp(dir=tmp_path))
             self.check_contract(self.record(directory, workload))
 
         keeps_the_contract()
@@ -809,3 +810,61 @@ class TestSystemOnAnOpenStore(LiveReplayContract):
         for kind, name, value in before:
             record.model.measured(kind, name, value)
         return Recording(path=path, records=[record])
+
+
+# -- the same contract on PostgreSQL ------------------------------------------------------------
+
+
+class OnPostgres:
+    """A scenario's whole contract on PostgreSQL logs: each new log a fresh schema of the
+    tests' server, appended to (by several processes, where the scenario has them) and
+    replayed through the same API and CLI."""
+
+    max_examples = 2
+
+    @pytest.fixture(scope="class", autouse=True)
+    @classmethod
+    def logs_on_postgres(cls, postgres_server: Any) -> Any:
+        LOG_FACTORY.append(lambda: postgres_server.url(new_schema()))
+        yield
+        LOG_FACTORY.pop()
+
+
+class TestOneRunOnPostgres(OnPostgres, TestOneRun):
+    pass
+
+
+class TestAutomaticSnapshotsOnPostgres(OnPostgres, TestAutomaticSnapshots):
+    pass
+
+
+class TestSeveralRunsInOneLogOnPostgres(OnPostgres, TestSeveralRunsInOneFile):
+    pass
+
+
+class TestSeveralProcessesAtOnceOnPostgres(OnPostgres, TestSeveralProcessesAtOnce):
+    max_examples = 1
+
+
+class TestRestartsOnPostgres(OnPostgres, TestRestarts):
+    pass
+
+
+class TestRetriesOnPostgres(OnPostgres, TestRetries):
+    pass
+
+
+class TestEscalationOnPostgres(OnPostgres, TestEscalation):
+    pass
+
+
+class TestForgedEventsOnPostgres(OnPostgres, TestForgedEvents):
+    pass
+
+
+class TestApplicationMeasurementsOnPostgres(OnPostgres, TestApplicationMeasurements):
+    pass
+
+
+class TestSystemOnAnOpenStoreOnPostgres(OnPostgres, TestSystemOnAnOpenStore):
+    pass

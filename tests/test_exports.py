@@ -40,10 +40,11 @@ EXPECTED: dict[str, list[str]] = {
         "rebuild_metrics", "statistics_document", "story", "take_snapshot", "to_prometheus",
     ],
     "actorlog.store": [
-        "Commit", "DEFAULT_MAX_PAYLOAD_BYTES", "EventFilter", "EventRecord", "EventStore",
-        "NotAnEventLogError", "NotWritableError", "PayloadTooLargeError", "ReadOnlyError", "SCHEMA_VERSION",
+        "Commit", "CopyReport", "DEFAULT_MAX_PAYLOAD_BYTES", "EventFilter", "EventRecord", "EventStore",
+        "LogLocation", "MissingDependencyError", "NotAnEventLogError", "NotWritableError", "PayloadTooLargeError", "ReadOnlyError", "SCHEMA_VERSION",
         "SchemaVersionError", "StoreClosedError", "StoreError", "StoreLockedError", "StoreReadError",
-        "StoreWriteError", "Synchronous", "Ticket", "VerifyReport", "new_run_id", "row_hash",
+        "StoreWriteError", "Synchronous", "Ticket", "VerifyReport", "copy_log", "new_run_id",
+        "parse_location", "row_hash",
     ],
 }
 

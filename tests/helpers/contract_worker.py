@@ -24,7 +24,7 @@ from actorlog.store import new_run_id  # noqa: E402
 
 
 def main() -> None:
-    path, plan = Path(sys.argv[1]), json.loads(sys.argv[2])
+    path, plan = sys.argv[1], json.loads(sys.argv[2])  # a file path or a PostgreSQL URL
     run = new_run_id()
     print("ready", run, flush=True)
     if sys.stdin.readline().strip() != "go":

@@ -1,0 +1,405 @@
+"""The PostgreSQL backend: a log in one schema of a database, shared by many writer processes.
+
+Each group commit runs at READ COMMITTED and takes the log's advisory ordering lock, then
+reads the last ``(seq, hash)`` and numbers and chains its rows after it: seq stays global
+and gap-free, and readers that follow ``seq > last`` never miss a row committed out of
+order. Rows go in with COPY; the commit announces its last seq with NOTIFY, which
+``tail --follow`` and other followers LISTEN for.
+
+A connection lost during COMMIT leaves its outcome unknown: the writer reconnects and
+compares the stored hash at the batch's last seq with the hash it computed (which covers
+the seq, the content and the row before), and writes the batch again only if it is not
+there. A writer frozen while holding the lock is ended by the server after
+``hold_timeout`` seconds (``idle_in_transaction_session_timeout``, ``statement_timeout``
+and TCP timeouts on its session), so it cannot stall the other hosts for longer.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+
+from actorlog.store.errors import (
+    MissingDependencyError,
+    NotAnEventLogError,
+    SchemaVersionError,
+    StoreError,
+    StoreLockedError,
+    StoreReadError,
+    one_line,
+)
+from actorlog.store.location import LogLocation
+from actorlog.store.postgres_schema import (
+    CREATE_LOCK_SQL,
+    EVENT_COLUMN_TYPES,
+    FUNCTIONS,
+    ORDER_LOCK_SQL,
+    TRIGGERS,
+    notify_channel,
+    schema_ddl,
+)
+from actorlog.store.schema import FORMAT_NAME, SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    import psycopg
+
+logger = logging.getLogger(__name__)
+
+INSTALL_HINT = "pip install 'actorlog[postgres]'"
+CONNECT_TIMEOUT = 10
+"""Seconds to wait for the server when connecting."""
+
+_COLUMNS = "seq, ts, run, actor, kind, version, correlation, payload, hash"
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError:
+        raise MissingDependencyError(
+            f"a postgresql:// event log needs psycopg, which is not installed: {INSTALL_HINT}"
+        ) from None
+    return psycopg
+
+
+def _sql(sql: str) -> str:
+    """The shared SQL dialect's ``?`` placeholders as psycopg's ``%s`` (a literal % doubled)."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+def _message(location: LogLocation, exc: BaseException) -> str:
+    """One line about a server error that never shows the password."""
+    text = one_line(" ".join(str(exc).split()))
+    password = _password(location.conninfo)
+    return text.replace(password, "***") if password else text
+
+
+def _password(conninfo: str) -> str:
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(conninfo)
+    return unquote(parts.password) if parts.password else ""
+
+
+def connect(location: LogLocation, *, purpose: str, run: str = "", timeouts: dict[str, str] | None = None) -> Any:
+    """An autocommit connection to the log's server with actorlog's session settings: the
+    schema on the search path, json read back as text (byte for byte), and an
+    ``application_name`` naming the run, so ``pg_locks`` shows who holds the lock."""
+    psycopg = _psycopg()
+    options = f"-c search_path={location.schema}"
+    for name, value in (timeouts or {}).items():
+        options += f" -c {name}={value}"
+    try:
+        conn = psycopg.connect(
+            location.conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT, options=options,
+            application_name=f"actorlog {purpose} {run}".strip()[:63],
+            keepalives=1, keepalives_idle=max(1, int(location.hold_timeout)), keepalives_interval=1,
+            keepalives_count=3, tcp_user_timeout=int(location.hold_timeout * 1000),
+        )
+    except psycopg.Error as exc:
+        raise StoreReadError(
+            f"cannot connect to event log {location.display!r}: {_message(location, exc)}; check that the server "
+            f"is running and reachable and that the URL's user, database and password are right"
+        ) from None
+    from psycopg.types.string import TextBinaryLoader, TextLoader
+
+    for name in ("json", "jsonb"):
+        conn.adapters.register_loader(name, TextLoader)
+        conn.adapters.register_loader(name, TextBinaryLoader)
+    return conn
+
+
+def _read_meta(conn: Any, location: LogLocation) -> dict[str, str] | None:
+    """The log's meta rows, None when the schema holds no log; refuses a foreign schema."""
+    tables = {row[0] for row in conn.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", (location.schema,))}
+    if not tables:
+        return None
+    if "meta" not in tables or "events" not in tables:
+        raise NotAnEventLogError(
+            f"schema {location.schema!r} of {location.display!r} holds tables ({', '.join(sorted(tables)[:10])}) but "
+            f"no actorlog event log; pass another schema with ?schema=NAME"
+        )
+    meta = {str(k): str(v) for k, v in conn.execute("SELECT key, value FROM meta")}
+    if meta.get("format") != FORMAT_NAME:
+        raise NotAnEventLogError(f"schema {location.schema!r} of {location.display!r} has a meta table but it does "
+                                 f"not mark an actorlog event log; pass another schema with ?schema=NAME")
+    try:
+        version = int(meta.get("schema_version", ""))
+    except ValueError:
+        raise NotAnEventLogError(f"event log {location.display!r} has an unreadable schema_version "
+                                 f"{meta.get('schema_version')!r}") from None
+    if version > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"event log {location.display!r} was written with event-log schema version {version}, but this "
+            f"actorlog reads versions up to {SCHEMA_VERSION}; upgrade actorlog to read it"
+        )
+    return meta
+
+
+def _create(conn: Any, location: LogLocation) -> None:
+    """Create the log's schema unless it exists, safely when several hosts start at once."""
+    import time
+
+    with conn.transaction():
+        conn.execute(CREATE_LOCK_SQL, (location.schema,))
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{location.schema}"')
+        if _read_meta(conn, location) is not None:
+            return
+        for statement in schema_ddl(location.schema):
+            conn.execute(statement)
+        conn.execute(
+            f'INSERT INTO "{location.schema}".meta (key, value) VALUES (%s, %s), (%s, %s), (%s, %s)',
+            ("format", FORMAT_NAME, "schema_version", str(SCHEMA_VERSION), "created_at", repr(time.time())),
+        )
+
+
+def open_postgres(
+    location: LogLocation, *, readonly: bool, busy_timeout: float, synchronous: str, run: str
+) -> tuple[PostgresReader, PostgresWriter | None]:
+    """Open the reading connection (creating the schema first when writing) and, unless
+    ``readonly``, the writer's connection (opened by the writer thread)."""
+    psycopg = _psycopg()
+    conn = connect(location, purpose="reader", run=run)
+    try:
+        if not readonly:
+            try:
+                _create(conn, location)
+            except psycopg.errors.InsufficientPrivilege as exc:
+                raise NotAnEventLogError(
+                    f"cannot create event log {location.display!r}: {_message(location, exc)}; create it once as a "
+                    f"role that may, or grant this one CREATE on the database"
+                ) from None
+        if _read_meta(conn, location) is None:
+            raise NotAnEventLogError(f"no event log at {location.display!r}: schema {location.schema!r} does not "
+                                     f"hold one")
+        conn.execute("SET default_transaction_read_only = on")
+    except psycopg.Error as exc:
+        conn.close()
+        raise StoreReadError(f"cannot open event log {location.display!r}: {_message(location, exc)}") from None
+    except BaseException:
+        conn.close()
+        raise
+    reader = PostgresReader(location, conn)
+    writer = None if readonly else PostgresWriter(location, busy_timeout=busy_timeout, synchronous=synchronous,
+                                                  run=run)
+    return reader, writer
+
+
+class PostgresReader:
+    """The reading connection of a PostgreSQL log, and its LISTEN connection for followers."""
+
+    checks_storage = False
+
+    def __init__(self, location: LogLocation, conn: Any) -> None:
+        self.location = location
+        self._conn = conn
+        self._listener: Any = None
+        self._channel = notify_channel(location.schema)
+        self._psycopg = _psycopg()
+
+    def fetch(self, sql: str, params: Any, doing: str) -> list[Any]:
+        psycopg = self._psycopg
+        for attempt in (1, 2):
+            try:
+                if self._conn.closed:
+                    self._conn = connect(self.location, purpose="reader")
+                    self._conn.execute("SET default_transaction_read_only = on")
+                return list(self._conn.execute(_sql(sql), tuple(params)).fetchall())
+            except psycopg.OperationalError as exc:
+                if attempt == 1 and self._conn.broken:
+                    logger.warning("event log %r: the connection was lost while %s; reconnecting",
+                                   self.location.display, doing)
+                    continue  # a reader that reconnects re-reads by seq: nothing skipped, nothing repeated
+                raise self._error(exc, doing) from None
+            except psycopg.Error as exc:
+                raise self._error(exc, doing) from None
+            except StoreError:
+                raise
+        raise AssertionError("unreachable")
+
+    def _error(self, exc: BaseException, doing: str) -> StoreError:
+        psycopg = self._psycopg
+        if isinstance(exc, psycopg.errors.LockNotAvailable):
+            return StoreLockedError(f"event log {self.location.display!r} stayed locked while {doing}; retry later")
+        return StoreReadError(f"event log {self.location.display!r} could not be read while {doing}: "
+                              f"{_message(self.location, exc)}")
+
+    def table_exists(self, name: str) -> bool:
+        return self.fetch("SELECT to_regclass(?) IS NOT NULL", (f'"{self.location.schema}".{name}',),
+                          f"looking for the {name} table")[0][0] is True
+
+    def structure_problems(self, table: str) -> list[str]:
+        schema = self.location.schema
+        found = {
+            str(name): (str(enabled), str(function), int(kind))
+            for name, enabled, function, kind in self.fetch(
+                "SELECT t.tgname, t.tgenabled, p.proname, t.tgtype FROM pg_trigger t "
+                "JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "JOIN pg_proc p ON p.oid = t.tgfoid WHERE n.nspname = ? AND c.relname = ? AND NOT t.tgisinternal",
+                (schema, table), "listing its triggers",
+            )
+        }
+        bodies = {str(name): str(body) for name, body in self.fetch(
+            "SELECT p.proname, p.prosrc FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+            "WHERE n.nspname = ?", (schema,), "reading its trigger functions")}
+        problems = []
+        for name, (when, function) in TRIGGERS[table].items():
+            guard = f"append-only trigger {name}" if table == "events" else \
+                f"append-only trigger {name} of the snapshots table"
+            if name not in found:
+                problems.append(f"{guard} is missing")
+            elif found[name][1] != function or " ".join(bodies.get(function, "").split()) != FUNCTIONS[function]:
+                problems.append(f"{guard} was replaced: its function is not actorlog's, so it may no longer refuse "
+                                f"{when.split()[1]} on {table}")
+            elif found[name][0] == "D":
+                problems.append(f"{guard} is disabled (ALTER TABLE ... DISABLE TRIGGER), so {when.split()[1]} on "
+                                f"{table} is no longer refused")
+        if table == "events":
+            types = {str(column): str(kind) for column, kind in self.fetch(
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = ? "
+                "AND table_name = 'events'", (schema,), "reading its columns")}
+            for column, kind in EVENT_COLUMN_TYPES.items():
+                if types.get(column) != kind:
+                    problems.append(
+                        f"column events.{column} is {types.get(column, 'missing')}, not {kind}"
+                        + ("; jsonb rewrites the payload text, so the hash chain no longer verifies"
+                           if types.get(column) == "jsonb" else "")
+                    )
+        return problems
+
+    def damage(self, limit: int) -> list[str]:
+        return []  # PostgreSQL checks its own pages (data checksums, WAL); nothing to scan from here
+
+    def runs(self) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in self.fetch(
+            "SELECT run, min(ts), max(ts), count(*), count(*) FILTER (WHERE kind = 'failure.raised'), "
+            "count(*) FILTER (WHERE kind = 'escalated'), "
+            "bool_or(CASE WHEN kind = 'run.stopped' THEN (payload->>'clean')::boolean END), "
+            "max(CASE WHEN kind = 'run.stopped' THEN payload->>'reason' END) "
+            "FROM events GROUP BY run ORDER BY min(seq)", (), "listing its runs")]
+
+    def wait_for_commit(self, after_seq: int, timeout: float) -> None:
+        """Wait for a commit's NOTIFY; after (re)connecting the listener, first look whether
+        rows came meanwhile. Without LISTEN (a standby, a pooler), wait ``timeout``: polling."""
+        import time
+
+        psycopg = self._psycopg
+        try:
+            if self._listener is None or self._listener.closed:
+                self._listener = connect(self.location, purpose="follower")
+                self._listener.execute(f'LISTEN "{self._channel}"')
+                if self.fetch("SELECT max(seq) FROM events", (), "following")[0][0] or 0 > after_seq:
+                    return
+            for _ in self._listener.notifies(timeout=timeout, stop_after=1):
+                break
+        except (psycopg.Error, StoreError) as exc:
+            logger.warning("event log %r: cannot LISTEN for commits (%s); polling instead", self.location.display,
+                           _message(self.location, exc))
+            if self._listener is not None:
+                self._listener.close()
+                self._listener = None
+            time.sleep(timeout)
+
+    def close(self) -> None:
+        for conn in (self._listener, self._conn):
+            if conn is not None:
+                conn.close()
+
+
+class PostgresWriter:
+    """The writer thread's connection to a PostgreSQL log."""
+
+    retries_lost_commits = True
+
+    def __init__(self, location: LogLocation, *, busy_timeout: float, synchronous: str, run: str) -> None:
+        self.location = location
+        self._run = run
+        self._psycopg = _psycopg()
+        hold = location.hold_timeout
+        self._timeouts = {
+            # a waiter outlasts a frozen holder, whom the server ends after hold_timeout
+            "lock_timeout": f"{int((busy_timeout + hold) * 1000)}ms",
+            "idle_in_transaction_session_timeout": f"{int(hold * 1000)}ms",
+            "statement_timeout": f"{int((busy_timeout + 2 * hold) * 1000)}ms",
+            "synchronous_commit": "off" if synchronous == "OFF" else "on",
+        }
+        self._conn: Any = None
+        self._channel = notify_channel(location.schema)
+        self._lock = threading.Lock()
+
+    def open(self) -> int:
+        self._conn = connect(self.location, purpose="writer", run=self._run, timeouts=self._timeouts)
+        return int(self._conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
+
+    def check(self) -> None:
+        return None
+
+    def begin(self) -> tuple[int, str]:
+        conn = self._conn
+        if conn is None or conn.closed:
+            raise self._psycopg.OperationalError("the connection to the server is closed")
+        conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")  # at REPEATABLE READ the snapshot predates the lock
+        conn.execute(ORDER_LOCK_SQL, (self.location.schema,))
+        last = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        return (int(last[0]), str(last[1])) if last is not None else (0, "")
+
+    def insert(self, flat: list[Any]) -> None:
+        with self._conn.cursor() as cursor, cursor.copy(f"COPY events ({_COLUMNS}) FROM STDIN") as copy:
+            write = copy.write_row
+            for start in range(0, len(flat), 9):
+                write(flat[start : start + 9])
+
+    def insert_snapshot(self, projection: str, version: int, position: int, run: str, created_at: float,
+                        state: str) -> None:
+        self._conn.execute(
+            "INSERT INTO snapshots (projection, version, position, run, created_at, state) VALUES (%s, %s, %s, %s, %s, %s)",
+            (projection, version, position, run, created_at, state),
+        )
+
+    def commit(self, last_seq: int) -> None:
+        self._conn.execute("SELECT pg_notify(%s, %s)", (self._channel, str(last_seq)))
+        self._conn.execute("COMMIT")
+
+    def rollback(self) -> None:
+        conn = self._conn
+        if conn is None or conn.closed:
+            return
+        try:
+            conn.execute("ROLLBACK")
+        except self._psycopg.Error:
+            pass
+
+    def is_disconnect(self, exc: BaseException) -> bool:
+        psycopg = self._psycopg
+        return isinstance(exc, psycopg.OperationalError) and (self._conn is None or self._conn.broken
+                                                               or self._conn.closed)
+
+    def landed(self, last_seq: int, last_hash: str) -> bool:
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = None
+        self._conn = connect(self.location, purpose="writer", run=self._run, timeouts=self._timeouts)
+        if last_seq == 0:
+            return False
+        row = self._conn.execute("SELECT hash FROM events WHERE seq = %s", (last_seq,)).fetchone()
+        return row is not None and row[0] == last_hash
+
+    def after_failure(self, exc: BaseException) -> None:
+        return None
+
+    def describe(self, exc: BaseException) -> str:
+        return _message(self.location, exc)
+
+    def advice(self) -> str:
+        return ("Check that the PostgreSQL server is running and reachable, and that this role may INSERT into "
+                f"{self.location.schema}.events, then open the log again")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # noqa: BLE001 - closing a broken connection must not mask the real error
+                pass
+            self._conn = None

@@ -1,0 +1,122 @@
+"""The event-log schema on PostgreSQL: one schema per log, with the same tables, columns,
+views and guarantees as an SQLite file.
+
+- ``payload`` is ``json``, never ``jsonb``: json keeps the text as written, so the hash chain
+  verifies; jsonb rewrites it. Reads take it back as text.
+- Append-only: statement triggers refuse UPDATE, DELETE and TRUNCATE on ``events`` (and
+  on ``snapshots``), and an INSERT guard refuses rows from a session that does not hold
+  the log's ordering lock, so no writer can bypass the order that keeps seq gap-free.
+- The ordering lock is the transaction-scoped advisory lock ``(ORDER_LOCK_CLASS,
+  hashtext(schema) & 0x7fffffff)``: one per log, it does not conflict with VACUUM.
+"""
+
+from __future__ import annotations
+
+from actorlog.store.schema import FAILURE_KINDS, INDEXED_COLUMNS, LIFECYCLE_KINDS, MEASUREMENT_KINDS
+
+ORDER_LOCK_CLASS = 1633907826
+"""The first key of every log's ordering lock ("actr")."""
+
+CREATE_LOCK_CLASS = 1633907827
+"""The first key of the lock held while a log's schema is created (hosts may start at once)."""
+
+ORDER_LOCK_SQL = f"SELECT pg_advisory_xact_lock({ORDER_LOCK_CLASS}, hashtext(%s) & 2147483647)"
+CREATE_LOCK_SQL = f"SELECT pg_advisory_xact_lock({CREATE_LOCK_CLASS}, hashtext(%s) & 2147483647)"
+
+EVENT_COLUMN_TYPES = {
+    "seq": "bigint", "ts": "double precision", "run": "text", "actor": "text", "kind": "text",
+    "version": "integer", "correlation": "text", "payload": "json", "hash": "text",
+}
+"""Each column of ``events`` and its type, as information_schema names it."""
+
+REFUSE_CHANGE_BODY = (
+    "BEGIN RAISE EXCEPTION 'actorlog: the event log is append-only, % on % is refused', TG_OP, TG_TABLE_NAME; END"
+)
+REQUIRE_LOCK_BODY = (
+    "BEGIN IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_locks WHERE locktype = 'advisory' "
+    "AND pid = pg_catalog.pg_backend_pid() AND granted "
+    f"AND classid = {ORDER_LOCK_CLASS}::oid AND objid = (pg_catalog.hashtext(TG_TABLE_SCHEMA) & 2147483647)::oid "
+    "AND objsubid = 2) THEN RAISE EXCEPTION 'actorlog: INSERT into %.events without the log''s ordering lock is "
+    "refused; append through actorlog', TG_TABLE_SCHEMA; END IF; RETURN NULL; END"
+)
+
+FUNCTIONS = {"actorlog_refuse_change": REFUSE_CHANGE_BODY, "actorlog_require_order_lock": REQUIRE_LOCK_BODY}
+
+TRIGGERS: dict[str, dict[str, tuple[str, str]]] = {
+    "events": {
+        "events_refuse_update": ("BEFORE UPDATE", "actorlog_refuse_change"),
+        "events_refuse_delete": ("BEFORE DELETE", "actorlog_refuse_change"),
+        "events_refuse_truncate": ("BEFORE TRUNCATE", "actorlog_refuse_change"),
+        "events_require_order_lock": ("BEFORE INSERT", "actorlog_require_order_lock"),
+    },
+    "snapshots": {
+        "snapshots_no_update": ("BEFORE UPDATE", "actorlog_refuse_change"),
+        "snapshots_no_delete": ("BEFORE DELETE", "actorlog_refuse_change"),
+        "snapshots_no_truncate": ("BEFORE TRUNCATE", "actorlog_refuse_change"),
+    },
+}
+"""Per table, each guard trigger: when it fires and the function it runs (statement-level)."""
+
+
+def _in(kinds: tuple[str, ...]) -> str:
+    return ", ".join(f"'{kind}'" for kind in kinds)
+
+
+def _field(name: str, cast: str = "", alias: str | None = None) -> str:
+    value = f"(payload->>'{name}')"
+    return f"{value}::{cast} AS {alias or name}" if cast else f"{value} AS {alias or name}"
+
+
+VIEWS: dict[str, str] = {
+    "lifecycle": f"""SELECT seq, ts, run, actor, kind, correlation,
+    {_field("plugin")}, {_field("class_path")}, {_field("plugin_version")},
+    {_field("healthy", "boolean")}, {_field("detail")}, {_field("reason")}, {_field("restart_count", "bigint")}
+FROM events WHERE kind IN ({_in(LIFECYCLE_KINDS)})""",
+    "failures": f"""SELECT seq, ts, run, actor, kind, correlation,
+    coalesce(payload->>'plugin', payload->>'task') AS plugin,
+    {_field("exc_type")}, {_field("message")}, {_field("severity")}, {_field("action")},
+    {_field("delay", "double precision")},
+    coalesce(payload->>'attempt', payload->>'attempts')::bigint AS attempt,
+    {_field("reason")}, {_field("trigger_seq", "bigint")}, {_field("failure_seq", "bigint")}
+FROM events WHERE kind IN ({_in(FAILURE_KINDS)})""",
+    "measurements": f"""SELECT seq, ts, run, actor, kind, correlation,
+    CASE kind WHEN 'counter.incremented' THEN 'counter' WHEN 'gauge.set' THEN 'gauge'
+        WHEN 'histogram.observed' THEN 'histogram' WHEN 'operation.timed' THEN 'operation' ELSE 'dropped' END
+        AS metric_type,
+    {_field("name")}, coalesce(payload->>'value', payload->>'count')::double precision AS value,
+    {_field("ok", "boolean")}, (payload->'tags') AS tags, {_field("reason")}
+FROM events WHERE kind IN ({_in(MEASUREMENT_KINDS)})""",
+}
+
+
+def schema_ddl(schema: str) -> list[str]:
+    """Every statement that creates a log in ``schema`` (which must not hold one yet)."""
+    s = f'"{schema}"'
+    columns = ", ".join(
+        f"{name} {kind}{' PRIMARY KEY' if name == 'seq' else ''}{' NOT NULL' if name not in ('seq', 'correlation') else ''}"
+        for name, kind in EVENT_COLUMN_TYPES.items()
+    )
+    statements = [
+        f"CREATE TABLE {s}.events ({columns})",
+        f"CREATE TABLE {s}.meta (key text PRIMARY KEY, value text NOT NULL)",
+        f"CREATE TABLE {s}.snapshots (id bigserial PRIMARY KEY, projection text NOT NULL, version integer NOT NULL, "
+        "position bigint NOT NULL, run text NOT NULL, created_at double precision NOT NULL, state text NOT NULL)",
+    ]
+    statements += [f"CREATE INDEX events_by_{column} ON {s}.events ({column})" for column in INDEXED_COLUMNS]
+    statements += [f"CREATE VIEW {s}.{name} AS {sql.replace('FROM events', f'FROM {s}.events')}"
+                   for name, sql in VIEWS.items()]
+    statements += [
+        f"CREATE FUNCTION {s}.{name}() RETURNS trigger LANGUAGE plpgsql AS $actorlog$ {body} $actorlog$"
+        for name, body in FUNCTIONS.items()
+    ]
+    for table, triggers in TRIGGERS.items():
+        statements += [
+            f"CREATE TRIGGER {name} {when} ON {s}.{table} FOR EACH STATEMENT EXECUTE FUNCTION {s}.{function}()"
+            for name, (when, function) in triggers.items()
+        ]
+    return statements
+
+
+def notify_channel(schema: str) -> str:
+    """The LISTEN/NOTIFY channel on which a log announces each commit (its last seq)."""
+    return f"actorlog_{schema}"

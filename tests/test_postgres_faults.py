@@ -1,0 +1,244 @@
+"""PostgreSQL faults and guards: writes that bypass the ordering lock, tampering a superuser
+could do, a server default of REPEATABLE READ, connections killed mid-commit, a writer
+frozen while it holds the lock, a server stopped mid-run, passwords, a missing psycopg."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actor_helpers import wait_until
+from actorlog.events import CounterIncremented, GaugeSet
+from actorlog.store import EventStore, StoreError, StoreWriteError
+from backend_cases import cli
+from log_helpers import ACTORLOG_CLI, HELPERS
+from pg_helpers import PostgresServer, admin, new_schema
+
+pytestmark = pytest.mark.slow
+
+ROW = ("INSERT INTO events (seq, ts, run, actor, kind, version, correlation, payload, hash) "
+       "VALUES (2, 1.0, 'r', 'a', 'gauge.set', 1, NULL, '{}', 'x')")
+
+
+def a_log(url: str, events: int = 1) -> None:
+    with EventStore(url) as store:
+        store.append_many([GaugeSet(name="q", value=float(i)) for i in range(events)], actor="worker")
+
+
+def test_an_insert_without_the_ordering_lock_is_refused(pg_log: str) -> None:
+    a_log(pg_log)
+    with admin(pg_log) as conn:
+        with pytest.raises(Exception, match="without the log's ordering lock"):
+            conn.execute(ROW)
+        with pytest.raises(Exception, match="without the log's ordering lock"):
+            with conn.cursor() as cursor, cursor.copy("COPY events FROM STDIN") as copy:
+                copy.write_row((2, 1.0, "r", "a", "gauge.set", 1, None, "{}", "x"))
+        with pytest.raises(Exception, match="append-only"):
+            conn.execute("TRUNCATE events")
+    with EventStore.open_readonly(pg_log) as store:
+        assert store.count() == 1 and store.verify().ok
+
+
+def test_verify_notices_a_disabled_guard(pg_log: str) -> None:
+    a_log(pg_log, 3)
+    with admin(pg_log) as conn:
+        conn.execute("ALTER TABLE events DISABLE TRIGGER events_refuse_delete")
+    with EventStore.open_readonly(pg_log) as store:
+        report = store.verify()
+    assert not report.ok and any("events_refuse_delete is disabled" in p for p in report.problems), report.problems
+
+
+def test_verify_notices_a_payload_column_made_jsonb(pg_log: str) -> None:
+    with EventStore(pg_log) as store:
+        store.append(GaugeSet(name="q", value=1.0, tags={"b": "1", "a": "2"}), actor="worker")
+    with admin(pg_log) as conn:
+        for view in ("lifecycle", "failures", "measurements"):
+            conn.execute(f"DROP VIEW {view}")
+        conn.execute("ALTER TABLE events ALTER COLUMN payload TYPE jsonb USING payload::jsonb")
+    with EventStore.open_readonly(pg_log) as store:
+        report = store.verify()
+    assert not report.ok
+    assert any("events.payload is jsonb" in p for p in report.problems), report.problems
+    assert report.first_bad_seq == 1
+
+
+def test_a_repeatable_read_server_default_keeps_seq_gap_free(postgres_server: Any, tmp_path: Path) -> None:
+    database = "rr_" + new_schema()
+    with admin(postgres_server.url()) as conn:
+        conn.execute(f"CREATE DATABASE {database}")
+        conn.execute(f"ALTER DATABASE {database} SET default_transaction_isolation = 'repeatable read'")
+    url = postgres_server.url(new_schema()).replace("/postgres?", f"/{database}?")
+    with EventStore(url):
+        pass
+    ready = tmp_path / "ready"
+    ready.mkdir()
+    workers = [subprocess.Popen([sys.executable, str(HELPERS / "append_worker.py"), url, str(w), "800", str(ready),
+                                 "3"], stderr=subprocess.PIPE, text=True) for w in range(3)]
+    assert [w.wait(timeout=300) for w in workers] == [0, 0, 0], [w.stderr.read() for w in workers]  # type: ignore[union-attr]
+    with EventStore.open_readonly(url) as store:
+        assert [r.seq for r in store.events()] == list(range(1, 2401)) and store.verify().ok
+
+
+def writer_pids(url: str, run: str) -> list[int]:
+    with admin(url) as conn:
+        return [int(row[0]) for row in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (f"actorlog writer {run}",))]
+
+
+def test_connections_killed_mid_commit_lose_and_repeat_nothing(pg_log: str) -> None:
+    total, kills = 20_000, [0]
+    with EventStore(pg_log, run="killed-conn") as store:
+        done = threading.Event()
+
+        def terminate() -> None:
+            # one kill per group commit at most: each lands in a transaction (lock, COPY or COMMIT) or between
+            with admin(pg_log) as conn:
+                while not done.is_set() and kills[0] < 8:
+                    seen = store.statistics()["transactions"]
+                    for pid in writer_pids(pg_log, "killed-conn"):
+                        if conn.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone()[0]:
+                            kills[0] += 1
+                    while not done.is_set() and store.statistics()["transactions"] == seen:
+                        done.wait(0.001)
+
+        killer = threading.Thread(target=terminate)
+        killer.start()
+        try:
+            for start in range(0, total, 100):
+                store.append_many([CounterIncremented(name="n", value=float(i)) for i in range(start, start + 100)],
+                                  actor="worker")
+            store.flush()
+        finally:
+            done.set()
+            killer.join()
+    assert kills[0] >= 1
+    with EventStore.open_readonly(pg_log) as store:
+        values = [r.event.value for r in store.events(kinds="counter.incremented")]
+        assert values == [float(i) for i in range(total)]  # each exactly once, in order
+        assert store.last_seq() == total and store.verify().ok
+
+
+def test_a_writer_frozen_holding_the_lock_stalls_no_one_past_the_hold_timeout(postgres_server: Any) -> None:
+    url = postgres_server.url(new_schema(), hold_timeout="1")
+    a_log(url)
+    holder = subprocess.Popen([sys.executable, str(HELPERS / "pg_lock_holder.py"), url], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        os.kill(holder.pid, signal.SIGSTOP)
+        with EventStore(url) as store:  # waits for the lock until the server ends the frozen session
+            store.append(GaugeSet(name="after", value=1.0), actor="worker")
+            assert store.flush(timeout=60) == 2
+        with admin(url) as conn:
+            assert not conn.execute("SELECT 1 FROM pg_stat_activity WHERE application_name = 'actorlog writer frozen'"
+                                    ).fetchall()
+    finally:
+        os.kill(holder.pid, signal.SIGCONT)
+        holder.kill()
+        holder.wait(timeout=30)
+    with EventStore.open_readonly(url) as store:
+        assert store.count() == 2 and store.verify().ok
+
+
+def test_a_server_stopped_mid_run_escalates_cleanly_naming_it() -> None:
+    server = PostgresServer()
+    try:
+        url = server.url(new_schema()).replace("user=postgres", "user=postgres&password=pw-Secret-123")
+        demo = subprocess.Popen([str(ACTORLOG_CLI), "demo", "--db", url, "--tasks", "200"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+        def some_rows() -> bool:
+            try:
+                with EventStore.open_readonly(url) as store:
+                    return store.count() >= 40
+            except StoreError:
+                return False
+
+        wait_until(some_rows, timeout=120, what="the demo wrote some events")
+        server.stop("immediate")
+        _, stderr = demo.communicate(timeout=300)
+    finally:
+        server.destroy()
+    lines = stderr.strip().splitlines()
+    assert demo.returncode == 1, stderr[-3000:]
+    assert "Traceback" not in stderr and "pw-Secret-123" not in stderr
+    assert lines[-1].startswith("actorlog demo: the system stopped because its event log failed: "), lines[-1]
+    assert f"port={server.port}" in lines[-1] and "Check that the PostgreSQL server is running" in lines[-1]
+
+
+def test_passwords_never_reach_errors_reprs_or_the_log(postgres_server: Any) -> None:
+    secret = "pw-Secret-123"
+    url = postgres_server.url(new_schema()).replace("user=postgres", f"user=postgres&password={secret}")
+    from actorlog.actors import ActorSystem
+
+    with ActorSystem(url) as system:
+        assert secret not in repr(system.store) and secret not in system.store.location.display
+        system.metrics.increment("x")
+        system.flush()
+    with EventStore.open_readonly(url) as store:
+        assert all(secret not in record.event.__repr__() for record in store.events(lenient=True))
+        assert not store.query("SELECT seq FROM events WHERE payload::text LIKE ?", (f"%{secret}%",))
+    wrong = f"postgresql://postgres:{secret}@127.0.0.1:1/postgres?schema=x"
+    with pytest.raises(StoreError) as refused:
+        EventStore.open_readonly(wrong)
+    assert secret not in str(refused.value) and "127.0.0.1" in str(refused.value)
+    result = cli("stats", wrong)
+    assert result.returncode == 2 and secret not in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_without_psycopg_a_url_is_one_line_saying_what_to_install(pg_log: str) -> None:
+    program = ("import sys; sys.modules['psycopg'] = None; sys.argv = ['actorlog', 'stats', sys.argv[1]]; "
+               "from actorlog.replay.main import main; main()")
+    result = subprocess.run([sys.executable, "-c", program, pg_log], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == ("actorlog: error: a postgresql:// event log needs psycopg, which is not "
+                                     "installed: pip install 'actorlog[postgres]'")
+
+
+def test_hosts_creating_one_log_at_once_all_get_it(postgres_server: Any, tmp_path: Path) -> None:
+    url = postgres_server.url(new_schema())
+    ready = tmp_path / "ready"
+    ready.mkdir()
+    workers = [subprocess.Popen([sys.executable, str(HELPERS / "append_worker.py"), url, str(w), "50", str(ready),
+                                 "5"], stderr=subprocess.PIPE, text=True) for w in range(5)]
+    assert [w.wait(timeout=300) for w in workers] == [0] * 5, [w.stderr.read() for w in workers]  # type: ignore[union-attr]
+    with EventStore.open_readonly(url) as store:
+        assert store.count() == 250 and store.verify().ok
+        assert store.query("SELECT count(*) FROM meta WHERE key = 'format'") == [(1,)]
+
+
+def test_one_database_holds_several_logs_by_schema(postgres_server: Any) -> None:
+    first, second = postgres_server.url(new_schema()), postgres_server.url(new_schema())
+    a_log(first, 3)
+    a_log(second, 5)
+    with EventStore.open_readonly(first) as one, EventStore.open_readonly(second) as two:
+        assert (one.count(), two.count()) == (3, 5) and one.verify().ok and two.verify().ok
+
+
+def test_a_follower_whose_connection_is_killed_skips_and_repeats_nothing(pg_log: str) -> None:
+    a_log(pg_log)
+    follower = subprocess.Popen([str(ACTORLOG_CLI), "tail", pg_log, "--follow", "-n", "1", "--format", "jsonl"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert follower.stdout is not None
+        seqs = [int(follower.stdout.readline().split('"seq":')[1].split(",")[0])]
+        with EventStore(pg_log) as store, admin(pg_log) as conn:
+            for round_ in range(4):
+                wait_until(lambda: conn.execute("SELECT 1 FROM pg_stat_activity WHERE application_name LIKE "
+                                                "'actorlog follower%'").fetchall(), what="the follower listens")
+                store.append_many([GaugeSet(name="g", value=float(i)) for i in range(25)], actor="worker")
+                store.flush()
+                seqs += [int(follower.stdout.readline().split('"seq":')[1].split(",")[0]) for _ in range(25)]
+                conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE "
+                             "'actorlog %' AND pid <> pg_backend_pid() AND application_name NOT LIKE 'actorlog writer%'")
+        assert seqs == list(range(1, 102))
+    finally:
+        follower.terminate()
+        follower.wait(timeout=30)
