@@ -86,13 +86,18 @@ def print_table(title: str, figures: list[Figure]) -> None:
     print(header)
     print("-" * len(header))
     for fig in figures:
-        ref = f"{fig.reference:,.0f}" if fig.reference is not None else "-"
+        ref = _number(fig.reference) if fig.reference is not None else "-"
         ratio = f"{fig.ratio:.2f}x" if fig.ratio is not None else "-"
         result = "-" if fig.met is None else ("met" if fig.met else "MISSED")
-        print(f"{fig.name:<44} {fig.value:>14,.0f} {ref:>14} {ratio:>7}  {fig.target:<34} {result}")
+        print(f"{fig.name:<44} {_number(fig.value):>14} {ref:>14} {ratio:>7}  {fig.target:<34} {result}")
         if fig.reference is not None:
             print(f"{'':<44} {fig.unit:>14} {fig.reference_name:>14}")
     sys.stdout.flush()
+
+
+def _number(value: float) -> str:
+    """Large figures as whole numbers, small ones (milliseconds, ratios) with two decimals."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}"
 
 
 def add_json_option(parser: argparse.ArgumentParser) -> None:

@@ -1,7 +1,12 @@
 """Append throughput through the store actor, beside raw sqlite3 executemany in the same run.
 
     python benchmarks/append.py [--events 300000] [--rss-events 2000000] [--verify-events 1000000]
-                                [--synchronous NORMAL] [--repeat 3]
+                                [--synchronous NORMAL] [--repeat 3] [--tail-samples 300] [--postgres URL]
+
+PostgreSQL cases, beside the same cases on SQLite in the same run: one writer with group
+commits of 1000, three writer processes on one log, and ``tail --follow``'s latency from a
+commit to its line (LISTEN/NOTIFY; SQLite's polled latency beside it).
+``--postgres URL`` names a server; by default a throwaway one is started.
 
 Cases: single-event appends from 1 and from 2 producer threads, and batched appends
 (100 events per call); signed single-event appends (default checkpoint intervals) beside
@@ -16,13 +21,18 @@ appended as fast as producers can send, with peak RSS sampled throughout. Each c
 from __future__ import annotations
 
 import argparse
+import json
 import sqlite3
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from _common import Figure, RssSampler, add_json_option, report, run_in_threads
+from _postgres import add_postgres_option, postgres_logs
 
 from actorlog.events import HistogramObserved, default_codec
 from actorlog.store import EventStore
@@ -121,6 +131,107 @@ def rss_run(path: Path, total: int, synchronous: str) -> tuple[float, float, flo
     return total / elapsed, rss.start / 2**20, rss.peak / 2**20
 
 
+def group_commits(target: str, events: list[HistogramObserved]) -> float:
+    """Events/s through EventStore on ``target`` (a file or a URL), 1000 events per call and per commit."""
+    with EventStore(target, max_batch_rows=1000) as store:
+        start = time.perf_counter()
+        for begin in range(0, len(events), 1000):
+            store.append_many(events[begin : begin + 1000], actor="metrics")
+        store.flush()
+        return len(events) / (time.perf_counter() - start)
+
+
+WRITER = """
+import sys, time
+from actorlog.events import HistogramObserved
+from actorlog.store import EventStore
+target, count = sys.argv[1], int(sys.argv[2])
+events = [HistogramObserved(name="w", value=float(i % 997), tags={"model": "offline"}) for i in range(1000)]
+with EventStore(target, max_batch_rows=2000) as store:
+    print("ready", flush=True)
+    sys.stdin.readline()
+    for _ in range(count // 1000):
+        store.append_many(events, actor="metrics")
+"""
+
+
+def three_processes(target: str, total: int) -> float:
+    """Events/s of three writer processes appending ``total`` events in all to one log."""
+    EventStore(target).close()
+    workers = [subprocess.Popen([sys.executable, "-c", WRITER, target, str(total // 3)], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    for worker in workers:
+        assert worker.stdout is not None and worker.stdout.readline().strip() == "ready"
+    start = time.perf_counter()
+    for worker in workers:
+        assert worker.stdin is not None
+        worker.stdin.write("go\n")
+        worker.stdin.flush()
+    for worker in workers:
+        assert worker.wait() == 0
+    elapsed = time.perf_counter() - start
+    with EventStore.open_readonly(target) as store:
+        assert store.count() == total // 3 // 1000 * 1000 * 3
+    return total // 3 // 1000 * 1000 * 3 / elapsed
+
+
+def follow_latency(target: str, samples: int, interval: float) -> tuple[float, float]:
+    """(p50, p99) milliseconds from a COMMIT to ``tail --follow`` printing its event: the commit's
+    time is taken by a subscriber, which the writer calls right after each COMMIT."""
+    EventStore(target).close()
+    cli = Path(sys.executable).parent / "actorlog"
+    follower = subprocess.Popen([str(cli), "tail", target, "--follow", "-n", "1", "--format", "jsonl", "--interval",
+                                 str(interval)], stdout=subprocess.PIPE, text=True)
+    latencies = []
+    committed: dict[int, float] = {}
+    try:
+        assert follower.stdout is not None
+        with EventStore(target) as store:
+            store.subscribe(lambda commit: committed.setdefault(commit.last_seq, time.perf_counter()))
+            store.append(HistogramObserved(name="tail", value=0.0), actor="metrics")
+            store.flush()
+            follower.stdout.readline()
+            for i in range(samples):
+                store.append(HistogramObserved(name="tail", value=float(i)), actor="metrics")
+                seq = store.flush()
+                printed = json.loads(follower.stdout.readline())
+                arrived = time.perf_counter()
+                assert printed["seq"] == seq
+                latencies.append((arrived - committed[seq]) * 1000)
+    finally:
+        follower.terminate()
+        follower.wait()
+    latencies.sort()
+    return statistics.median(latencies), latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+
+
+def postgres_figures(new_log: Callable[[], str], folder: Path, events: list[HistogramObserved], repeat: int,
+                     tail_samples: int) -> list[Figure]:
+    """The PostgreSQL cases, each beside the same case on SQLite in this run."""
+    figures = []
+    sqlite_runs, pg_runs = [], []
+    for attempt in range(repeat):
+        sqlite_runs.append(group_commits(str(folder / f"group-{attempt}.db"), events))
+        pg_runs.append(group_commits(new_log(), events))
+    sqlite, pg = statistics.median(sqlite_runs), statistics.median(pg_runs)
+    figures.append(Figure("PostgreSQL, 1 writer, group commits of 1000", pg, "events/s", sqlite, "SQLite",
+                          ">= 0.75x SQLite", pg >= 0.75 * sqlite))
+    sqlite_runs, pg_runs = [], []
+    for attempt in range(repeat):
+        sqlite_runs.append(three_processes(str(folder / f"three-{attempt}.db"), len(events)))
+        pg_runs.append(three_processes(new_log(), len(events)))
+    sqlite, pg = statistics.median(sqlite_runs), statistics.median(pg_runs)
+    figures.append(Figure("PostgreSQL, 3 writer processes, one log", pg, "events/s", sqlite, "SQLite, 3 procs",
+                          ">= 0.7x SQLite", pg >= 0.7 * sqlite))
+    if tail_samples:
+        sqlite_p50, _ = follow_latency(str(folder / "tail.db"), max(5, tail_samples // 10), 0.2)
+        p50, p99 = follow_latency(new_log(), tail_samples, 1.0)
+        figures.append(Figure("PostgreSQL tail --follow, commit to print p50 (ms)", p50, "ms", sqlite_p50,
+                              "SQLite, polled", "<= 5 ms", p50 <= 5))
+        figures.append(Figure("  p99 (ms)", p99, "ms", None, "", "", None))
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=300_000)
@@ -128,6 +239,8 @@ def main() -> None:
     parser.add_argument("--verify-events", type=int, default=1_000_000, help="size of the signed log verified (0: skip)")
     parser.add_argument("--synchronous", default="NORMAL", choices=["OFF", "NORMAL", "FULL"])
     parser.add_argument("--repeat", type=int, default=3, help="runs per case; medians are reported")
+    parser.add_argument("--tail-samples", type=int, default=300, help="commits timed for tail --follow (0: skip)")
+    add_postgres_option(parser)
     add_json_option(parser)
     args = parser.parse_args()
     events = make_events(args.events)
@@ -168,6 +281,9 @@ def main() -> None:
                 Figure("  peak RSS growth (MB)", peak_mb - start_mb, "MB", None, "", "<= 50 MB", peak_mb - start_mb <= 50)
             )
             print(f"\nRSS: {start_mb:.1f} MB before, {peak_mb:.1f} MB peak while appending {args.rss_events:,} events")
+        with postgres_logs(args.postgres) as new_log:
+            if new_log is not None:
+                figures += postgres_figures(new_log, folder, events, args.repeat, args.tail_samples)
     report(f"benchmarks/append.py (synchronous={args.synchronous})", figures, args.json)
 
 

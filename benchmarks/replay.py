@@ -6,7 +6,9 @@ The log holds a realistic mix: measurements (counters, gauges, histograms, monit
 operations) from the metrics collector, messages received by plugins, lifecycle
 events and failures with their assessments and decisions. The reference reads the same
 rows ordered by seq with plain sqlite3, decodes every payload with msgspec and counts
-kinds. A rebuild from a snapshot taken near the end is compared with a full rebuild.
+kinds. A rebuild from a snapshot taken near the end is compared with a full rebuild. The same log,
+copied verbatim to PostgreSQL (``--postgres URL``, else a throwaway server), is rebuilt there
+beside SQLite's rebuild in the same run.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import msgspec
 from _common import Figure, add_json_option, report
+from _postgres import add_postgres_option, postgres_logs
 
 from actorlog.events import (
     CounterIncremented,
@@ -37,7 +40,7 @@ from actorlog.events import (
     RecoveryDecided,
 )
 from actorlog.replay import rebuild, take_snapshot
-from actorlog.store import EventStore
+from actorlog.store import EventStore, copy_log
 
 PLUGINS = ("llm", "sandbox", "agent")
 
@@ -97,6 +100,25 @@ def full_rebuild(path: Path) -> tuple[float, dict]:  # type: ignore[type-arg]
     return time.perf_counter() - start, statistics.document()
 
 
+def postgres_replay(path: Path, url: str) -> Figure:
+    """A full rebuild of the same log on PostgreSQL (copied verbatim) beside SQLite's, each run twice."""
+    with EventStore.open_readonly(path) as source:
+        copy_log(source, url)
+    sqlite_seconds, pg_seconds = [], []
+    for _ in range(2):
+        elapsed, on_sqlite = full_rebuild(path)
+        sqlite_seconds.append(elapsed)
+        started = time.perf_counter()
+        on_postgres = rebuild(url, use_snapshots=False).document()
+        pg_seconds.append(time.perf_counter() - started)
+    assert on_postgres == on_sqlite, "the same log must rebuild to the same statistics on both backends"
+    with EventStore.open_readonly(url) as store:
+        count = store.count()
+    pg, sqlite = count / min(pg_seconds), count / min(sqlite_seconds)
+    return Figure(f"PostgreSQL full rebuild of {count:,} events", pg, "events/s", sqlite, "SQLite",
+                  ">= 0.8x SQLite", pg >= 0.8 * sqlite)
+
+
 def rss_child(path: Path) -> float:
     """Peak RSS (MB) of a fresh process that rebuilds the statistics of ``path``."""
     code = (
@@ -111,6 +133,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--rss-events", type=int, default=5_000_000)
+    add_postgres_option(parser)
     add_json_option(parser)
     args = parser.parse_args()
     figures: list[Figure] = []
@@ -137,6 +160,9 @@ def main() -> None:
                               ">= 20x faster than full", speedup >= 20))
         print(f"full rebuild {elapsed:.2f} s; from the snapshot {snapshot_elapsed * 1000:.0f} ms; "
               f"errors {document['errors']['total_errors']:,}")
+        with postgres_logs(args.postgres) as new_log:
+            if new_log is not None:
+                figures.append(postgres_replay(path, new_log()))
     if args.rss_events:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "big.db"

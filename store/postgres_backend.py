@@ -17,7 +17,6 @@ and TCP timeouts on its session), so it cannot stall the other hosts for longer.
 from __future__ import annotations
 
 import logging
-import threading
 from typing import TYPE_CHECKING, Any
 
 from actorlog.store.errors import (
@@ -206,7 +205,9 @@ class PostgresReader:
                 if self._conn.closed:
                     self._conn = connect(self.location, purpose="reader")
                     self._conn.execute("SET default_transaction_read_only = on")
-                return list(self._conn.execute(_sql(sql), tuple(params)).fetchall())
+                # binary results load about a third faster (floats exact either way); prepared,
+                # since a reader repeats the same few statements (keyset pages)
+                return list(self._conn.execute(_sql(sql), tuple(params), prepare=True, binary=True).fetchall())
             except psycopg.OperationalError as exc:
                 if attempt == 1 and self._conn.broken:
                     logger.warning("event log %r: the connection was lost while %s; reconnecting",
@@ -326,8 +327,12 @@ class PostgresWriter:
             "synchronous_commit": "off" if synchronous == "OFF" else "on",
         }
         self._conn: Any = None
-        self._channel = notify_channel(location.schema)
-        self._lock = threading.Lock()
+        self._channel = notify_channel(location.schema)  # a plain identifier: safe inline
+        self._begin_sql = (
+            "BEGIN ISOLATION LEVEL READ COMMITTED; "
+            + ORDER_LOCK_SQL.replace("%s", f"'{location.schema}'")
+            + "; SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
+        )
 
     def open(self) -> int:
         self._conn = connect(self.location, purpose="writer", run=self._run, timeouts=self._timeouts)
@@ -340,14 +345,17 @@ class PostgresWriter:
         conn = self._conn
         if conn is None or conn.closed:
             raise self._psycopg.OperationalError("the connection to the server is closed")
-        conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")  # at REPEATABLE READ the snapshot predates the lock
-        conn.execute(ORDER_LOCK_SQL, (self.location.schema,))
-        last = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        # one round trip: at REPEATABLE READ the snapshot would predate the lock, so READ COMMITTED;
+        # the last row is read once the lock is held
+        cursor = conn.execute(self._begin_sql)
+        while cursor.nextset():  # BEGIN's result, the lock's, then the last row's
+            pass
+        last = cursor.fetchone()
         return (int(last[0]), str(last[1])) if last is not None else (0, "")
 
     def insert(self, flat: list[Any]) -> None:
         with self._conn.cursor() as cursor, cursor.copy(f"COPY events ({_COLUMNS}) FROM STDIN") as copy:
-            write = copy.write_row
+            write = copy.write_row  # psycopg's own (C) formatting of COPY's text rows
             for start in range(0, len(flat), 9):
                 write(flat[start : start + 9])
 
@@ -359,8 +367,7 @@ class PostgresWriter:
         )
 
     def commit(self, last_seq: int) -> None:
-        self._conn.execute("SELECT pg_notify(%s, %s)", (self._channel, str(last_seq)))
-        self._conn.execute("COMMIT")
+        self._conn.execute(f"SELECT pg_notify('{self._channel}', '{int(last_seq)}'); COMMIT")  # one round trip
 
     def rollback(self) -> None:
         conn = self._conn

@@ -246,6 +246,34 @@ class CliCases(Backend):
         assert json.loads(cli("stats", copy, "--json").stdout) == live
         assert cli("verify", copy).returncode == 0
 
+    def test_run_a_config_whose_log_is_this_backend(self, target: str, tmp_path: Path) -> None:
+        from demo_helpers import agent_system, system_toml
+
+        config = tmp_path / "app.toml"
+        tasks = ["Count the words in a sentence", "Reverse a string"]
+        config.write_text(system_toml(agent_system(), log=target, sends=[
+            {"to": "agent", "type": "agent.solve", "message": {"task": task, "seed": i}} for i, task in enumerate(tasks)
+        ]))
+        process = subprocess.Popen([str(ACTORLOG_CLI), "run", str(config)], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+        try:
+            def finished() -> bool:
+                try:
+                    with EventStore.open_readonly(target) as store:
+                        return len(list(store.events(kinds="agent.task_finished"))) == len(tasks)
+                except StoreError:  # not created yet
+                    return False
+
+            wait_until(lambda: process.poll() is not None or finished(), timeout=120, what="both tasks finished")
+            process.send_signal(2)  # SIGINT: a clean stop
+            _, stderr = process.communicate(timeout=120)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        assert process.returncode == 0, stderr
+        with EventStore.open_readonly(target) as store:
+            assert [r[6] for r in store.runs()] == [True] and store.verify().ok
+
     def test_a_wrong_target_is_one_line(self, target: str) -> None:
         result = cli("stats", self.absent(target))
         assert result.returncode == 2 and "Traceback" not in result.stderr
