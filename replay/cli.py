@@ -513,10 +513,10 @@ def verify(
     if as_json:
         click.echo(json.dumps(msgspec.to_builtins(report)))
     elif report.ok:
-        if store.location.backend == "postgresql":
-            checked = "column types as created (PostgreSQL checks its own storage)"
+        if report.file_checked:
+            checked = "file intact (SQLite quick_check)"
         else:
-            checked = "file intact (SQLite quick_check)" if report.file_checked else "file check skipped (--quick)"
+            checked = "file check skipped (--quick)" if quick else "column types as created (the server checks its storage)"
         signed = f", signed up to seq {report.signed_up_to}" if report.signed_up_to else ""
         click.echo(
             f"ok: {report.events_checked} events, chain intact up to seq {report.last_seq}{signed}, triggers in place, "

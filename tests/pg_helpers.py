@@ -74,6 +74,10 @@ class PostgresServer:
             pass
         shutil.rmtree(self.dir, ignore_errors=True)
 
+    def tcp_base(self) -> str:
+        """The server over TCP as a URL without a query, to which ``?schema=...`` can be added."""
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
     def url(self, schema: str | None = None, *, tcp: bool = False, **params: str) -> str:
         """A libpq URL of this server's ``postgres`` database, for the log in ``schema``."""
         host = f"127.0.0.1:{self.port}" if tcp else ""
@@ -95,6 +99,16 @@ class ExistingServer:
         joiner = "&" if "?" in base else "?"
         query = (f"schema={schema}" if schema else "") + "".join(f"&{k}={v}" for k, v in params.items())
         return base + (joiner + query.lstrip("&") if query else "")
+
+    def tcp_base(self) -> str:
+        """The server over TCP as a URL without a query, to which ``?schema=...`` can be added."""
+        from urllib.parse import parse_qsl, urlsplit
+
+        parts = urlsplit(self.base)
+        query = dict(parse_qsl(parts.query))
+        user = parts.username or query.get("user", "postgres")
+        port = parts.port or int(query.get("port", "5432"))
+        return f"postgresql://{user}@127.0.0.1:{port}{parts.path or '/postgres'}"
 
     def _over_tcp(self) -> str:
         from urllib.parse import parse_qsl, urlencode, urlsplit

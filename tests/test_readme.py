@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import actorlog.actors.examples.agent  # noqa: F401 - registers the example event types
 import actorlog.actors.examples.sandbox  # noqa: F401
@@ -42,11 +43,12 @@ def test_every_code_block_is_of_a_kind_this_test_runs() -> None:
     assert sum(lang == "python" for lang, _ in BLOCKS) >= 5
 
 
-def test_readme_blocks_run_in_order(tmp_path: Path) -> None:
+def test_readme_blocks_run_in_order(tmp_path: Path, postgres_server: Any) -> None:
     """Each block runs in order in one folder, as a reader pastes them: Python in a fresh
     interpreter, shell with the installed commands on PATH, TOML through `actorlog run`.
-    The two opening install commands are run by .ci/run from a clean clone instead."""
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    The two opening install commands are run by .ci/run from a clean clone instead.
+    ``$PG``, which the PostgreSQL block says to set, is the tests' server."""
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "PG": postgres_server.tcp_base()}
     shell_seen = 0
     for index, (lang, block) in enumerate(BLOCKS):
         if lang == "sh":
