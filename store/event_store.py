@@ -131,6 +131,8 @@ class EventStore:
         self.path: Path | None = self.location.path
         """The SQLite file; None for a PostgreSQL log."""
         self.readonly = readonly
+        if run is not None and (type(run) is not str or "\x00" in run):
+            raise ValueError(f"run must be a str without NUL characters, got {run!r}")
         self.run = run if run is not None else new_run_id()
         self.codec = Codec(registry) if registry is not None else default_codec
         self.max_payload_bytes = max_payload_bytes
@@ -459,6 +461,9 @@ class EventStore:
             )
         if type(actor) is not str or (correlation is not None and type(correlation) is not str):
             raise TypeError(f"actor must be a str and correlation a str or None, got {actor!r} and {correlation!r}")
+        if "\x00" in actor or (correlation is not None and "\x00" in correlation):
+            raise ValueError(f"actor and correlation must not hold NUL characters (a log must copy to PostgreSQL, "
+                             f"whose text cannot hold them), got {actor!r} and {correlation!r}")
         return kind, version, payload
 
     def _row(

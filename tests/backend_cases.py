@@ -17,9 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from actor_helpers import wait_until
-from actorlog.events import CounterIncremented, FailureRaised, GaugeSet, PluginStarted
+from strategies import FINITE_FLOATS, JSON_SCALARS
+from actorlog.events import CounterIncremented, FailureRaised, GaugeSet, MessageReceived, PluginStarted
 from actorlog.replay import rebuild
 from actorlog.store import EventStore, NotAnEventLogError, ReadOnlyError, SchemaVersionError, StoreError
 from actorlog.store.signing import generate_key
@@ -54,8 +57,42 @@ class Backend:
         raise NotImplementedError
 
 
+AWKWARD_TEXT = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=10) | \
+    st.sampled_from(["a\tb", "line\nbreak", "back\\slash", "\\N", "quote\"d", "ü ✓ 😀", "\r"])
+"""Text with what COPY's text format and JSON must escape (actor and correlation cannot hold NUL)."""
+
+PAYLOAD_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=10) | AWKWARD_TEXT
+"""Text inside a payload: NUL too (JSON escapes it)."""
+
+ANY_EVENTS = st.lists(st.tuples(
+    st.one_of(
+        st.builds(GaugeSet, name=PAYLOAD_TEXT, value=FINITE_FLOATS, tags=st.dictionaries(PAYLOAD_TEXT, PAYLOAD_TEXT,
+                                                                                        max_size=2)),
+        st.builds(MessageReceived, recipient=PAYLOAD_TEXT, sender=PAYLOAD_TEXT,
+                  message=st.dictionaries(PAYLOAD_TEXT, JSON_SCALARS, max_size=3)),
+    ),
+    AWKWARD_TEXT, st.none() | AWKWARD_TEXT,
+), min_size=1, max_size=12)
+"""(event, actor, correlation) triples."""
+
+
 class StoreCases(Backend):
     """The store's guarantees on one backend."""
+
+    def test_any_events_read_back_exactly_and_verify(self, target: str) -> None:
+        @settings(max_examples=25, deadline=None)
+        @given(batch=ANY_EVENTS)
+        def reads_back(batch: list[Any]) -> None:
+            with EventStore(target) as store:
+                first = store.last_seq() + 1
+                for event, actor, correlation in batch:
+                    store.append(event, actor=actor, correlation=correlation)
+                store.flush()
+                read = list(store.events(from_seq=first))
+                assert [(r.event, r.actor, r.correlation) for r in read] == batch
+                assert store.verify().ok
+
+        reads_back()
 
     def test_events_read_back_as_appended_with_filters(self, target: str) -> None:
         with EventStore(target, run="r1") as store:
@@ -74,6 +111,15 @@ class StoreCases(Backend):
             assert store.count() == 7 and store.last_seq() == 7
             times = [r.ts for r in records]
             assert times == sorted(times) and len(set(times)) == 7
+
+    def test_nul_in_actor_or_correlation_is_refused_at_the_caller(self, target: str) -> None:
+        with EventStore(target) as store:
+            for actor, correlation in (("a\x00b", None), ("a", "c\x00")):
+                with pytest.raises(ValueError, match="NUL"):
+                    store.append(GaugeSet(name="q", value=1.0), actor=actor, correlation=correlation)
+            store.append(GaugeSet(name="nul\x00inside", value=1.0), actor="worker")  # JSON escapes it
+            store.flush()
+            assert [r.event.name for r in store.events()] == ["nul\x00inside"] and store.verify().ok
 
     def test_a_flush_returns_only_after_commit(self, target: str) -> None:
         with EventStore(target) as writer:
@@ -290,3 +336,48 @@ def wait_for_rows(target: str, count: int) -> None:
 
     wait_until(enough, timeout=120, what=f"{count} rows in {target}")
     time.sleep(0)  # a scheduling point only, never a wait
+
+
+class ReplayCases(Backend):
+    """Replay on one backend: the same log, copied verbatim to an SQLite file, replays to the
+    same statistics as of every point, the same stories and the same reproductions."""
+
+    @pytest.fixture
+    def recorded(self, target: str, tmp_path: Path) -> tuple[str, Path, Any]:
+        from actorlog.store import copy_log
+        from replay_helpers import record_log
+
+        recording = record_log(target)  # type: ignore[arg-type]  # a path or a URL
+        twin = tmp_path / "twin.db"
+        with EventStore.open_readonly(target) as source:
+            copy_log(source, str(twin))
+        return target, twin, recording
+
+    def test_statistics_as_of_every_tenth_seq_match_the_twin(self, recorded: tuple[str, Path, Any]) -> None:
+        target, twin, _ = recorded
+        with EventStore.open_readonly(target) as store:
+            last, runs = store.last_seq(), [row[0] for row in store.runs()]
+        for run in (None, *runs):
+            for seq in range(1, last + 1, 10):
+                assert rebuild(target, run=run, until_seq=seq).document() == \
+                    rebuild(twin, run=run, until_seq=seq).document(), (run, seq)
+
+    def test_stories_and_reproduction_match_the_twin(self, recorded: tuple[str, Path, Any]) -> None:
+        from actorlog.replay import story
+        from actorlog.replay.reproduce import reproduce
+
+        target, twin, recording = recorded
+        assert [r.seq for r in story(target, recording.failure_correlation)] == \
+            [r.seq for r in story(twin, recording.failure_correlation)]
+        assert len(story(target, recording.task_correlation)) >= 3
+        here, there = (reproduce(str(log), recording.divide_failure_seq) for log in (target, twin))
+        assert here.reproduced and there.reproduced and here.exc_type == there.exc_type
+
+    def test_a_snapshot_gives_the_same_statistics_as_a_full_fold(self, recorded: tuple[str, Path, Any]) -> None:
+        from actorlog.replay import take_snapshot
+
+        target, _, _ = recorded
+        with EventStore(target) as store:
+            take_snapshot(store)
+            store.append(GaugeSet(name="after", value=1.0), actor="worker")
+        assert rebuild(target).document() == rebuild(target, use_snapshots=False).document()

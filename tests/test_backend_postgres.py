@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from backend_cases import CliCases, StoreCases
+from backend_cases import CliCases, ReplayCases, StoreCases
 from pg_helpers import admin, new_schema
 
 
@@ -40,4 +40,8 @@ class TestStoreOnPostgres(OnPostgres, StoreCases):
 
 
 class TestCliOnPostgres(OnPostgres, CliCases):
+    pass
+
+
+class TestReplayOnPostgres(OnPostgres, ReplayCases):
     pass

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from backend_cases import CliCases, StoreCases
+from backend_cases import CliCases, ReplayCases, StoreCases
 from actorlog.store.schema import TRIGGERS
 
 
@@ -43,4 +43,8 @@ class TestStoreOnSqlite(OnSqlite, StoreCases):
 
 
 class TestCliOnSqlite(OnSqlite, CliCases):
+    pass
+
+
+class TestReplayOnSqlite(OnSqlite, ReplayCases):
     pass

@@ -242,3 +242,23 @@ def test_a_follower_whose_connection_is_killed_skips_and_repeats_nothing(pg_log:
     finally:
         follower.terminate()
         follower.wait(timeout=30)
+
+
+@pytest.mark.parametrize("url, problem", [
+    ("postgresql://u@localhost:99999/db", "not a valid PostgreSQL URL"),
+    ("postgresql://u@localhost/db?schema=bad-name", "schema must be a plain identifier"),
+    ("postgresql://u@localhost/db?hold_timeout=soon", "hold_timeout must be a number of seconds"),
+])
+def test_a_malformed_url_is_one_line_naming_the_problem(url: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        EventStore.open_readonly(url)
+    result = cli("stats", url)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and problem in result.stderr, result.stderr
+
+
+def test_sqlite_only_options_are_refused_for_a_url(pg_log: str) -> None:
+    with pytest.raises(ValueError, match="max_log_bytes caps an SQLite file"):
+        EventStore(pg_log, max_log_bytes=1 << 20)
+    with pytest.raises(ValueError, match="made into a Path"):
+        EventStore(Path(pg_log))
