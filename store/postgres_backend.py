@@ -141,6 +141,8 @@ def _create(conn: Any, location: LogLocation) -> None:
     """Create the log's schema unless it exists, safely when several hosts start at once."""
     import time
 
+    if _read_meta(conn, location) is not None:
+        return  # a writer's role needs no CREATE privilege once the log exists
     with conn.transaction():
         conn.execute(CREATE_LOCK_SQL, (location.schema,))
         conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{location.schema}"')
@@ -291,7 +293,8 @@ class PostgresReader:
             if self._listener is None or self._listener.closed:
                 self._listener = connect(self.location, purpose="follower")
                 self._listener.execute(f'LISTEN "{self._channel}"')
-                if self.fetch("SELECT max(seq) FROM events", (), "following")[0][0] or 0 > after_seq:
+                newest = self.fetch("SELECT max(seq) FROM events", (), "following")[0][0]
+                if (newest or 0) > after_seq:  # committed before LISTEN began: no notification will say so
                     return
             for _ in self._listener.notifies(timeout=timeout, stop_after=1):
                 break

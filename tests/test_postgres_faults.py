@@ -262,3 +262,25 @@ def test_sqlite_only_options_are_refused_for_a_url(pg_log: str) -> None:
         EventStore(pg_log, max_log_bytes=1 << 20)
     with pytest.raises(ValueError, match="made into a Path"):
         EventStore(Path(pg_log))
+
+
+def test_a_writer_role_with_insert_and_select_only_appends_but_cannot_disable_a_guard(pg_log: str) -> None:
+    a_log(pg_log)
+    role = "writer_" + new_schema()
+    with admin(pg_log) as conn:
+        schema = conn.execute("SELECT current_schema()").fetchone()[0]
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+        conn.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO {role}')
+        conn.execute(f'GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA "{schema}" TO {role}')
+        conn.execute(f'GRANT USAGE ON ALL SEQUENCES IN SCHEMA "{schema}" TO {role}')
+    as_writer = pg_log.replace("user=postgres", f"user={role}")
+    with EventStore(as_writer) as store:
+        store.append(GaugeSet(name="by the writer role", value=1.0), actor="worker")
+        store.save_snapshot("p", 1, store.flush(), "{}")
+    with admin(as_writer) as conn:
+        for sql in ("ALTER TABLE events DISABLE TRIGGER events_refuse_update", "DROP TRIGGER events_refuse_delete "
+                    "ON events", "UPDATE events SET actor = 'x'"):
+            with pytest.raises(Exception, match="owner|append-only|permission"):
+                conn.execute(sql)
+    with EventStore.open_readonly(pg_log) as store:
+        assert store.count() == 3 and store.verify().ok
