@@ -35,8 +35,11 @@ from actorlog.store.postgres_schema import (
     FUNCTIONS,
     ORDER_LOCK_SQL,
     TRIGGERS,
+    VIEWS,
     notify_channel,
     schema_ddl,
+    view_ddl,
+    views_digest,
 )
 from actorlog.store.schema import FORMAT_NAME, SCHEMA_VERSION
 
@@ -138,22 +141,33 @@ def _read_meta(conn: Any, location: LogLocation) -> dict[str, str] | None:
 
 
 def _create(conn: Any, location: LogLocation) -> None:
-    """Create the log's schema unless it exists, safely when several hosts start at once."""
+    """Create the log's schema unless it exists, safely when several hosts start at once, and
+    bring the views of an existing log up to this version's (events are never touched)."""
     import time
 
-    if _read_meta(conn, location) is not None:
+    meta = _read_meta(conn, location)
+    if meta is not None and meta.get("views") == views_digest():
         return  # a writer's role needs no CREATE privilege once the log exists
+    schema = f'"{location.schema}"'
     with conn.transaction():
         conn.execute(CREATE_LOCK_SQL, (location.schema,))
-        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{location.schema}"')
-        if _read_meta(conn, location) is not None:
-            return
-        for statement in schema_ddl(location.schema):
-            conn.execute(statement)
-        conn.execute(
-            f'INSERT INTO "{location.schema}".meta (key, value) VALUES (%s, %s), (%s, %s), (%s, %s)',
-            ("format", FORMAT_NAME, "schema_version", str(SCHEMA_VERSION), "created_at", repr(time.time())),
-        )
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        meta = _read_meta(conn, location)  # again, under the lock: another host may have done it
+        if meta is None:
+            for statement in schema_ddl(location.schema):
+                conn.execute(statement)
+            conn.execute(
+                f"INSERT INTO {schema}.meta (key, value) VALUES (%s, %s), (%s, %s), (%s, %s), (%s, %s)",
+                ("format", FORMAT_NAME, "schema_version", str(SCHEMA_VERSION), "created_at", repr(time.time()),
+                 "views", views_digest()),
+            )
+        elif meta.get("views") != views_digest():
+            for name in VIEWS:
+                conn.execute(f"DROP VIEW IF EXISTS {schema}.{name}")
+            for statement in view_ddl(location.schema):
+                conn.execute(statement)
+            conn.execute(f"INSERT INTO {schema}.meta (key, value) VALUES ('views', %s) "
+                         "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (views_digest(),))
 
 
 def open_postgres(
@@ -168,10 +182,15 @@ def open_postgres(
             try:
                 _create(conn, location)
             except psycopg.errors.InsufficientPrivilege as exc:
-                raise NotAnEventLogError(
-                    f"cannot create event log {location.display!r}: {_message(location, exc)}; create it once as a "
-                    f"role that may, or grant this one CREATE on the database"
-                ) from None
+                if _read_meta(conn, location) is not None:  # only the views are older: they stay as they are
+                    logger.warning("event log %r: its views are from an older actorlog and this role may not "
+                                   "replace them (%s); the owner of schema %s updates them when it opens the log",
+                                   location.display, _message(location, exc), location.schema)
+                else:
+                    raise NotAnEventLogError(
+                        f"cannot create event log {location.display!r}: {_message(location, exc)}; create it once as a "
+                        f"role that may, or grant this one CREATE on the database"
+                    ) from None
         if _read_meta(conn, location) is None:
             raise NotAnEventLogError(f"no event log at {location.display!r}: schema {location.schema!r} does not "
                                      f"hold one")

@@ -103,8 +103,7 @@ def schema_ddl(schema: str) -> list[str]:
         "position bigint NOT NULL, run text NOT NULL, created_at double precision NOT NULL, state text NOT NULL)",
     ]
     statements += [f"CREATE INDEX events_by_{column} ON {s}.events ({column})" for column in INDEXED_COLUMNS]
-    statements += [f"CREATE VIEW {s}.{name} AS {sql.replace('FROM events', f'FROM {s}.events')}"
-                   for name, sql in VIEWS.items()]
+    statements += view_ddl(schema)
     statements += [
         f"CREATE FUNCTION {s}.{name}() RETURNS trigger LANGUAGE plpgsql AS $actorlog$ {body} $actorlog$"
         for name, body in FUNCTIONS.items()
@@ -115,6 +114,20 @@ def schema_ddl(schema: str) -> list[str]:
             for name, (when, function) in triggers.items()
         ]
     return statements
+
+
+def view_ddl(schema: str) -> list[str]:
+    """The statements that (re)create the views of the log in ``schema``."""
+    s = f'"{schema}"'
+    return [f"CREATE VIEW {s}.{name} AS {sql.replace('FROM events', f'FROM {s}.events')}" for name, sql in VIEWS.items()]
+
+
+def views_digest() -> str:
+    """What the meta row ``views`` holds: a digest of this version's view definitions, so a writer
+    that opens an older log can bring its views up to date (they only read events)."""
+    import hashlib
+
+    return hashlib.sha256("\n".join(f"{name}\n{sql}" for name, sql in sorted(VIEWS.items())).encode()).hexdigest()
 
 
 def notify_channel(schema: str) -> str:

@@ -284,3 +284,16 @@ def test_a_writer_role_with_insert_and_select_only_appends_but_cannot_disable_a_
                 conn.execute(sql)
     with EventStore.open_readonly(pg_log) as store:
         assert store.count() == 3 and store.verify().ok
+
+
+def test_a_writer_brings_an_older_logs_views_up_to_date_and_leaves_events_alone(pg_log: str) -> None:
+    a_log(pg_log, 4)
+    with admin(pg_log) as conn:
+        conn.execute("DROP VIEW failures")
+        conn.execute("UPDATE meta SET value = 'an older version' WHERE key = 'views'")
+    with EventStore.open_readonly(pg_log) as store:  # a reader changes nothing
+        assert not store.has_table("failures")
+    with EventStore(pg_log) as store:
+        assert store.query("SELECT count(*) FROM failures") == [(0,)] and store.count() == 4
+    with EventStore.open_readonly(pg_log) as store:
+        assert store.verify().ok
