@@ -143,6 +143,36 @@ class StoreCases(Backend):
                 assert [r.event.value for r in records if r.actor == f"w{w}"] == [float(i) for i in range(600)]
             assert store.verify().ok
 
+    @pytest.mark.parametrize("kill_delay", [0.0, 0.013, 0.041])
+    def test_a_writer_killed_mid_append_leaves_a_consistent_log(self, target: str, kill_delay: float) -> None:
+        """Whatever the writer was doing when SIGKILLed, the log verifies and holds every event
+        flushed before the kill exactly once, followed by nothing but whole batches."""
+        import os
+        import signal
+
+        worker = subprocess.Popen([sys.executable, str(HELPERS / "kill_worker.py"), target, "50"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert worker.stdout is not None
+        try:
+            flushed = [worker.stdout.readline() for _ in range(5)]
+            assert all(flushed), worker.stderr.read() if worker.stderr else ""
+            time.sleep(kill_delay)  # where in its loop the kill lands, not a wait for anything
+            os.kill(worker.pid, signal.SIGKILL)
+            rest = worker.stdout.read()
+            worker.wait(timeout=60)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+        last_flushed = int((flushed + rest.splitlines())[-1])
+        with EventStore.open_readonly(target) as audit:
+            assert audit.verify().ok
+            values = [r.event.value for r in audit.events()]
+        assert len(values) >= last_flushed + 1 and values == [float(i) for i in range(len(values))]
+        with EventStore(target) as store:
+            store.append(CounterIncremented(name="after", value=1.0))
+            assert store.flush() == len(values) + 1 and store.verify().ok
+
     def test_update_and_delete_are_refused(self, target: str) -> None:
         with EventStore(target) as store:
             store.append(GaugeSet(name="q", value=1.0), actor="worker")

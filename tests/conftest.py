@@ -70,3 +70,11 @@ def pg_log(postgres_server: object) -> str:
     from pg_helpers import new_schema
 
     return postgres_server.url(new_schema())  # type: ignore[attr-defined, no-any-return]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_log(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new, empty log on each backend in turn: a file path, then a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "events.db")
+    return request.getfixturevalue("pg_log")  # type: ignore[no-any-return]
