@@ -60,8 +60,8 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark(
         "append",
         takes_repeat=True,
-        quick=("--events", "50000", "--rss-events", "500000", "--verify-events", "200000"),
-        tiny=("--events", "2000", "--rss-events", "0", "--verify-events", "2000"),
+        quick=("--events", "50000", "--rss-events", "500000", "--verify-events", "200000", "--tail-samples", "100"),
+        tiny=("--events", "2000", "--rss-events", "0", "--verify-events", "2000", "--tail-samples", "10"),
     ),
     Benchmark(
         "messaging",
