@@ -390,12 +390,12 @@ def tail(
     with _open(log) as store:
         filters = dict(run=run, actor=actor, kinds=kinds or None, since=since, until=until, correlation=correlation)
         if not follow:
-            _emit([_row(r, _payload(r)) for r in _newest(store, lines, filters)], output)
+            _emit([_row(r, _payload(r)) for r in _newest(store, lines, filters, store.last_seq())], output)
             return
         try:  # Ctrl-C is how --follow ends, also while the first screen is printed: exit status 0
-            newest = _newest(store, lines, filters)
-            _emit([_row(r, _payload(r)) for r in newest], output)
-            after = max([r.seq for r in newest], default=store.last_seq())
+            # the first screen ends at a seq read once: what is committed after it is followed, none skipped
+            after = store.last_seq()
+            _emit([_row(r, _payload(r)) for r in _newest(store, lines, filters, after)], output)
             while True:
                 store.wait_for_commit(after, interval)  # LISTEN/NOTIFY on PostgreSQL; a poll every interval on SQLite
                 fresh = list(store.events(from_seq=after + 1, lenient=True, **filters))  # type: ignore[arg-type]
@@ -406,11 +406,11 @@ def tail(
             return
 
 
-def _newest(store: EventStore, lines: int, filters: dict[str, Any]) -> list[EventRecord]:
-    last = store.last_seq()
+def _newest(store: EventStore, lines: int, filters: dict[str, Any], last: int) -> list[EventRecord]:
+    """The newest ``lines`` events matching ``filters`` up to seq ``last``."""
     start, found = max(1, last - lines * 4 + 1), []
     while True:
-        found = list(store.events(from_seq=start, lenient=True, **filters))
+        found = list(store.events(from_seq=start, to_seq=last, lenient=True, **filters))
         if len(found) >= lines or start == 1:
             return found[-lines:]
         start = max(1, start - (last - start + 1) * 4)

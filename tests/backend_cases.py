@@ -313,6 +313,33 @@ class CliCases(Backend):
             follower.terminate()
             follower.wait(timeout=30)
 
+    def test_tail_follow_started_while_events_pour_in_skips_none(self, target: str) -> None:
+        """Events committed while the follower reads its first screen are printed after it, none skipped."""
+        import threading
+
+        with EventStore(target) as store:
+            stop = threading.Event()
+
+            def pour() -> None:
+                while not stop.is_set():
+                    store.append(GaugeSet(name="pour", value=1.0), actor="worker")
+                    store.flush()
+
+            writer = threading.Thread(target=pour)
+            writer.start()
+            try:
+                for _ in range(5):
+                    follower = subprocess.Popen([str(ACTORLOG_CLI), "tail", target, "--follow", "-n", "1", "--format",
+                                                 "jsonl", "--interval", "0.05"], stdout=subprocess.PIPE, text=True)
+                    assert follower.stdout is not None
+                    seqs = [json.loads(follower.stdout.readline())["seq"] for _ in range(30)]
+                    follower.terminate()
+                    follower.wait(timeout=30)
+                    assert seqs == list(range(seqs[0], seqs[0] + 30)), seqs
+            finally:
+                stop.set()
+                writer.join()
+
     def test_copy_to_a_file_keeps_every_row(self, demo_log: tuple[str, dict[str, Any]], tmp_path: Path) -> None:
         target, live = demo_log
         copy = tmp_path / "copy.db"

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -49,13 +50,14 @@ def host(target: str, wid: int) -> tuple[subprocess.Popen[str], Lines]:
 
 
 @pytest.mark.parametrize("transport", ["socket", "tcp"])
-def test_three_hosts_share_one_gap_free_verified_history(postgres_server: Any, transport: str) -> None:
+def test_three_hosts_share_one_gap_free_verified_history(postgres_server: Any, transport: str, tmp_path: Path) -> None:
     schema = new_schema()
     socket_url, tcp_url = postgres_server.url(schema), postgres_server.url(schema, tcp=True)
     with EventStore(socket_url):  # the log exists before the follower starts
         pass
+    follower_errors = (tmp_path / "follower.err").open("w")
     follower = subprocess.Popen([str(ACTORLOG_CLI), "tail", socket_url, "--follow", "--format", "jsonl"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, stderr=follower_errors, text=True)
     followed = Lines(follower)
     urls = [socket_url, tcp_url, tcp_url] if transport == "tcp" else [socket_url] * 3
     hosts = [host(url, wid) for wid, url in enumerate(urls)]
@@ -93,7 +95,12 @@ def test_three_hosts_share_one_gap_free_verified_history(postgres_server: Any, t
             assert json.loads(replayed.stdout) == live, f"stats --run {run} differs from host {wid}'s live statistics"
 
         last = records[-1].seq
-        wait_until(lambda: len(followed.lines) >= last, timeout=120, what="the follower saw every event")
+        try:
+            wait_until(lambda: len(followed.lines) >= last, timeout=120, what="the follower saw every event")
+        except AssertionError:
+            raise AssertionError(f"the follower printed {len(followed.lines)} of {last} events (exit status "
+                                 f"{follower.poll()}), first {followed.lines[:1]}; its stderr: "
+                                 f"{(tmp_path / 'follower.err').read_text()[-2000:]}") from None
         assert [json.loads(line)["seq"] for line in followed.lines] == list(range(1, last + 1))
     finally:
         for process, _ in hosts:
@@ -102,3 +109,4 @@ def test_three_hosts_share_one_gap_free_verified_history(postgres_server: Any, t
                 process.wait()
         follower.terminate()
         follower.wait(timeout=30)
+        follower_errors.close()
