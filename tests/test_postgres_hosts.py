@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from actor_helpers import wait_until
+from actorlog.events import CounterIncremented
 from actorlog.store import EventStore
 from backend_cases import cli
 from log_helpers import ACTORLOG_CLI, HELPERS
@@ -53,12 +54,13 @@ def host(target: str, wid: int) -> tuple[subprocess.Popen[str], Lines]:
 def test_three_hosts_share_one_gap_free_verified_history(postgres_server: Any, transport: str, tmp_path: Path) -> None:
     schema = new_schema()
     socket_url, tcp_url = postgres_server.url(schema), postgres_server.url(schema, tcp=True)
-    with EventStore(socket_url):  # the log exists before the follower starts
-        pass
+    with EventStore(socket_url, run="setup") as store:  # the follower's first screen: this one event
+        store.append(CounterIncremented(name="setup", value=0.0), actor="worker")
     follower_errors = (tmp_path / "follower.err").open("w")
     follower = subprocess.Popen([str(ACTORLOG_CLI), "tail", socket_url, "--follow", "--format", "jsonl"],
                                 stdout=subprocess.PIPE, stderr=follower_errors, text=True)
     followed = Lines(follower)
+    wait_until(lambda: followed.lines, timeout=60, what="the follower printed its first screen")
     urls = [socket_url, tcp_url, tcp_url] if transport == "tcp" else [socket_url] * 3
     hosts = [host(url, wid) for wid, url in enumerate(urls)]
     try:
@@ -84,7 +86,7 @@ def test_three_hosts_share_one_gap_free_verified_history(postgres_server: Any, t
 
         runs = {lines.starting("run ")[0].split()[1]: (wid, lines) for wid, (_, lines) in enumerate(hosts)}
         listed = json.loads(cli("runs", socket_url, "--json").stdout)
-        assert sorted(r["run"] for r in listed) == sorted(runs)
+        assert sorted(r["run"] for r in listed) == sorted(["setup", *runs])
         assert {r["run"]: r["stopped"] for r in listed}[hosts[1][1].starting("run ")[0].split()[1]] is None
         for run, (wid, lines) in runs.items():
             if wid == 1:
