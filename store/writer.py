@@ -104,6 +104,8 @@ class StoreWriter:
         self.inbox = RowInbox(max_pending_rows)
         self._checkpointer = checkpointer
         self._newest_ts = 0.0
+        self._last_outcome: tuple[list[PendingRow], int, str, Any] = ([], 0, "", None)
+        """The rows, last seq, last hash and checkpoint of the commit being tried (for a lost connection)."""
         self._conn = connection
         self._opened = False
         self._name = connection.location.display
@@ -202,33 +204,13 @@ class StoreWriter:
         if state.failure is not None or not self._opened:
             state.lost += len(rows)
             return
-        conn = self._conn
-        # the chain overwrites each row's content with its hash: keep it for a retry after a lost connection
-        contents = [row[8] for row in rows] if conn.retries_lost_commits else None
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                outcome = self._write(rows, checkpoint)
-                break
-            except Exception as exc:  # noqa: BLE001 - becomes the store's failure, raised to producers
-                conn.rollback()
-                pending = exc
-                if contents is not None and conn.is_disconnect(exc) and attempt < MAX_COMMIT_ATTEMPTS:
-                    try:
-                        if self._landed_after(rows, exc):
-                            outcome = self._last_outcome
-                            break
-                    except Exception as again:  # noqa: BLE001 - the server cannot be reached: stop writing
-                        pending = again
-                    else:
-                        for row, content in zip(rows, contents):
-                            row[8] = content  # rows chained again after the last row now committed
-                        continue
-                state.lost += len(rows)
-                self._fail(pending, f"committing {len(rows)} events")
-                conn.after_failure(pending)
-                return
+        try:
+            outcome = self._write_resolving_lost_connections(rows, checkpoint)
+        except Exception as exc:  # noqa: BLE001 - becomes the store's failure, raised to producers
+            state.lost += len(rows)
+            self._fail(exc, f"committing {len(rows)} events")
+            self._conn.after_failure(exc)
+            return
         rows, seq, previous, signed = outcome
         self._newest_ts = max(self._newest_ts, max((row[1] for row in rows), default=0.0))
         state.committed += len(rows)
@@ -243,12 +225,33 @@ class StoreWriter:
         if self._subscribers and rows:
             self._publish(rows, seq)
 
+    def _write_resolving_lost_connections(
+        self, rows: list[PendingRow], checkpoint: bool
+    ) -> tuple[list[PendingRow], int, str, Any]:
+        """`_write`, tried again after a connection lost mid-commit (PostgreSQL) unless the
+        commit landed after all; any other failure, or a server that cannot be reached, raises."""
+        conn = self._conn
+        # the chain overwrites each row's content with its hash: keep it for a retry
+        contents = [row[8] for row in rows] if conn.retries_lost_commits else None
+        for attempt in range(1, MAX_COMMIT_ATTEMPTS + 1):
+            try:
+                return self._write(rows, checkpoint)
+            except Exception as exc:
+                conn.rollback()
+                if contents is None or not conn.is_disconnect(exc) or attempt == MAX_COMMIT_ATTEMPTS:
+                    raise
+                if self._landed_after(rows, exc):
+                    return self._last_outcome
+                for row, content in zip(rows, contents):
+                    row[8] = content  # chained again after whatever row is last now
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
     def _write(self, rows: list[PendingRow], checkpoint: bool) -> tuple[list[PendingRow], int, str, Any]:
         """One try of a group commit: lock, chain after the last row, insert, commit."""
         conn = self._conn
         checkpointer = self._checkpointer
         signed = None
-        self._last_outcome: tuple[list[PendingRow], int, str, Any] = (rows, 0, "", None)
+        self._last_outcome = (rows, 0, "", None)
         conn.check()
         seq, previous = conn.begin()
         previous, seq, flat = chain_rows(previous, seq, rows)
