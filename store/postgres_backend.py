@@ -17,7 +17,9 @@ and TCP timeouts on its session), so it cannot stall the other hosts for longer.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+import time
+from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from actorlog.store.errors import (
     MissingDependencyError,
@@ -43,9 +45,6 @@ from actorlog.store.postgres_schema import (
 )
 from actorlog.store.schema import FORMAT_NAME, SCHEMA_VERSION
 
-if TYPE_CHECKING:
-    import psycopg
-
 logger = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install 'actorlog[postgres]'"
@@ -53,6 +52,10 @@ CONNECT_TIMEOUT = 10
 """Seconds to wait for the server when connecting."""
 
 _COLUMNS = "seq, ts, run, actor, kind, version, correlation, payload, hash"
+
+
+TRIGGER_TYPES = {"BEFORE INSERT": 2 | 4, "BEFORE DELETE": 2 | 8, "BEFORE UPDATE": 2 | 16, "BEFORE TRUNCATE": 2 | 32}
+"""pg_trigger.tgtype of each guard: BEFORE (2) and its event, once per statement (no ROW bit, 1)."""
 
 
 def _psycopg() -> Any:
@@ -78,8 +81,6 @@ def _message(location: LogLocation, exc: BaseException) -> str:
 
 
 def _password(conninfo: str) -> str:
-    from urllib.parse import unquote, urlsplit
-
     parts = urlsplit(conninfo)
     return unquote(parts.password) if parts.password else ""
 
@@ -106,7 +107,7 @@ def connect(location: LogLocation, *, purpose: str, run: str = "", timeouts: dic
         ) from None
     from psycopg.types.string import TextBinaryLoader, TextLoader
 
-    for name in ("json", "jsonb"):
+    for name in ("json", "jsonb"):  # jsonb only in a log someone altered: read as text, it fails the chain
         conn.adapters.register_loader(name, TextLoader)
         conn.adapters.register_loader(name, TextBinaryLoader)
     return conn
@@ -143,8 +144,6 @@ def _read_meta(conn: Any, location: LogLocation) -> dict[str, str] | None:
 def _create(conn: Any, location: LogLocation) -> None:
     """Create the log's schema unless it exists, safely when several hosts start at once, and
     bring the views of an existing log up to this version's (events are never touched)."""
-    import time
-
     meta = _read_meta(conn, location)
     if meta is not None and meta.get("views") == views_digest():
         return  # a writer's role needs no CREATE privilege once the log exists
@@ -237,9 +236,7 @@ class PostgresReader:
                 raise self._error(exc, doing) from None
             except psycopg.Error as exc:
                 raise self._error(exc, doing) from None
-            except StoreError:
-                raise
-        raise AssertionError("unreachable")
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     def _error(self, exc: BaseException, doing: str) -> StoreError:
         psycopg = self._psycopg
@@ -272,8 +269,10 @@ class PostgresReader:
                 f"append-only trigger {name} of the snapshots table"
             if name not in found:
                 problems.append(f"{guard} is missing")
-            elif found[name][1] != function or " ".join(bodies.get(function, "").split()) != FUNCTIONS[function]:
-                problems.append(f"{guard} was replaced: its function is not actorlog's, so it may no longer refuse "
+            elif (found[name][1] != function or found[name][2] != TRIGGER_TYPES[when]
+                  or " ".join(bodies.get(function, "").split()) != FUNCTIONS[function]):
+                problems.append(f"{guard} was replaced: it is not actorlog's (its function or when it fires), so it "
+                                f"may no longer refuse "
                                 f"{when.split()[1]} on {table}")
             elif found[name][0] == "D":
                 problems.append(f"{guard} is disabled (ALTER TABLE ... DISABLE TRIGGER), so {when.split()[1]} on "
@@ -305,8 +304,6 @@ class PostgresReader:
     def wait_for_commit(self, after_seq: int, timeout: float) -> None:
         """Wait for a commit's NOTIFY; after (re)connecting the listener, first look whether
         rows came meanwhile. Without LISTEN (a standby, a pooler), wait ``timeout``: polling."""
-        import time
-
         psycopg = self._psycopg
         try:
             if self._listener is None or self._listener.closed:
@@ -401,9 +398,13 @@ class PostgresWriter:
             pass
 
     def is_disconnect(self, exc: BaseException) -> bool:
-        psycopg = self._psycopg
-        return isinstance(exc, psycopg.OperationalError) and (self._conn is None or self._conn.broken
-                                                               or self._conn.closed)
+        if not isinstance(exc, self._psycopg.OperationalError):
+            return False
+        # the server ended the session (57P: an administrator, a shutdown; 25P03: idle in transaction
+        # too long; 08: the connection failed), though psycopg may not have seen the socket close yet
+        state = getattr(exc, "sqlstate", None) or ""
+        conn = self._conn
+        return conn is None or conn.broken or conn.closed or state.startswith(("57P", "08", "25P03"))
 
     def landed(self, last_seq: int, last_hash: str) -> bool:
         if self._conn is not None:

@@ -55,6 +55,17 @@ def test_verify_notices_a_disabled_guard(pg_log: str) -> None:
     assert not report.ok and any("events_refuse_delete is disabled" in p for p in report.problems), report.problems
 
 
+def test_verify_notices_a_guard_replaced_by_one_that_fires_after(pg_log: str) -> None:
+    a_log(pg_log, 2)
+    with admin(pg_log) as conn:
+        conn.execute("DROP TRIGGER events_refuse_update ON events")
+        conn.execute("CREATE TRIGGER events_refuse_update AFTER INSERT ON events FOR EACH STATEMENT "
+                     "EXECUTE FUNCTION actorlog_refuse_change()")
+    with EventStore.open_readonly(pg_log) as store:
+        report = store.verify()
+    assert not report.ok and any("events_refuse_update was replaced" in p for p in report.problems), report.problems
+
+
 def test_verify_notices_a_payload_column_made_jsonb(pg_log: str) -> None:
     with EventStore(pg_log) as store:
         store.append(GaugeSet(name="q", value=1.0, tags={"b": "1", "a": "2"}), actor="worker")
