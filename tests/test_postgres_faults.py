@@ -308,3 +308,81 @@ def test_a_writer_brings_an_older_logs_views_up_to_date_and_leaves_events_alone(
         assert store.query("SELECT count(*) FROM failures") == [(0,)] and store.count() == 4
     with EventStore.open_readonly(pg_log) as store:
         assert store.verify().ok
+
+
+class CutAfterCommit:
+    """A TCP proxy to the server that, when armed, lets one COMMIT through and cuts the
+    connection before its answer comes back: the commit landed, but the writer cannot know."""
+
+    def __init__(self, port: int) -> None:
+        import socket
+
+        self.port_to = port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.armed = threading.Event()
+        self.cut = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.port_to))
+            committing = threading.Event()
+            threading.Thread(target=self._pump, args=(client, server, committing, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, committing, False), daemon=True).start()
+
+    def _pump(self, source: Any, sink: Any, committing: threading.Event, upstream: bool) -> None:
+        try:
+            while data := source.recv(65536):
+                if upstream and self.armed.is_set() and b"pg_notify" in data and b"COMMIT" in data:
+                    self.armed.clear()
+                    committing.set()
+                elif not upstream and committing.is_set():
+                    self.cut.set()  # the server answered the COMMIT: it is done; the writer never hears so
+                    break
+                sink.sendall(data)
+        except OSError:
+            pass
+        import socket
+
+        for end in (source, sink):  # shutdown first: it wakes the other pump's recv and sends the FIN
+            try:
+                end.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            end.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_a_commit_that_landed_while_its_answer_was_lost_is_not_written_twice(
+    postgres_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = postgres_server.url(new_schema(), tcp=True)
+    port = int(url.split("127.0.0.1:")[1].split("/")[0])
+    proxy = CutAfterCommit(port)
+    through = url.replace(f"127.0.0.1:{port}", f"127.0.0.1:{proxy.port}") + "&sslmode=disable"
+    try:
+        with EventStore(through, run="cut") as store:
+            store.append_many([CounterIncremented(name="n", value=float(i)) for i in range(100)], actor="worker")
+            store.flush()
+            proxy.armed.set()
+            store.append_many([CounterIncremented(name="n", value=float(i)) for i in range(100, 200)],
+                              actor="worker")
+            assert store.flush() == 200
+            assert proxy.cut.is_set()
+            store.append_many([CounterIncremented(name="n", value=float(i)) for i in range(200, 300)],
+                              actor="worker")
+    finally:
+        proxy.close()
+    assert "checking whether the commit landed" in caplog.text
+    with EventStore.open_readonly(url) as store:
+        assert [r.event.value for r in store.events()] == [float(i) for i in range(300)]
+        assert store.verify().ok
