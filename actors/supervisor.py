@@ -20,12 +20,13 @@ from typing import Any
 import msgspec
 import pykka
 
-from actorlog.actors.errors import EscalationError, StartError
+from actorlog.actors.errors import DependencyError, EscalationError, StartError, UpgradeError, UpgradeRefusedError
 from actorlog.actors.graph import dependents_of, start_order
 from actorlog.actors.error_policy import qualified_name
 from actorlog.actors.protocol import CarryOut, Control, ReportFailure, StartFailed
 from actorlog.actors.router import PluginEntry, Router
-from actorlog.actors.tracebacks import fit_texts, safe_str
+from actorlog.actors.tracebacks import fit_texts, format_traceback, safe_str
+from actorlog.actors.upgrade import UpgradePlugin, Version, upgrade_events
 from actorlog.store import StoreError
 from actorlog.events import (
     Escalated,
@@ -36,6 +37,8 @@ from actorlog.events import (
     PluginStopped,
     PluginStopping,
     PluginStopTimedOut,
+    PluginUpgradeFailed,
+    PluginUpgradeRefused,
 )
 
 logger = logging.getLogger(__name__)
@@ -71,6 +74,13 @@ class StopPlugins(msgspec.Struct):
     may take ``timeout`` seconds (default: the policy's ``control_timeout``)."""
 
     timeout: float | None = None
+
+
+class StopPlugin(msgspec.Struct):
+    """Stop one plugin for good, once no started plugin depends on it (asked by the system,
+    to remove a plugin from a reloaded config file)."""
+
+    name: str
 
 
 class RestartPolicy(msgspec.Struct, frozen=True):
@@ -117,6 +127,12 @@ class Supervisor(pykka.ThreadingActor):
         if isinstance(message, StopPlugins):
             self._stop_all(message.timeout)
             return list(self.abandoned)
+        if isinstance(message, UpgradePlugin):
+            self._upgrade(message)
+            return None
+        if isinstance(message, StopPlugin):
+            self._stop_removed(message.name)
+            return None
         raise TypeError(f"the supervisor does not handle {type(message).__qualname__}")
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -161,7 +177,8 @@ class Supervisor(pykka.ThreadingActor):
         after it can be taken.
         """
         stopped = []
-        suspended = [n for n in self.started if self.router.plugins[n].state in ("suspended", "restarting")]
+        suspended = [n for n in self.started
+                     if self.router.plugins[n].state in ("suspended", "restarting", "upgrading")]
         for name in suspended + [n for n in reversed(self.started) if n not in suspended]:
             self._stop_one(name, timeout)
             stopped.append(name)
@@ -339,3 +356,122 @@ class Supervisor(pykka.ThreadingActor):
         self.router.stopped = self.escalation  # first: logging fails when the log itself is what failed
         self._log(Escalated(plugin=plugin, reason=reason, exc_type=exc_type), correlation=correlation)
         self._stop_all()
+
+    # -- upgrades ------------------------------------------------------------------------
+
+    def _stop_removed(self, name: str) -> None:
+        users = [n for n, e in self.router.plugins.items() if name in e.depends_on and n in self.started]
+        if users:
+            raise DependencyError(
+                f"plugin {name!r} cannot be stopped while {', '.join(map(repr, users))} depend on it; stop them first"
+            )
+        if name in self.started:
+            self._stop_one(name)
+
+    def _upgrade(self, request: UpgradePlugin) -> None:
+        """Replace a running plugin's version (see `actorlog.actors.upgrade`); raises
+        `UpgradeError` if it failed (rolled back), `UpgradeRefusedError` if it could not begin."""
+        name, new, correlation = request.plugin, request.new, request.correlation
+        entry = self.router.plugins.get(name)
+        state = "not registered" if entry is None else entry.state
+        if entry is None or self.escalation is not None or name not in self.started or state != "running":
+            why = "the system escalated" if self.escalation is not None else f"it is {state}"
+            reason = f"{why}; only a running plugin can be upgraded"
+            self._log(PluginUpgradeRefused(plugin=name, class_path=new.class_path, plugin_version=new.version,
+                                           reason=reason), correlation=correlation)
+            raise UpgradeRefusedError(name, reason)
+        old = Version.running(entry, migrate=new.migrate)
+        upgrading, upgraded = upgrade_events(old, new, name)
+        self.store.append(upgrading, actor=ACTOR, correlation=correlation)
+        try:
+            handed = self._upgrade_step(entry, "upgrade_halt", old, None, correlation, request.timeout)
+        except BaseException as failure:  # noqa: BLE001 - the old instance runs on: logged and raised
+            self._upgrade_failed(name, new, f"the old instance did not hand over: {_cause(failure)}", failure,
+                                 correlation)
+            raise UpgradeError(name, f"the old instance did not hand over: {_cause(failure)}") from None
+        try:
+            self._upgrade_step(entry, "upgrade_start", new, handed, correlation, None)
+        except BaseException as failure:  # noqa: BLE001 - rolled back below
+            reason = f"{_where(new)} raised: {_cause(failure)}"
+            self._roll_back(entry, old, new, handed, reason, failure, correlation)
+            raise UpgradeError(name, reason) from None
+        self.store.append(upgraded, actor=ACTOR, correlation=correlation)
+        self._control(entry, "resume")
+
+    def _roll_back(
+        self, entry: PluginEntry, old: Version, new: Version, handed: Any, reason: str, failure: BaseException,
+        correlation: str,
+    ) -> None:
+        """Start the old version again after a failed upgrade; if that fails too, it is a failed
+        restart for the error handler to decide on (restart intensity, then escalation), and
+        `UpgradeError` says the rollback failed."""
+        try:
+            self._upgrade_step(entry, "upgrade_start", old, handed, correlation, None)
+        except BaseException as second:  # noqa: BLE001 - a failed restart, decided on like one
+            exc = second.original if isinstance(second, StartFailed) else second
+            self._upgrade_failed(entry.name, new, reason, failure, correlation, rolled_back=False)
+            self.store.append(
+                fit_texts(
+                    PluginFailed(plugin=entry.name, reason=f"on_start raised during the rollback of an upgrade: "
+                                                           f"{safe_str(exc)}", exc_type=qualified_name(exc)),
+                    ("reason",), self.store.max_payload_bytes,
+                )[0],
+                actor=ACTOR, correlation=correlation,
+            )
+            self.router.report(
+                ReportFailure(
+                    plugin=entry.name, exception=exc, where="restart", correlation=correlation,
+                    failure=second.failure if isinstance(second, StartFailed) else None,
+                    failed_at=second.failed_at if isinstance(second, StartFailed) else None,
+                )
+            )
+            rollback = f"{_where(old)} of the old version raised too: {_cause(second)}"
+            raise UpgradeError(entry.name, f"{reason}; {rollback}", rolled_back=False) from None
+        self._upgrade_failed(entry.name, new, reason, failure, correlation)
+        self._control(entry, "resume")
+
+    def _upgrade_failed(
+        self, name: str, new: Version, reason: str, failure: BaseException, correlation: str, *,
+        rolled_back: bool = True,
+    ) -> None:
+        exc = failure.original if isinstance(failure, StartFailed) else failure
+        event = PluginUpgradeFailed(
+            plugin=name, class_path=new.class_path, plugin_version=new.version, reason=reason,
+            exc_type=qualified_name(exc), traceback=format_traceback(exc), rolled_back=rolled_back,
+        )
+        self._log(fit_texts(event, ("reason", "traceback"), self.store.max_payload_bytes)[0], correlation=correlation)
+
+    def _upgrade_step(
+        self, entry: PluginEntry, op: str, version: Version, state: Any, correlation: str, timeout: float | None,
+    ) -> Any:
+        """One step of an upgrade on the plugin's actor. With a ``timeout`` (the halt, which waits
+        behind the messages queued before it) the step is called off if it has not begun by then."""
+        assert entry.ref is not None
+        future: Future[Any] = Future()
+        entry.ref.tell(Control(op=op, reply=future, correlation=correlation, upgrade=version,  # type: ignore[arg-type]
+                               state=state))
+        try:
+            return future.result(timeout)
+        except FutureTimeout:
+            if future.done():
+                raise
+            if future.cancel():  # not begun: the actor will skip it, nothing changed
+                raise ControlTimeout(entry.name, "reach the upgrade", timeout, entry.handling) from None
+        try:  # begun meanwhile: on_upgrade and on_stop get the control timeout
+            return future.result(self.policy.control_timeout)
+        except FutureTimeout:
+            if future.done():
+                raise
+            timed_out = ControlTimeout(entry.name, "hand over for the upgrade", self.policy.control_timeout,
+                                       entry.handling)
+            self._escalate(entry.name, f"{timed_out}; upgrading it would wait for ever", correlation=correlation)
+            raise timed_out from None
+
+
+def _cause(failure: BaseException) -> str:
+    exc = failure.original if isinstance(failure, StartFailed) else failure
+    return f"{qualified_name(exc)}: {safe_str(exc)}"
+
+
+def _where(version: Version) -> str:
+    return f"on_start or migrate of {version.class_path} (version {version.version})"
