@@ -30,7 +30,7 @@ from actorlog.actors.plugin import Health, Plugin
 from actorlog.actors.protocol import Control, Delivery, ReportFailure, StartFailed, Where
 from actorlog.actors.router import PluginEntry, Router
 from actorlog.actors.failures import record_failure
-from actorlog.actors.upgrade import Version
+from actorlog.actors.upgrade import NotUpgradable, Version
 from actorlog.actors.tracebacks import fit_texts, safe_str
 from actorlog.events import EncodeError, MessageReceived, MessageRefused, PluginHealthChecked, tag_of
 from actorlog.store import Ticket
@@ -284,7 +284,7 @@ class PluginActor(pykka.ThreadingActor):
         entry = self.entry
         instance = self.instance
         if instance is None or self.suspended or entry.state != "running":
-            raise RuntimeError(f"plugin {entry.name!r} is {entry.state}; only a running plugin can be upgraded")
+            raise NotUpgradable(f"it is {entry.state}; only a running plugin can be upgraded")
         self._suspend("upgrading")
         try:
             state = instance.on_upgrade() if target.migrate else None

@@ -15,7 +15,7 @@ import math
 import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any
+from typing import Any, NoReturn
 
 import msgspec
 import pykka
@@ -26,7 +26,7 @@ from actorlog.actors.error_policy import qualified_name
 from actorlog.actors.protocol import CarryOut, Control, ReportFailure, StartFailed
 from actorlog.actors.router import PluginEntry, Router
 from actorlog.actors.tracebacks import fit_texts, format_traceback, safe_str
-from actorlog.actors.upgrade import UpgradePlugin, Version, upgrade_events
+from actorlog.actors.upgrade import NotUpgradable, UpgradePlugin, Version, upgrade_events
 from actorlog.store import StoreError
 from actorlog.events import (
     Escalated,
@@ -373,22 +373,23 @@ class Supervisor(pykka.ThreadingActor):
         `UpgradeError` if it failed (rolled back), `UpgradeRefusedError` if it could not begin."""
         name, new, correlation = request.plugin, request.new, request.correlation
         entry = self.router.plugins.get(name)
-        state = "not registered" if entry is None else entry.state
-        if entry is None or self.escalation is not None or name not in self.started or state != "running":
+        if entry is None or self.escalation is not None or name not in self.started:
+            state = "not registered" if entry is None else entry.state
             why = "the system escalated" if self.escalation is not None else f"it is {state}"
-            reason = f"{why}; only a running plugin can be upgraded"
-            self._log(PluginUpgradeRefused(plugin=name, class_path=new.class_path, plugin_version=new.version,
-                                           reason=reason), correlation=correlation)
-            raise UpgradeRefusedError(name, reason)
+            self._refuse_upgrade(name, new, f"{why}; only a running plugin can be upgraded", correlation)
+        assert entry is not None
         old = Version.running(entry, migrate=new.migrate)
         upgrading, upgraded = upgrade_events(old, new, name)
-        self.store.append(upgrading, actor=ACTOR, correlation=correlation)
         try:
+            # behind the messages queued before it: those go to the old instance
             handed = self._upgrade_step(entry, "upgrade_halt", old, None, correlation, request.timeout)
+        except NotUpgradable as refused:
+            self._refuse_upgrade(name, new, str(refused), correlation)
         except BaseException as failure:  # noqa: BLE001 - the old instance runs on: logged and raised
-            self._upgrade_failed(name, new, f"the old instance did not hand over: {_cause(failure)}", failure,
-                                 correlation)
-            raise UpgradeError(name, f"the old instance did not hand over: {_cause(failure)}") from None
+            reason = f"the old instance did not hand over: {_cause(failure)}"
+            self._upgrade_failed(name, new, reason, failure, correlation, handed_over=False)
+            raise UpgradeError(name, reason) from None
+        self.store.append(upgrading, actor=ACTOR, correlation=correlation)  # from here, messages wait for the new one
         try:
             self._upgrade_step(entry, "upgrade_start", new, handed, correlation, None)
         except BaseException as failure:  # noqa: BLE001 - rolled back below
@@ -397,6 +398,11 @@ class Supervisor(pykka.ThreadingActor):
             raise UpgradeError(name, reason) from None
         self.store.append(upgraded, actor=ACTOR, correlation=correlation)
         self._control(entry, "resume")
+
+    def _refuse_upgrade(self, name: str, new: Version, reason: str, correlation: str) -> NoReturn:
+        self._log(PluginUpgradeRefused(plugin=name, class_path=new.class_path, plugin_version=new.version,
+                                       reason=reason), correlation=correlation)
+        raise UpgradeRefusedError(name, reason)
 
     def _roll_back(
         self, entry: PluginEntry, old: Version, new: Version, handed: Any, reason: str, failure: BaseException,
@@ -432,12 +438,13 @@ class Supervisor(pykka.ThreadingActor):
 
     def _upgrade_failed(
         self, name: str, new: Version, reason: str, failure: BaseException, correlation: str, *,
-        rolled_back: bool = True,
+        rolled_back: bool = True, handed_over: bool = True,
     ) -> None:
         exc = failure.original if isinstance(failure, StartFailed) else failure
         event = PluginUpgradeFailed(
             plugin=name, class_path=new.class_path, plugin_version=new.version, reason=reason,
             exc_type=qualified_name(exc), traceback=format_traceback(exc), rolled_back=rolled_back,
+            handed_over=handed_over,
         )
         self._log(fit_texts(event, ("reason", "traceback"), self.store.max_payload_bytes)[0], correlation=correlation)
 

@@ -51,6 +51,11 @@ class Version:
         return cls(entry.cls, entry.config, entry.version, entry.handlers, migrate, entry.version)
 
 
+class NotUpgradable(RuntimeError):
+    """Raised by a plugin's actor asked to hand over while it is not running (failed, awaiting a
+    decision, restarting): the upgrade is refused, nothing changed."""
+
+
 @dataclass(frozen=True)
 class UpgradePlugin:
     """Asked of the supervisor: replace ``plugin``'s running version by ``new``; the old

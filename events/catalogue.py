@@ -149,6 +149,8 @@ class PluginUpgradeFailed(Event, tag="plugin.upgrade_failed", frozen=True):
     exc_type: str | None = None
     traceback: str = ""
     rolled_back: bool = True
+    handed_over: bool = True
+    """Whether the old instance had handed over its state and stopped (False: it never stopped)."""
 
 
 class PluginUpgradeRefused(Event, tag="plugin.upgrade_refused", frozen=True):
