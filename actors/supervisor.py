@@ -66,7 +66,10 @@ START_POLL = 0.1
 
 
 class StartPlugins(msgspec.Struct):
-    """Start every registered plugin in dependency order (asked by the system)."""
+    """Start every registered plugin not yet started in dependency order (asked by the system).
+    With ``keep_running``, a failure stops only the plugins this start started."""
+
+    keep_running: bool = False
 
 
 class StopPlugins(msgspec.Struct):
@@ -123,7 +126,7 @@ class Supervisor(pykka.ThreadingActor):
                 logger.exception("supervisor could not carry out %r", message)
             return None
         if isinstance(message, StartPlugins):
-            return self._start_all()
+            return self._start_all(message.keep_running)
         if isinstance(message, StopPlugins):
             self._stop_all(message.timeout)
             return list(self.abandoned)
@@ -140,7 +143,7 @@ class Supervisor(pykka.ThreadingActor):
     def _order(self) -> list[str]:
         return start_order({name: entry.depends_on for name, entry in self.router.plugins.items()})
 
-    def _start_all(self) -> list[str]:
+    def _start_all(self, keep_running: bool = False) -> list[str]:
         order = [name for name in self._order() if name not in self.started]
         for index, name in enumerate(order):
             try:
@@ -156,7 +159,11 @@ class Supervisor(pykka.ThreadingActor):
                     actor=ACTOR,
                 )
                 unstarted = order[index + 1 :]
-                self._stop_all()
+                if keep_running:
+                    for started in reversed(order[:index]):
+                        self._stop_one(started)
+                else:
+                    self._stop_all()
                 raise StartError(name, exc, unstarted) from exc
         return order
 

@@ -48,7 +48,7 @@ from actorlog.actors.router import ANYONE, APP, InboxBound, PluginEntry, Router,
 from actorlog.actors.snapshots import AutoSnapshots
 from actorlog.actors.tracebacks import fit_texts
 from actorlog.actors.supervisor import RestartPolicy, StartPlugins, StopPlugin, StopPlugins, Supervisor
-from actorlog.actors.upgrade import UpgradePlugin, UpgradeRefused, prepare_upgrade
+from actorlog.actors.upgrade import Registration, UpgradePlugin, UpgradeRefused, prepare_upgrade
 from actorlog.events import Message, MetricsConfigured, PluginRegistered, RunStarted, RunStopped, TypeRegistry
 from actorlog.replay.errors import ErrorStatisticsSnapshot
 from actorlog.replay.metrics import DEFAULT_WINDOW, METRICS_ACTOR, MetricsSnapshot, Summary
@@ -310,6 +310,26 @@ class ActorSystem:
                 raise
             self._supervisor.ask(UpgradePlugin(name, target, budget, correlation), block=True)
 
+    def check_upgrade(
+        self,
+        name: str,
+        plugin: type[Plugin] | str,
+        *,
+        config: Mapping[str, Any] | None = None,
+        version: str | None = None,
+        allow_dropped_messages: bool = False,
+    ) -> None:
+        """Make `upgrade`'s checks without upgrading or logging anything; `UpgradeRefusedError` says which failed."""
+        self._check_running()
+        with self._upgrading:
+            prepare_upgrade(self._router, self._router.entry(name), plugin, config, version, migrate=True,
+                            allow_dropped_messages=allow_dropped_messages)
+
+    def registration(self, name: str) -> Registration:
+        """What plugin ``name`` runs now: its class path, version and dependencies."""
+        entry = self._router.entry(name)
+        return Registration(class_path=class_path(entry.cls), version=entry.version, depends_on=entry.depends_on)
+
     def remove(self, name: str) -> None:
         """Stop plugin ``name`` for good and unregister it; refused (`DependencyError`) while a
         registered plugin depends on it. The log keeps its history; the name may be registered again."""
@@ -344,8 +364,15 @@ class ActorSystem:
         Cycles, missing dependencies and unmet version requirements are refused before
         anything starts. If a plugin's ``on_start`` raises, its dependents are not
         started, everything started is stopped, and `StartError` says which and why.
+        Once the system has started, a later `start` (of plugins registered since) stops
+        only the plugins it started itself when one fails: the others run on.
         """
         self._check_running()
+        if self._started:
+            self._validate()
+            started: list[str] = self._supervisor.ask(StartPlugins(keep_running=True), block=True)
+            self._start_health_checks()
+            return started
         try:
             self._validate()
             order: list[str] = self._supervisor.ask(StartPlugins(), block=True)

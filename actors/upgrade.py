@@ -51,6 +51,14 @@ class Version:
         return cls(entry.cls, entry.config, entry.version, entry.handlers, migrate, entry.version)
 
 
+class Registration(msgspec.Struct, frozen=True, kw_only=True):
+    """What a registered plugin runs now (`ActorSystem.registration`)."""
+
+    class_path: str
+    version: str
+    depends_on: tuple[str, ...]
+
+
 class NotUpgradable(RuntimeError):
     """Raised by a plugin's actor asked to hand over while it is not running (failed, awaiting a
     decision, restarting): the upgrade is refused, nothing changed."""
