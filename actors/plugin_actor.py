@@ -95,11 +95,14 @@ class PluginActor(pykka.ThreadingActor):
         context = self.context
         ticket: Ticket | None = None
         function = entry.handlers.get(type(message))
-        if function is None:  # sent before an upgrade that dropped its type (allow_dropped_messages)
-            self._refuse(delivery, TypeError(
-                f"plugin {entry.name!r} no longer handles {type(message).__qualname__}: its upgrade to "
-                f"version {entry.version} dropped it"))
-            return
+        if function is None:
+            message = self._reloaded(delivery)
+            if message is None:  # sent before an upgrade that dropped its type (allow_dropped_messages)
+                self._refuse(delivery, TypeError(
+                    f"plugin {entry.name!r} no longer handles {type(delivery.message).__qualname__}: its upgrade to "
+                    f"version {entry.version} dropped it"))
+                return
+            function = entry.handlers[type(message)]
         if entry.log_messages:
             # The message is encoded to JSON once; those bytes are logged, and the handler is
             # given them decoded to its type: exactly what reproduction decodes from the log.
@@ -134,6 +137,18 @@ class PluginActor(pykka.ThreadingActor):
         context.end()
         self._release(delivery)
         _reply(delivery.reply, result)
+
+    def _reloaded(self, delivery: Delivery) -> Any:
+        """A message sent before an upgrade whose class was imported again (same tag, new class),
+        as an instance of the class the new handlers take; None if they take none of that tag."""
+        kind = tag_of(type(delivery.message))
+        for handled in self.entry.handlers:
+            if tag_of(handled) == kind:
+                try:
+                    return _decoder(handled).decode(msgspec.json.encode(delivery.message))
+                except msgspec.ValidationError:
+                    return None
+        return None
 
     def _release(self, delivery: Delivery) -> None:
         if delivery.bounded:

@@ -22,7 +22,7 @@ from actorlog.actors.loading import class_path, describe_exception, load_plugin_
 from actorlog.actors.plugin import Plugin, handlers_of
 from actorlog.actors.redaction import check_config, redacted
 from actorlog.actors.router import PluginEntry, Router
-from actorlog.events import Message, PluginUpgraded, PluginUpgradeRefused, PluginUpgrading
+from actorlog.events import Message, PluginUpgraded, PluginUpgradeRefused, PluginUpgrading, tag_of
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,8 @@ def prepare_upgrade(
         unmet = unmet_requirement(other.name, name, spec, other.depends_on, cls, new_version)
         if unmet:
             raise UpgradeRefused(name, class_path(cls), new_version, f"{unmet}: it would break dependent {other.name!r}")
-    dropped = sorted(_kind(router, t) for t in entry.sent_types() if t not in handlers)
+    handled_kinds = {tag_of(t) for t in handlers}
+    dropped = sorted(k for k in (_kind(t) for t in entry.sent_types()) if k not in handled_kinds)
     if dropped and not allow_dropped_messages:
         raise UpgradeRefused(
             name, class_path(cls), new_version,
@@ -111,7 +112,7 @@ def prepare_upgrade(
         )
     try:
         for message_type in handlers:
-            router.registry.register(message_type)
+            router.registry.register(message_type, replace=_reloaded(router, message_type))
     except RegistrationError as exc:
         raise UpgradeRefused(name, class_path(cls), new_version, str(exc)) from None
     return Version(cls, new_config, new_version, handlers, migrate, entry.version)
@@ -150,8 +151,16 @@ def _config_problem(name: str, cls: type[Plugin], config: Any) -> str | None:
     return None
 
 
-def _kind(router: Router, message_type: type[Message]) -> str:
-    return router.registry.by_type.get(message_type, (message_type.__qualname__,))[0]
+def _reloaded(router: Router, message_type: type[Message]) -> bool:
+    """Whether ``message_type`` is the same class of a module imported again (`importlib.reload`):
+    then it takes over its tag from the stale class, which senders no longer use."""
+    stale = router.registry.type_for(tag_of(message_type) or "")
+    return (stale is not None and stale is not message_type
+            and (stale.__module__, stale.__qualname__) == (message_type.__module__, message_type.__qualname__))
+
+
+def _kind(message_type: type[Message]) -> str:
+    return tag_of(message_type) or message_type.__qualname__
 
 
 def upgrade_events(old: Version, new: Version, plugin: str) -> tuple[PluginUpgrading, PluginUpgraded]:

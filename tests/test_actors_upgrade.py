@@ -225,3 +225,47 @@ def test_upgrading_a_plugin_that_is_not_running_is_refused(tmp_path: Path) -> No
         system.start()
         system.upgrade("counter", CounterV2)
         assert system.ask("counter", Total(), timeout=10)["class"] == "CounterV2"
+
+
+RELOADABLE = '''
+from actorlog.actors import Plugin, handler
+from actorlog.events import Message, register
+
+@register
+class Hello(Message, tag="t19m.hello", frozen=True):
+    name: str
+
+class Greeter(Plugin):
+    version = "{version}"
+
+    @handler
+    def hello(self, message: Hello) -> str:
+        return "{greeting}, " + message.name
+'''
+
+
+def test_a_module_imported_again_upgrades_with_its_new_classes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """importlib.reload gives new Plugin and Message classes under the same names and tags:
+    the upgrade takes them over, and messages sent with the new class reach the new code."""
+    import importlib
+    import sys
+
+    module_file = tmp_path / "t19_greeter.py"
+    module_file.write_text(RELOADABLE.format(version="1.0", greeting="hello"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import t19_greeter  # type: ignore[import-not-found]
+
+    try:
+        with ActorSystem(tmp_path / "app.db") as system:
+            system.register("greeter", t19_greeter.Greeter)
+            system.start()
+            assert system.ask("greeter", t19_greeter.Hello(name="ann"), timeout=10) == "hello, ann"
+            module_file.write_text(RELOADABLE.format(version="2.0", greeting="good day"))
+            reloaded = importlib.reload(t19_greeter)
+            system.upgrade("greeter", reloaded.Greeter)
+            assert system.ask("greeter", reloaded.Hello(name="bob"), timeout=10) == "good day, bob"
+            assert system.statistics()["plugins"][system.run]["greeter"]["version"] == "2.0"
+    finally:
+        sys.modules.pop("t19_greeter", None)
