@@ -89,7 +89,7 @@ class Reloader:
             if running is None:
                 continue
             for key in _PLUGIN_FIXED:
-                if getattr(settings, key) != getattr(running, key):
+                if _effective(settings, key) != _effective(running, key):
                     raise ConfigError(
                         f"{new.path}: key `plugins.{toml_key(name)}.{key}` changed; an upgrade changes a plugin's "
                         f"class, version and config only: restart `actorlog run` to apply it"
@@ -149,6 +149,16 @@ class Reloader:
                         self.system.remove(name)
                         del self.running[name]
         return problems
+
+
+def _effective(settings: PluginSettings, key: str) -> object:
+    """The value of plugin key ``key`` as registered: the file's, or else its class's own."""
+    value = getattr(settings, key)
+    if value is None:
+        value = getattr(load_plugin_class(settings.class_), key)
+    if key == "depends_on":
+        return tuple(value)
+    return dict(value) if key == "requires" else value
 
 
 def _depends_on(settings: PluginSettings) -> list[str]:
