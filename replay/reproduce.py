@@ -374,7 +374,12 @@ class _Change(msgspec.Struct, frozen=True):
     seq: int
     spec: _Spec
     from_version: str
-    upgraded: bool
+    what: str
+    """``upgraded``, ``rolled_back`` or ``under_way`` (the upgrade the failure happened in)."""
+
+    @property
+    def upgraded(self) -> bool:
+        return self.what == "upgraded"
 
 
 class _Stage(msgspec.Struct, frozen=True):
@@ -408,15 +413,15 @@ def _lineage(
             at_start, changes, pending = current, [], None
         elif isinstance(event, PluginUpgrading):
             pending = _Change(record.seq, _Spec(event.class_path, event.plugin_version, event.config, event.migrate),
-                              current.version, upgraded=False)
+                              current.version, "under_way")
         elif isinstance(event, PluginUpgraded):
             new = _Spec(event.class_path, event.plugin_version, event.config, event.migrate)
-            changes.append(_Change(record.seq, new, current.version, upgraded=True))
+            changes.append(_Change(record.seq, new, current.version, "upgraded"))
             current, pending = new, None
         elif isinstance(event, PluginUpgradeFailed):
             if event.handed_over and event.rolled_back and pending is not None:  # the old version, with its state
                 rolled_back = msgspec.structs.replace(current, migrate=pending.spec.migrate)
-                changes.append(_Change(record.seq, rolled_back, current.version, upgraded=False))
+                changes.append(_Change(record.seq, rolled_back, current.version, "rolled_back"))
             pending = None
     if pending is not None:  # the failure happened during this upgrade (on_upgrade, on_start or migrate)
         changes.append(pending)
@@ -460,7 +465,7 @@ def _upgrade_notes(changes: list[_Change]) -> list[str]:
         if change.upgraded:
             notes.append(f"upgraded at seq {change.seq} from version {change.from_version} to {spec.class_path} "
                          f"{spec.version}: replayed there, the state handed over as it was live")
-        elif change.seq and change is changes[-1] and spec.version != change.from_version:
+        elif change.what == "under_way":
             notes.append(f"the failure happened during the upgrade at seq {change.seq} to {spec.class_path} "
                          f"{spec.version}: replayed with it")
         else:

@@ -21,6 +21,7 @@ from upgrade_helpers import (
     CounterV3,
     Fragile,
     Fresh,
+    Hold,
     Strict,
     Tick,
     Total,
@@ -215,6 +216,29 @@ def test_a_failing_rollback_is_a_failed_restart_and_escalates_after_the_limit(tm
     assert failed.event.rolled_back is False
     assert len(read_log(path, kinds=["plugin.failed"])) == 3  # the rollback, then two restarts
     assert len(read_log(path, kinds=["escalated"])) == 1
+
+
+def test_an_upgrade_that_cannot_reach_a_busy_plugin_in_time_changes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    release = threading.Event()
+    with ActorSystem(path) as system:
+        system.register("counter", CounterV1)
+        system.start()
+        system.tell("counter", Hold(key=share(release)))
+        system.tell("counter", Tick(n=1))
+        try:
+            with pytest.raises(UpgradeError, match="did not reach the upgrade within 0.2 s .busy handling Hold."):
+                system.upgrade("counter", CounterV2, timeout=0.2)  # the handler holds it until released
+        finally:
+            release.set()
+        system.tell("counter", Tick(n=2))
+        total = system.ask("counter", Total(), timeout=10)
+        assert (total["class"], total["count"], total["anomalies"]) == ("CounterV1", 2, [])
+        system.upgrade("counter", CounterV2)  # once it is free, the same upgrade goes through
+        assert system.ask("counter", Total(), timeout=10)["count"] == 2
+    (failed,) = read_log(path, kinds=["plugin.upgrade_failed"])
+    assert failed.event.handed_over is False and failed.event.rolled_back is True
+    assert len(read_log(path, kinds=["plugin.upgrading"])) == 1  # only the upgrade that went through
 
 
 def test_upgrading_a_plugin_that_is_not_running_is_refused(tmp_path: Path) -> None:

@@ -33,6 +33,13 @@ class Explode(Message, tag="t19.explode", frozen=True):
 
 
 @register
+class Hold(Message, tag="t19.hold", frozen=True):
+    """Its handler waits until the `threading.Event` shared under ``key`` is set."""
+
+    key: str
+
+
+@register
 class Fresh(Message, tag="t19.fresh", frozen=True):
     """Handled only by `CounterV3`."""
 
@@ -63,6 +70,10 @@ class Counting(Plugin):
             self.anomalies.append(f"{message.n} after {self.last}")
         self.last = message.n
         self.count += 1
+
+    @handler
+    def hold(self, message: Hold) -> None:
+        shared(message.key).wait()
 
 
 class CounterV1(Counting):
