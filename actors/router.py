@@ -85,7 +85,11 @@ class InboxBound:
 
 @dataclass
 class PluginEntry:
-    """Everything the system knows about one registered plugin."""
+    """Everything the system knows about one registered plugin.
+
+    ``cls``, ``config``, ``handlers`` and ``version`` are set at registration and replaced
+    only by the plugin's own actor, when an upgrade's new instance has started.
+    """
 
     name: str
     cls: type[Plugin]
