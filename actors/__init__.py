@@ -16,6 +16,8 @@ from actorlog.actors.errors import (
     SystemStoppedError,
     UnhealthyError,
     UnknownPluginError,
+    UpgradeError,
+    UpgradeRefusedError,
 )
 from actorlog.actors.loading import ENTRY_POINT_GROUP
 from actorlog.actors.metrics import MetricsOptions
@@ -64,5 +66,7 @@ __all__ = [
     "SystemStoppedError",
     "UnhealthyError",
     "UnknownPluginError",
+    "UpgradeError",
+    "UpgradeRefusedError",
     "handler",
 ]

@@ -99,3 +99,26 @@ class AskCycleError(PluginError, RuntimeError):
             f"plugin handles one message at a time; tell instead, or answer from the handler that was asked"
         )
         self.chain = tuple(chain)
+
+
+class UpgradeError(PluginError, RuntimeError):
+    """An upgrade of a running plugin failed once begun; ``rolled_back`` says whether the
+    old class and config run again (False: the rollback failed too and is handled as a
+    failed restart)."""
+
+    def __init__(self, plugin: str, reason: str, *, rolled_back: bool = True) -> None:
+        outcome = "the old version runs again" if rolled_back else "the old version could not be started again either"
+        super().__init__(f"the upgrade of plugin {plugin!r} failed: {redact_text(reason)}; {outcome}")
+        self.plugin = plugin
+        self.reason = reason
+        self.rolled_back = rolled_back
+
+
+class UpgradeRefusedError(UpgradeError):
+    """An upgrade refused by its checks before anything changed (the old version runs on)."""
+
+    def __init__(self, plugin: str, reason: str) -> None:
+        PluginError.__init__(self, f"the upgrade of plugin {plugin!r} was refused: {redact_text(reason)}; nothing changed")
+        self.plugin = plugin
+        self.reason = reason
+        self.rolled_back = True

@@ -16,17 +16,18 @@ if TYPE_CHECKING:
 
 
 def unmet_requirement(
-    name: str, dep: str, spec: str, depends_on: Sequence[str], dep_class: type[Plugin] | None
+    name: str, dep: str, spec: str, depends_on: Sequence[str], dep_class: type[Plugin] | None,
+    dep_version: str | None = None,
 ) -> str | None:
-    """Why plugin ``name``'s requirement ``spec`` on plugin ``dep`` (of class ``dep_class``)
-    is not met, or None when it is."""
+    """Why plugin ``name``'s requirement ``spec`` on plugin ``dep`` (of class ``dep_class``,
+    at ``dep_version``, by default the class's own) is not met, or None when it is."""
     if dep not in depends_on or dep_class is None:
         return f"plugin {name!r} has a version requirement on {dep!r} but does not depend on it"
     try:
         specifier = SpecifierSet(spec)
     except InvalidSpecifier:
         return f"plugin {name!r}: {spec!r} is not a valid version requirement for {dep!r}"
-    found = str(dep_class.version)
+    found = str(dep_class.version) if dep_version is None else dep_version
     try:
         met = Version(found) in specifier
     except InvalidVersion:

@@ -127,6 +127,18 @@ class Plugin:
         (kill child processes, close sockets) so the stop does not wait for it. Must be
         thread-safe. `on_stop` still follows, in the plugin's own thread."""
 
+    def on_upgrade(self) -> Any:
+        """Called in the plugin's thread when `ActorSystem.upgrade` replaces this instance, after
+        its last message and before `on_stop`: return the state to hand to the new instance's
+        `migrate` (anything; it stays in memory, it is not logged). The default hands over nothing."""
+        return None
+
+    def migrate(self, old_state: Any, old_version: str) -> None:
+        """Called in the plugin's thread on the new instance of an upgrade, after `on_start` and
+        before its first message, with what the old instance's `on_upgrade` returned and the old
+        version. Raise to refuse it: the upgrade is then rolled back. On a rollback the old class
+        gets its own state back the same way. The default ignores it."""
+
     def health_check(self) -> bool | Health:
         """Report health; return False or ``Health(False, detail)`` (or raise) when unhealthy."""
         return True

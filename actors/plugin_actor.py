@@ -30,6 +30,7 @@ from actorlog.actors.plugin import Health, Plugin
 from actorlog.actors.protocol import Control, Delivery, ReportFailure, StartFailed, Where
 from actorlog.actors.router import PluginEntry, Router
 from actorlog.actors.failures import record_failure
+from actorlog.actors.upgrade import NotUpgradable, Version
 from actorlog.actors.tracebacks import fit_texts, safe_str
 from actorlog.events import EncodeError, MessageReceived, MessageRefused, PluginHealthChecked, tag_of
 from actorlog.store import Ticket
@@ -93,6 +94,15 @@ class PluginActor(pykka.ThreadingActor):
         message = delivery.message
         context = self.context
         ticket: Ticket | None = None
+        function = entry.handlers.get(type(message))
+        if function is None:
+            message = self._reloaded(delivery)
+            if message is None:  # sent before an upgrade that dropped its type (allow_dropped_messages)
+                self._refuse(delivery, TypeError(
+                    f"plugin {entry.name!r} no longer handles {type(delivery.message).__qualname__}: its upgrade to "
+                    f"version {entry.version} dropped it"))
+                return
+            function = entry.handlers[type(message)]
         if entry.log_messages:
             # The message is encoded to JSON once; those bytes are logged, and the handler is
             # given them decoded to its type: exactly what reproduction decodes from the log.
@@ -112,7 +122,7 @@ class PluginActor(pykka.ThreadingActor):
             context.begin(None, None, delivery.correlation)  # nothing recorded: clock and randomness are live
         entry.handling = type(message).__qualname__
         try:
-            result = entry.handlers[type(message)](self.instance, message)
+            result = function(self.instance, message)
         except BaseException as exc:  # noqa: BLE001 - reported, and handed to an asking caller
             entry.handling = None
             context.end()
@@ -127,6 +137,18 @@ class PluginActor(pykka.ThreadingActor):
         context.end()
         self._release(delivery)
         _reply(delivery.reply, result)
+
+    def _reloaded(self, delivery: Delivery) -> Any:
+        """A message sent before an upgrade whose class was imported again (same tag, new class),
+        as an instance of the class the new handlers take; None if they take none of that tag."""
+        kind = tag_of(type(delivery.message))
+        for handled in self.entry.handlers:
+            if tag_of(handled) == kind:
+                try:
+                    return _decoder(handled).decode(msgspec.json.encode(delivery.message))
+                except msgspec.ValidationError:
+                    return None
+        return None
 
     def _release(self, delivery: Delivery) -> None:
         if delivery.bounded:
@@ -205,6 +227,12 @@ class PluginActor(pykka.ThreadingActor):
                     return  # a restart or stop came first
             elif op == "health":
                 result = self._check_health(control.reason)
+            elif op == "upgrade_halt":
+                if control.reply is not None and not control.reply.set_running_or_notify_cancel():
+                    return  # the supervisor stopped waiting for this halt: nothing changes
+                result = self._upgrade_halt(control.upgrade, control.correlation)
+            elif op == "upgrade_start":
+                self._upgrade_start(control.upgrade, control.state, control.correlation)
             else:
                 raise ValueError(f"unknown control operation {op!r}")
         except BaseException as exc:  # noqa: BLE001 - the supervisor gets it through the reply
@@ -263,6 +291,49 @@ class PluginActor(pykka.ThreadingActor):
         self._suspend("restarting")
         self.failed = None  # its decision was this restart: the failed message is not handled again
         self._stop_instance()
+
+    def _upgrade_halt(self, target: Version, correlation: str | None) -> Any:
+        """Hand over the running instance's state (``on_upgrade``) and stop it (``on_stop``);
+        from now on messages are stashed for the new instance. If ``on_upgrade`` raises, the
+        old instance goes on as if nothing happened (the upgrade fails, rolled back)."""
+        entry = self.entry
+        instance = self.instance
+        if instance is None or self.suspended or entry.state != "running":
+            raise NotUpgradable(f"it is {entry.state}; only a running plugin can be upgraded")
+        self._suspend("upgrading")
+        try:
+            state = instance.on_upgrade() if target.migrate else None
+        except BaseException as exc:  # noqa: BLE001 - recorded; the old instance takes messages again
+            self.record_failure(exc, correlation)
+            self.suspended = False
+            entry.state = "running"  # nothing was stashed meanwhile: this actor did nothing else
+            raise
+        self._stop_instance()
+        return state
+
+    def _upgrade_start(self, target: Version, state: Any, correlation: str | None) -> None:
+        """Build an instance of ``target``, run its ``on_start`` then ``migrate(state, ...)``; on
+        success it is the plugin's instance (its class, config and handlers now the entry's).
+        Messages stay stashed until the supervisor, having logged the outcome, sends ``resume``."""
+        entry = self.entry
+        started: Plugin | None = None
+        try:
+            instance = target.cls(self.context, target.config)
+            instance.on_start()
+            started = instance
+            if target.migrate:
+                instance.migrate(state, target.from_version)
+        except BaseException as exc:  # noqa: BLE001 - handed to the supervisor, which rolls back
+            failure = self.record_failure(exc, correlation)
+            if started is not None:
+                try:
+                    started.on_stop()
+                except BaseException as stop_exc:  # noqa: BLE001 - recorded; the rollback goes on
+                    self.record_failure(stop_exc, correlation)
+            raise StartFailed(exc, failure, failure.ts) from exc
+        entry.cls, entry.config, entry.version = target.cls, target.config, target.version
+        entry.handlers = target.handlers  # senders check types against the new handlers from now on
+        self.instance = entry.instance = instance
 
     def _stop_plugin(self) -> None:
         """Stop for good: run ``on_stop`` and refuse what was stashed."""

@@ -71,7 +71,7 @@ class Delivery(msgspec.Struct):
 class Control(msgspec.Struct):
     """A lifecycle operation on a plugin's actor, applied even while it is suspended."""
 
-    op: Literal["start", "halt", "stop", "resume", "retry", "redeliver", "health"]
+    op: Literal["start", "halt", "stop", "resume", "retry", "redeliver", "health", "upgrade_halt", "upgrade_start"]
     reply: Future[Any] | None = None
     reason: str = ""
     correlation: str | None = None
@@ -79,6 +79,10 @@ class Control(msgspec.Struct):
     """For ``retry``: seconds before the failed message is delivered again."""
     generation: int = 0
     """For ``redeliver``: the suspension it belongs to (a later start or stop makes it stale)."""
+    upgrade: Any = None
+    """For ``upgrade_halt`` and ``upgrade_start``: the `actorlog.actors.upgrade.Version` to hand over to or start."""
+    state: Any = None
+    """For ``upgrade_start``: what the old instance's ``on_upgrade`` handed over."""
 
 
 class StartFailed(Exception):

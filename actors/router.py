@@ -38,8 +38,8 @@ DEFAULT_MAX_INBOX = 10_000
 INBOX_TIMEOUT = 30.0
 """How long a sender waits for room in a full inbox before `PluginOverloadedError`."""
 
-ACCEPTING = frozenset({"starting", "running", "suspended", "restarting"})
-"""Plugin states in which messages are queued for it (a restart delivers them to the new instance)."""
+ACCEPTING = frozenset({"starting", "running", "suspended", "restarting", "upgrading"})
+"""Plugin states in which messages are queued for it (a restart or an upgrade delivers them to the new instance)."""
 
 
 class InboxBound:
@@ -85,7 +85,11 @@ class InboxBound:
 
 @dataclass
 class PluginEntry:
-    """Everything the system knows about one registered plugin."""
+    """Everything the system knows about one registered plugin.
+
+    ``cls``, ``config``, ``handlers`` and ``version`` are set at registration and replaced
+    only by the plugin's own actor, when an upgrade's new instance has started.
+    """
 
     name: str
     cls: type[Plugin]
@@ -110,6 +114,20 @@ class PluginEntry:
     """The running instance, if any (set by its actor; read by `ActorSystem.stop` for `on_shutdown`)."""
     inbox: InboxBound = field(default_factory=lambda: InboxBound(DEFAULT_MAX_INBOX))
     """Messages sent but not yet handled or refused (stashed ones included), bounded."""
+    version: str = ""
+    """The version it runs (the class's own unless registered or upgraded with another)."""
+    sent: set[type[Message]] = field(default_factory=set)
+    """Message types sent to it so far (an upgrade must keep handling them); added to under `sent_lock`."""
+    sent_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        if not self.version:
+            self.version = str(self.cls.version)
+
+    def sent_types(self) -> frozenset[type[Message]]:
+        """The message types sent to this plugin so far."""
+        with self.sent_lock:
+            return frozenset(self.sent)
 
     def accepts(self, sender: str, message_type: type[Message]) -> bool:
         """Whether ``sender`` may send this plugin messages of ``message_type``."""
@@ -156,6 +174,9 @@ class Router:
         message_type = type(message)
         if message_type not in entry.handlers:
             self._refuse_type(sender, entry, message)
+        if message_type not in entry.sent:  # the common case is this one set lookup
+            with entry.sent_lock:
+                entry.sent.add(message_type)  # type: ignore[arg-type]
         if entry.permissions is not None and not entry.accepts(sender, message_type):  # type: ignore[arg-type]
             kind = self.registry.by_type[message_type][0]  # type: ignore[index]
             self._refused(sender, recipient, kind, "permission denied", correlation)

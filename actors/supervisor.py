@@ -15,17 +15,18 @@ import math
 import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any
+from typing import Any, NoReturn
 
 import msgspec
 import pykka
 
-from actorlog.actors.errors import EscalationError, StartError
+from actorlog.actors.errors import DependencyError, EscalationError, StartError, UpgradeError, UpgradeRefusedError
 from actorlog.actors.graph import dependents_of, start_order
 from actorlog.actors.error_policy import qualified_name
 from actorlog.actors.protocol import CarryOut, Control, ReportFailure, StartFailed
 from actorlog.actors.router import PluginEntry, Router
-from actorlog.actors.tracebacks import fit_texts, safe_str
+from actorlog.actors.tracebacks import fit_texts, format_traceback, safe_str
+from actorlog.actors.upgrade import NotUpgradable, UpgradePlugin, Version, upgrade_events
 from actorlog.store import StoreError
 from actorlog.events import (
     Escalated,
@@ -36,6 +37,8 @@ from actorlog.events import (
     PluginStopped,
     PluginStopping,
     PluginStopTimedOut,
+    PluginUpgradeFailed,
+    PluginUpgradeRefused,
 )
 
 logger = logging.getLogger(__name__)
@@ -63,7 +66,10 @@ START_POLL = 0.1
 
 
 class StartPlugins(msgspec.Struct):
-    """Start every registered plugin in dependency order (asked by the system)."""
+    """Start every registered plugin not yet started in dependency order (asked by the system).
+    With ``keep_running``, a failure stops only the plugins this start started."""
+
+    keep_running: bool = False
 
 
 class StopPlugins(msgspec.Struct):
@@ -71,6 +77,13 @@ class StopPlugins(msgspec.Struct):
     may take ``timeout`` seconds (default: the policy's ``control_timeout``)."""
 
     timeout: float | None = None
+
+
+class StopPlugin(msgspec.Struct):
+    """Stop one plugin for good, once no started plugin depends on it (asked by the system,
+    to remove a plugin from a reloaded config file)."""
+
+    name: str
 
 
 class RestartPolicy(msgspec.Struct, frozen=True):
@@ -113,10 +126,16 @@ class Supervisor(pykka.ThreadingActor):
                 logger.exception("supervisor could not carry out %r", message)
             return None
         if isinstance(message, StartPlugins):
-            return self._start_all()
+            return self._start_all(message.keep_running)
         if isinstance(message, StopPlugins):
             self._stop_all(message.timeout)
             return list(self.abandoned)
+        if isinstance(message, UpgradePlugin):
+            self._upgrade(message)
+            return None
+        if isinstance(message, StopPlugin):
+            self._stop_removed(message.name)
+            return None
         raise TypeError(f"the supervisor does not handle {type(message).__qualname__}")
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -124,7 +143,7 @@ class Supervisor(pykka.ThreadingActor):
     def _order(self) -> list[str]:
         return start_order({name: entry.depends_on for name, entry in self.router.plugins.items()})
 
-    def _start_all(self) -> list[str]:
+    def _start_all(self, keep_running: bool = False) -> list[str]:
         order = [name for name in self._order() if name not in self.started]
         for index, name in enumerate(order):
             try:
@@ -140,7 +159,11 @@ class Supervisor(pykka.ThreadingActor):
                     actor=ACTOR,
                 )
                 unstarted = order[index + 1 :]
-                self._stop_all()
+                if keep_running:
+                    for started in reversed(order[:index]):
+                        self._stop_one(started)
+                else:
+                    self._stop_all()
                 raise StartError(name, exc, unstarted) from exc
         return order
 
@@ -161,7 +184,8 @@ class Supervisor(pykka.ThreadingActor):
         after it can be taken.
         """
         stopped = []
-        suspended = [n for n in self.started if self.router.plugins[n].state in ("suspended", "restarting")]
+        suspended = [n for n in self.started
+                     if self.router.plugins[n].state in ("suspended", "restarting", "upgrading")]
         for name in suspended + [n for n in reversed(self.started) if n not in suspended]:
             self._stop_one(name, timeout)
             stopped.append(name)
@@ -339,3 +363,129 @@ class Supervisor(pykka.ThreadingActor):
         self.router.stopped = self.escalation  # first: logging fails when the log itself is what failed
         self._log(Escalated(plugin=plugin, reason=reason, exc_type=exc_type), correlation=correlation)
         self._stop_all()
+
+    # -- upgrades ------------------------------------------------------------------------
+
+    def _stop_removed(self, name: str) -> None:
+        users = [n for n, e in self.router.plugins.items() if name in e.depends_on and n in self.started]
+        if users:
+            raise DependencyError(
+                f"plugin {name!r} cannot be stopped while {', '.join(map(repr, users))} depend on it; stop them first"
+            )
+        if name in self.started:
+            self._stop_one(name)
+
+    def _upgrade(self, request: UpgradePlugin) -> None:
+        """Replace a running plugin's version (see `actorlog.actors.upgrade`); raises
+        `UpgradeError` if it failed (rolled back), `UpgradeRefusedError` if it could not begin."""
+        name, new, correlation = request.plugin, request.new, request.correlation
+        entry = self.router.plugins.get(name)
+        if entry is None or self.escalation is not None or name not in self.started:
+            state = "not registered" if entry is None else entry.state
+            why = "the system escalated" if self.escalation is not None else f"it is {state}"
+            self._refuse_upgrade(name, new, f"{why}; only a running plugin can be upgraded", correlation)
+        assert entry is not None
+        old = Version.running(entry, migrate=new.migrate)
+        upgrading, upgraded = upgrade_events(old, new, name)
+        try:
+            # behind the messages queued before it: those go to the old instance
+            handed = self._upgrade_step(entry, "upgrade_halt", old, None, correlation, request.timeout)
+        except NotUpgradable as refused:
+            self._refuse_upgrade(name, new, str(refused), correlation)
+        except BaseException as failure:  # noqa: BLE001 - the old instance runs on: logged and raised
+            reason = f"the old instance did not hand over: {_cause(failure)}"
+            self._upgrade_failed(name, new, reason, failure, correlation, handed_over=False)
+            raise UpgradeError(name, reason) from None
+        self.store.append(upgrading, actor=ACTOR, correlation=correlation)  # from here, messages wait for the new one
+        try:
+            self._upgrade_step(entry, "upgrade_start", new, handed, correlation, None)
+        except BaseException as failure:  # noqa: BLE001 - rolled back below
+            reason = f"{_where(new)} raised: {_cause(failure)}"
+            self._roll_back(entry, old, new, handed, reason, failure, correlation)
+            raise UpgradeError(name, reason) from None
+        self.store.append(upgraded, actor=ACTOR, correlation=correlation)
+        self._control(entry, "resume")
+
+    def _refuse_upgrade(self, name: str, new: Version, reason: str, correlation: str) -> NoReturn:
+        self._log(PluginUpgradeRefused(plugin=name, class_path=new.class_path, plugin_version=new.version,
+                                       reason=reason), correlation=correlation)
+        raise UpgradeRefusedError(name, reason)
+
+    def _roll_back(
+        self, entry: PluginEntry, old: Version, new: Version, handed: Any, reason: str, failure: BaseException,
+        correlation: str,
+    ) -> None:
+        """Start the old version again after a failed upgrade; if that fails too, it is a failed
+        restart for the error handler to decide on (restart intensity, then escalation), and
+        `UpgradeError` says the rollback failed."""
+        try:
+            self._upgrade_step(entry, "upgrade_start", old, handed, correlation, None)
+        except BaseException as second:  # noqa: BLE001 - a failed restart, decided on like one
+            exc = second.original if isinstance(second, StartFailed) else second
+            self._upgrade_failed(entry.name, new, reason, failure, correlation, rolled_back=False)
+            self.store.append(
+                fit_texts(
+                    PluginFailed(plugin=entry.name, reason=f"on_start raised during the rollback of an upgrade: "
+                                                           f"{safe_str(exc)}", exc_type=qualified_name(exc)),
+                    ("reason",), self.store.max_payload_bytes,
+                )[0],
+                actor=ACTOR, correlation=correlation,
+            )
+            self.router.report(
+                ReportFailure(
+                    plugin=entry.name, exception=exc, where="restart", correlation=correlation,
+                    failure=second.failure if isinstance(second, StartFailed) else None,
+                    failed_at=second.failed_at if isinstance(second, StartFailed) else None,
+                )
+            )
+            rollback = f"{_where(old)} of the old version raised too: {_cause(second)}"
+            raise UpgradeError(entry.name, f"{reason}; {rollback}", rolled_back=False) from None
+        self._upgrade_failed(entry.name, new, reason, failure, correlation)
+        self._control(entry, "resume")
+
+    def _upgrade_failed(
+        self, name: str, new: Version, reason: str, failure: BaseException, correlation: str, *,
+        rolled_back: bool = True, handed_over: bool = True,
+    ) -> None:
+        exc = failure.original if isinstance(failure, StartFailed) else failure
+        event = PluginUpgradeFailed(
+            plugin=name, class_path=new.class_path, plugin_version=new.version, reason=reason,
+            exc_type=qualified_name(exc), traceback=format_traceback(exc), rolled_back=rolled_back,
+            handed_over=handed_over,
+        )
+        self._log(fit_texts(event, ("reason", "traceback"), self.store.max_payload_bytes)[0], correlation=correlation)
+
+    def _upgrade_step(
+        self, entry: PluginEntry, op: str, version: Version, state: Any, correlation: str, timeout: float | None,
+    ) -> Any:
+        """One step of an upgrade on the plugin's actor. With a ``timeout`` (the halt, which waits
+        behind the messages queued before it) the step is called off if it has not begun by then."""
+        assert entry.ref is not None
+        future: Future[Any] = Future()
+        entry.ref.tell(Control(op=op, reply=future, correlation=correlation, upgrade=version,  # type: ignore[arg-type]
+                               state=state))
+        try:
+            return future.result(timeout)
+        except FutureTimeout:
+            if future.done():
+                raise
+            if future.cancel():  # not begun: the actor will skip it, nothing changed
+                raise ControlTimeout(entry.name, "reach the upgrade", timeout, entry.handling) from None
+        try:  # begun meanwhile: on_upgrade and on_stop get the control timeout
+            return future.result(self.policy.control_timeout)
+        except FutureTimeout:
+            if future.done():
+                raise
+            timed_out = ControlTimeout(entry.name, "hand over for the upgrade", self.policy.control_timeout,
+                                       entry.handling)
+            self._escalate(entry.name, f"{timed_out}; upgrading it would wait for ever", correlation=correlation)
+            raise timed_out from None
+
+
+def _cause(failure: BaseException) -> str:
+    exc = failure.original if isinstance(failure, StartFailed) else failure
+    return f"{qualified_name(exc)}: {safe_str(exc)}"
+
+
+def _where(version: Version) -> str:
+    return f"on_start or migrate of {version.class_path} (version {version.version})"

@@ -44,10 +44,11 @@ from actorlog.actors.projector import LiveProjections, Read, Seed
 from actorlog.actors.protocol import SYSTEM_MESSAGES, CarryOut, Control
 from actorlog.actors.redaction import check_config, redact_event, redacted
 from actorlog.actors.retry import Retrying, RetryPolicy, make_retrying
-from actorlog.actors.router import ANYONE, APP, InboxBound, PluginEntry, Router
+from actorlog.actors.router import ANYONE, APP, InboxBound, PluginEntry, Router, new_correlation
 from actorlog.actors.snapshots import AutoSnapshots
 from actorlog.actors.tracebacks import fit_texts
-from actorlog.actors.supervisor import RestartPolicy, StartPlugins, StopPlugins, Supervisor
+from actorlog.actors.supervisor import RestartPolicy, StartPlugins, StopPlugin, StopPlugins, Supervisor
+from actorlog.actors.upgrade import Registration, UpgradePlugin, UpgradeRefused, prepare_upgrade
 from actorlog.events import Message, MetricsConfigured, PluginRegistered, RunStarted, RunStopped, TypeRegistry
 from actorlog.replay.errors import ErrorStatisticsSnapshot
 from actorlog.replay.metrics import DEFAULT_WINDOW, METRICS_ACTOR, MetricsSnapshot, Summary
@@ -127,6 +128,8 @@ class ActorSystem:
             self.registry.register(message_type)
         self._router = Router(self.store, self.registry)
         self._lock = threading.RLock()
+        self._upgrading = threading.Lock()
+        """Held by one upgrade at a time: each checks against what the previous one left."""
         self._stopped = False
         self._started = False
         self._failed_start: str | None = None
@@ -260,6 +263,94 @@ class ActorSystem:
             actor="supervisor",
         )
 
+    def upgrade(
+        self,
+        name: str,
+        plugin: type[Plugin] | str,
+        *,
+        config: Mapping[str, Any] | None = None,
+        version: str | None = None,
+        migrate: bool = True,
+        allow_dropped_messages: bool = False,
+        timeout: float | None = None,
+    ) -> None:
+        """Replace running plugin ``name``'s class and config without losing a message.
+
+        ``plugin`` is given as to `register`; ``config`` None keeps the running config;
+        ``version`` overrides the class's ``version``. Checks first, changing nothing if one
+        fails (`UpgradeRefusedError`, logged as ``plugin.upgrade_refused``): every dependent's
+        ``requires`` must accept the new version, the new class must handle every message
+        type the plugin has been sent (unless ``allow_dropped_messages``: those are then
+        refused), and the config is checked and redacted as at registration.
+
+        Then messages already queued go to the old instance; new ones wait (counted against
+        ``max_inbox``). The old instance's ``on_upgrade`` hands over its state (if
+        ``migrate``), ``on_stop`` runs, the new instance's ``on_start`` then ``migrate(state,
+        old_version)`` run, and what waited is delivered to it, in order. Returns once the new
+        instance takes messages. If ``on_start`` or ``migrate`` raises, the old class and
+        config start again with the same state and `UpgradeError` is raised (if that fails
+        too, it is a failed restart: restart intensity, then escalation). ``timeout``
+        (default: the restart policy's ``control_timeout``) bounds the wait for the old
+        instance to reach the upgrade behind its queued messages; if it does not, nothing
+        changes and `UpgradeError` says so. The log records ``plugin.upgrading`` and
+        ``plugin.upgraded`` (or ``plugin.upgrade_failed``) under one correlation.
+        """
+        self._check_running()
+        budget = self._restart_policy.control_timeout if timeout is None else timeout
+        if not 0 < budget < math.inf:
+            raise ValueError(f"upgrade timeout must be a finite number of seconds > 0, got {timeout!r}")
+        correlation = new_correlation()
+        with self._upgrading:
+            entry = self._router.entry(name)
+            try:
+                target = prepare_upgrade(self._router, entry, plugin, config, version, migrate=migrate,
+                                         allow_dropped_messages=allow_dropped_messages)
+            except UpgradeRefused as refused:
+                self.store.append(refused.event(), actor="supervisor", correlation=correlation)
+                raise
+            self._supervisor.ask(UpgradePlugin(name, target, budget, correlation), block=True)
+
+    def check_upgrade(
+        self,
+        name: str,
+        plugin: type[Plugin] | str,
+        *,
+        config: Mapping[str, Any] | None = None,
+        version: str | None = None,
+        allow_dropped_messages: bool = False,
+    ) -> None:
+        """Make `upgrade`'s checks without upgrading or logging anything; `UpgradeRefusedError` says which failed."""
+        self._check_running()
+        with self._upgrading:
+            prepare_upgrade(self._router, self._router.entry(name), plugin, config, version, migrate=True,
+                            allow_dropped_messages=allow_dropped_messages)
+
+    def registration(self, name: str) -> Registration:
+        """What plugin ``name`` runs now: its class path, version and dependencies."""
+        entry = self._router.entry(name)
+        return Registration(class_path=class_path(entry.cls), version=entry.version, depends_on=entry.depends_on)
+
+    def remove(self, name: str) -> None:
+        """Stop plugin ``name`` for good and unregister it; refused (`DependencyError`) while a
+        registered plugin depends on it. The log keeps its history; the name may be registered again."""
+        self._check_running()
+        with self._lock:
+            entry = self._router.entry(name)
+            users = [n for n, e in self._router.plugins.items() if name in e.depends_on]
+            if users:
+                raise DependencyError(
+                    f"plugin {name!r} cannot be removed while {', '.join(map(repr, users))} depend on it; "
+                    f"remove them first"
+                )
+            self._supervisor.ask(StopPlugin(name), block=True)
+            # a new table, not an edit: threads iterating the old one (health checks) are not disturbed
+            self._router.plugins = {n: e for n, e in self._router.plugins.items() if n != name}
+        if entry.ref is not None:
+            try:
+                entry.ref.stop(block=True, timeout=self._restart_policy.control_timeout)
+            except (pykka.ActorDeadError, pykka.Timeout):
+                pass
+
     @staticmethod
     def available_plugins() -> dict[str, str]:
         """Plugins installed under the ``actorlog.plugins`` entry-point group: name -> import path."""
@@ -273,8 +364,15 @@ class ActorSystem:
         Cycles, missing dependencies and unmet version requirements are refused before
         anything starts. If a plugin's ``on_start`` raises, its dependents are not
         started, everything started is stopped, and `StartError` says which and why.
+        Once the system has started, a later `start` (of plugins registered since) stops
+        only the plugins it started itself when one fails: the others run on.
         """
         self._check_running()
+        if self._started:
+            self._validate()
+            started: list[str] = self._supervisor.ask(StartPlugins(keep_running=True), block=True)
+            self._start_health_checks()
+            return started
         try:
             self._validate()
             order: list[str] = self._supervisor.ask(StartPlugins(), block=True)
@@ -291,7 +389,8 @@ class ActorSystem:
         for name, entry in plugins.items():
             for dep, spec in entry.requires.items():
                 dep_entry = plugins.get(dep)
-                problem = unmet_requirement(name, dep, spec, entry.depends_on, dep_entry.cls if dep_entry else None)
+                problem = unmet_requirement(name, dep, spec, entry.depends_on, dep_entry.cls if dep_entry else None,
+                                            dep_entry.version if dep_entry else None)
                 if problem:
                     raise DependencyError(problem)
 

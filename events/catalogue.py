@@ -105,6 +105,80 @@ class PluginRestarted(Event, tag="plugin.restarted", frozen=True):
     reason: str = ""
 
 
+class PluginUpgrading(Event, tag="plugin.upgrading", frozen=True):
+    """An upgrade of a running plugin began: its messages now wait for the new instance.
+
+    ``old_*`` name the class, version and config running until now, the others what
+    replaces them (the config redacted, as at registration). ``migrate`` says whether
+    the old instance's state is handed over (``on_upgrade``, then ``migrate``).
+    """
+
+    plugin: str
+    old_class_path: str
+    old_version: str
+    old_config: dict[str, Any]
+    class_path: str
+    plugin_version: str
+    config: dict[str, Any]
+    migrate: bool = True
+
+
+class PluginUpgraded(Event, tag="plugin.upgraded", frozen=True):
+    """A new class, version or config of a plugin took over its messages (same fields as
+    ``plugin.upgrading``, under the same correlation); what waited is delivered to it."""
+
+    plugin: str
+    old_class_path: str
+    old_version: str
+    old_config: dict[str, Any]
+    class_path: str
+    plugin_version: str
+    config: dict[str, Any]
+    migrate: bool = True
+
+
+class PluginUpgradeFailed(Event, tag="plugin.upgrade_failed", frozen=True):
+    """An upgrade failed once begun (the new instance's ``on_start`` or ``migrate`` raised, the
+    old one's ``on_upgrade`` raised, or it did not halt in time). ``rolled_back`` is True when
+    the old class and config run again; False when even that failed (a failed restart)."""
+
+    plugin: str
+    class_path: str
+    plugin_version: str
+    reason: str
+    exc_type: str | None = None
+    traceback: str = ""
+    rolled_back: bool = True
+    handed_over: bool = True
+    """Whether the old instance had handed over its state and stopped (False: it never stopped)."""
+
+
+class PluginUpgradeRefused(Event, tag="plugin.upgrade_refused", frozen=True):
+    """An upgrade was refused by its checks before anything changed; ``reason`` says why."""
+
+    plugin: str
+    class_path: str
+    plugin_version: str
+    reason: str
+
+
+class ConfigReloaded(Event, tag="config.reloaded", frozen=True):
+    """``actorlog run`` applied a changed config file (on SIGHUP): the plugins it upgraded,
+    added and removed, in the order it did so."""
+
+    path: str
+    upgraded: tuple[str, ...] = ()
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+
+class ConfigReloadRefused(Event, tag="config.reload_refused", frozen=True):
+    """``actorlog run`` was asked to reload its config file and refused it: nothing changed."""
+
+    path: str
+    reason: str
+
+
 class FailureRaised(Event, tag="failure.raised", frozen=True):
     """A handler, start, stop or health check raised.
 
@@ -312,6 +386,12 @@ BUILTIN_EVENTS: tuple[type[Event], ...] = (
     PluginFailed,
     PluginStopTimedOut,
     PluginRestarted,
+    PluginUpgrading,
+    PluginUpgraded,
+    PluginUpgradeFailed,
+    PluginUpgradeRefused,
+    ConfigReloaded,
+    ConfigReloadRefused,
     FailureRaised,
     FailureAssessed,
     RecoveryDecided,

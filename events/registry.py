@@ -45,7 +45,9 @@ class TypeRegistry:
 
         The class must carry an explicit tag (``class X(Event, tag="app.x")``): lowercase
         words joined by dots. Registering the same class twice is harmless; another class
-        with a tag already taken is refused unless ``replace=True``.
+        with a tag already taken is refused unless ``replace=True``, or unless it is the same
+        class of a module imported again (`importlib.reload`: same module, same top-level
+        qualified name), which then takes the tag over.
         """
         if not (isinstance(cls, type) and issubclass(cls, (Message, Event))):
             raise RegistrationError(
@@ -75,7 +77,7 @@ class TypeRegistry:
             existing = self._by_kind.get(tag)
             if existing is cls:
                 return cls
-            if existing is not None and not replace:
+            if existing is not None and not replace and not _reimported(existing, cls):
                 raise RegistrationError(
                     f"cannot register {cls.__module__}.{cls.__qualname__}: tag {tag!r} already belongs to "
                     f"{existing.__module__}.{existing.__qualname__}; choose another tag or pass replace=True"
@@ -169,3 +171,10 @@ def register(cls: T) -> T:
 def upcaster(kind: str, from_version: int) -> Callable[[Upcaster], Upcaster]:
     """Register an upcaster in the default registry (decorator)."""
     return default_registry.upcaster(kind, from_version)
+
+
+def _reimported(existing: type, cls: type) -> bool:
+    """Whether ``cls`` is ``existing`` defined again by importing its module again (not a class
+    made inside a function, where two classes of one name may well be different types)."""
+    return ((existing.__module__, existing.__qualname__) == (cls.__module__, cls.__qualname__)
+            and "<locals>" not in cls.__qualname__)

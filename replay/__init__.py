@@ -8,7 +8,7 @@ own modules: importing this package loads nothing of `actorlog.actors`.
 from actorlog.replay.errors import ErrorStatistics, ErrorStatisticsSnapshot, RecentError
 from actorlog.replay.metrics import Metrics, MetricsSnapshot, Summary, percentile
 from actorlog.replay.prometheus import to_prometheus
-from actorlog.replay.plugins import PluginState, PluginStates
+from actorlog.replay.plugins import PluginState, PluginStates, VersionChange
 from actorlog.replay.rebuild import (
     newest_snapshot,
     rebuild,
@@ -39,6 +39,7 @@ __all__ = [
     "MetricsSnapshot",
     "RecentError",
     "Summary",
+    "VersionChange",
     "percentile",
     "rebuild_error_statistics",
     "rebuild_metrics",

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, NoReturn
 import click
 
 from actorlog.actors.config import build_system, load_config, toml_key
+from actorlog.actors.reload import Reloader
 from actorlog.actors.errors import ConfigError, EscalationError, StartError
 from actorlog.events import ActorlogError
 from actorlog.replay.cli import _print_stats, friendly_errors
@@ -111,6 +112,23 @@ class _Interrupted(BaseException):
     """A signal that cuts a start or a stop short (a BaseException, so no handler swallows it)."""
 
 
+def _reload(reloader: Reloader, config_file: str) -> None:
+    """Apply the changed config file (on SIGHUP), saying on stderr what was done or why not."""
+    try:
+        plan, problems = reloader.reload()
+    except ConfigError as exc:
+        click.echo(f"actorlog run: reload refused, nothing changed: {exc}", err=True)
+        return
+    except ActorlogError as exc:  # a step failed partway: the run goes on, as far as it got
+        click.echo(f"actorlog run: reload of {config_file} failed partway: {exc}", err=True)
+        return
+    steps = (("removed", plan.remove), ("upgraded", plan.upgrade), ("added", plan.add))
+    done = "; ".join(f"{what} {', '.join(names)}" for what, names in steps if names) or "no plugin changed"
+    click.echo(f"actorlog run: reloaded {config_file}: {done}", err=True)
+    for problem in problems:
+        click.echo(f"actorlog run: {problem}", err=True)
+
+
 def _stop_at_once(system: ActorSystem, signame: str) -> NoReturn:
     """After a second signal: commit what was appended, and exit without waiting for the plugins."""
     try:
@@ -160,7 +178,10 @@ def _stopped_by(exc: BaseException | None) -> BaseException | None:
 def run(config_file: str, path: str | None, check: bool) -> None:
     """Start the system a TOML file describes; run until SIGINT (Ctrl-C) or SIGTERM.
 
-    On a signal the plugins stop in reverse dependency order, the log is flushed, and the
+    On SIGHUP the file is read again and checked as a whole: plugins whose class, version
+    or config changed are upgraded in place without losing a message, added ones are
+    started, removed ones stopped; a file that fails the check changes nothing (stderr
+    and the log say why). On SIGINT or SIGTERM the plugins stop in reverse dependency order, the log is flushed, and the
     exit status is 0. A bad config exits with status 2 and names the file and the key;
     an escalation that stops the system (a failed log included) exits with status 1.
     See examples/agent.toml. With --check, the file is checked as a whole and nothing
@@ -193,6 +214,8 @@ def run(config_file: str, path: str | None, check: bool) -> None:
             raise _Interrupted(received[-1])
 
     previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
+    reload_asked = threading.Event()  # the main loop reloads: a signal handler only asks
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, lambda signum, frame: reload_asked.set())
     failure: StoreWriteError | None = None
     try:
         system = build_system(loaded, db=path)
@@ -213,12 +236,15 @@ def run(config_file: str, path: str | None, check: bool) -> None:
             if not stop.is_set():
                 click.echo(
                     f"actorlog run: started {', '.join(order)} (log {system.store.location.display}, run {system.run}); "
-                    f"stop with Ctrl-C or SIGTERM", err=True,
+                    f"stop with Ctrl-C or SIGTERM, reload the file with SIGHUP", err=True,
                 )
                 for recipient, message in loaded.messages:
                     system.tell(recipient, message)
+            reloader = Reloader(system, loaded)
             while not stop.wait(0.1) and not system.wait(0):
-                pass
+                if reload_asked.is_set():
+                    reload_asked.clear()
+                    _reload(reloader, config_file)
         except ActorlogError as exc:
             if _stopped_by(exc) is None and system.escalation is None and system.store.failure is None:
                 raise  # not the system stopping itself: reported as an error

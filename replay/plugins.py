@@ -1,4 +1,4 @@
-"""Plugin states: a projection folded from lifecycle and health events.
+"""Plugin states: a projection folded from lifecycle, upgrade and health events.
 
 A plugin is identified by its run and its name, so the plugins of two runs (two
 processes sharing one log, or one application run twice) never merge. Lifecycle events
@@ -21,6 +21,9 @@ from actorlog.events import (
     PluginStopped,
     PluginStopping,
     PluginStopTimedOut,
+    PluginUpgraded,
+    PluginUpgradeFailed,
+    PluginUpgrading,
 )
 from actorlog.store import EventRecord
 
@@ -32,7 +35,20 @@ _STATES: dict[type[Any], str] = {
     PluginStopped: "stopped",
     PluginFailed: "failed",
     PluginStopTimedOut: "stop_timed_out",
+    PluginUpgrading: "upgrading",
+    PluginUpgraded: "running",
 }
+
+
+class VersionChange(msgspec.Struct, kw_only=True):
+    """One entry of a plugin's version history: the class and version it ran from ``seq`` on."""
+
+    seq: int
+    time: float
+    change: str
+    """``registered`` or ``upgraded``."""
+    version: str
+    class_path: str
 
 
 class PluginState(msgspec.Struct, kw_only=True):
@@ -46,6 +62,8 @@ class PluginState(msgspec.Struct, kw_only=True):
     health_detail: str = ""
     last_health_at: float | None = None
     run: str = ""
+    history: list[VersionChange] = msgspec.field(default_factory=list)
+    """Every version it ran in its run, oldest first (registration, then each upgrade)."""
 
 
 SUPERVISOR_ACTOR = "supervisor"
@@ -61,9 +79,10 @@ class PluginStates:
     kinds = (
         "plugin.registered", "plugin.starting", "plugin.started", "plugin.stopping", "plugin.stopped",
         "plugin.failed", "plugin.restarted", "plugin.health_checked", "plugin.stop_timed_out",
+        "plugin.upgrading", "plugin.upgraded", "plugin.upgrade_failed",
     )
     name = "plugins"
-    version = 1
+    version = 2
 
     def __init__(self) -> None:
         self.plugins: dict[PluginKey, PluginState] = {}
@@ -80,7 +99,9 @@ class PluginStates:
             return
         if kind is PluginRegistered:
             self.plugins[(record.run, event.plugin)] = PluginState(
-                state="registered", version=event.plugin_version, class_path=event.class_path, run=record.run
+                state="registered", version=event.plugin_version, class_path=event.class_path, run=record.run,
+                history=[VersionChange(seq=record.seq, time=record.ts, change="registered",
+                                       version=event.plugin_version, class_path=event.class_path)],
             )
         else:
             plugin = self.plugins.get((record.run, getattr(event, "plugin", None)))  # type: ignore[arg-type]
@@ -88,6 +109,12 @@ class PluginStates:
                 return
             if kind in _STATES:
                 plugin.state = _STATES[kind]
+                if kind is PluginUpgraded:
+                    plugin.version, plugin.class_path = event.plugin_version, event.class_path
+                    plugin.history.append(VersionChange(seq=record.seq, time=record.ts, change="upgraded",
+                                                        version=event.plugin_version, class_path=event.class_path))
+            elif kind is PluginUpgradeFailed:
+                plugin.state = "running" if event.rolled_back else "failed"
             elif kind is PluginRestarted:
                 plugin.restarts = event.restart_count
             elif kind is PluginHealthChecked:

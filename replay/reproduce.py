@@ -3,7 +3,10 @@
 Given the seq of a ``failure.raised`` event, a fresh instance of that plugin is built
 from its recorded class path and config, started, and fed every message it received in
 that run since its last (re)start, in order, each with its recorded receive time and
-random seed. Nothing is written to the original log: events the plugin emits are kept
+random seed. If the plugin was upgraded since that start, the upgrades happen at the same
+places in the replay: the instance hands its state (``on_upgrade``) to an instance of the
+recorded new class and config (``migrate``), so the failure is replayed by the code that
+was active when it happened. Nothing is written to the original log: events the plugin emits are kept
 in memory, and calls to other plugins are refused (their answers were not recorded).
 
 A log may come from someone else, and its config and messages decide what the plugin
@@ -33,7 +36,16 @@ from actorlog.actors.loading import load_plugin_class
 from actorlog.actors.plugin import Plugin, handlers_of
 from actorlog.actors.redaction import redact_text
 from actorlog.actors.tracebacks import format_traceback, is_cut_of
-from actorlog.events import ActorlogError, FailureRaised, MessageReceived, PluginRegistered, TypeRegistry
+from actorlog.events import (
+    ActorlogError,
+    FailureRaised,
+    MessageReceived,
+    PluginRegistered,
+    PluginUpgraded,
+    PluginUpgradeFailed,
+    PluginUpgrading,
+    TypeRegistry,
+)
 from actorlog.store import EventRecord, EventStore
 from actorlog.store.signing import PublicKey
 
@@ -78,6 +90,8 @@ class Reproduction(msgspec.Struct, frozen=True, kw_only=True):
     refused: tuple[str, ...] = ()
     """What the plugin tried to use of them and was refused (``network: connect to ('127.0.0.1', 80)``):
     when not empty, the outcome depended on a withheld capability."""
+    upgrades: tuple[int, ...] = ()
+    """Seqs of the ``plugin.upgraded`` events replayed between the start and the failure."""
 
 
 class _RefusingRef:
@@ -266,10 +280,12 @@ def _reproduce(
             f"failure {failure_seq} is of {name!r}, which was never registered as a plugin in run {run} "
             f"(a task's failure cannot be reproduced this way)"
         )
+    at_start, changes, active = _lineage(store, run, name, failure_seq, registered)
     base: dict[str, Any] = dict(
-        plugin=name, class_path=registered.class_path, recorded_version=registered.plugin_version,
+        plugin=name, class_path=active.class_path, recorded_version=active.version,
         failure_seq=failure_seq, trigger_seq=failure.trigger_seq, recorded_exc_type=failure.exc_type,
         recorded_message=failure.message, recorded_traceback=failure.traceback,
+        upgrades=tuple(change.seq for change in changes if change.upgraded),
     )
     if not registered.log_messages:
         return Reproduction(
@@ -278,38 +294,26 @@ def _reproduce(
                    f"it received are not in the log",), **base,
         )
     context = ReplayContext(name, run, registered.depends_on, capabilities)
-    named = names_in_config(registered.config)
+    named = set().union(*(names_in_config(spec.config) for spec in [at_start, *(c.spec for c in changes)]))
     outcome: dict[str, Any] = {}
     replayed, current = 0, None
-    # the log names the module to import: even importing it happens under the capabilities
+    stages: list[_Stage] | None = None
+    # the log names the modules to import: even importing them happens under the capabilities
     with confined(capabilities, named) as confinement:
-        try:
-            cls: type[Plugin] | None = load_plugin_class(registered.class_path)
-        except ActorlogError as exc:
-            cls = None
-            notes.append(f"cannot reproduce: the plugin class cannot be loaded: {exc}")
-        if cls is not None:
-            current = str(cls.version)
-            if current != registered.plugin_version:
-                notes.append(
-                    f"the plugin's code has changed: the log recorded version {registered.plugin_version}, "
-                    f"this installation has {current}; the outcome may differ for that reason"
-                )
-            handlers = handlers_of(cls)
-            registry = TypeRegistry()
-            for message_type in handlers:
-                registry.register(message_type)
+        stages = _load_stages(at_start, changes, notes)
+        if stages is not None:
+            current = str(stages[-1].cls.version)
+            notes += _upgrade_notes(changes)
             messages = _messages_since_start(store, run, name, failure_seq)
             first = messages[0].seq if messages else failure_seq
             recorded_failures = _earlier_failures(store, run, name, first, failure_seq)
             if failure.trigger_seq is None:
-                notes.append("the failure was not caused by a logged message (start, stop or health check)")
-            outcome, replayed = _replay(cls, registered, context, messages, registry, handlers, recorded_failures,
-                                        failure, notes)
+                notes.append("the failure was not caused by a logged message (start, stop, health check or upgrade)")
+            outcome, replayed = _replay(stages, context, messages, recorded_failures, failure, notes)
     withheld = capabilities.denied()
     refused = tuple(context.refused) + tuple(confinement.refused)
     notes += _capability_notes(withheld, refused, vouched, [v for v in confinement.unset if v in named])
-    if cls is None:
+    if stages is None:
         return Reproduction(
             reproduced=False, current_version=None, messages_replayed=0, notes=tuple(notes), withheld=withheld,
             refused=refused, **base,
@@ -354,46 +358,183 @@ def _capability_notes(
     return notes
 
 
+class _Spec(msgspec.Struct, frozen=True):
+    """A version of the plugin as the log records it."""
+
+    class_path: str
+    version: str
+    config: dict[str, Any]
+    migrate: bool = True
+
+
+class _Change(msgspec.Struct, frozen=True):
+    """At ``seq``, the running instance handed over to a new instance of ``spec`` (an upgrade,
+    or a rollback to the same version, or the upgrade that was under way when the failure happened)."""
+
+    seq: int
+    spec: _Spec
+    from_version: str
+    what: str
+    """``upgraded``, ``rolled_back`` or ``under_way`` (the upgrade the failure happened in)."""
+
+    @property
+    def upgraded(self) -> bool:
+        return self.what == "upgraded"
+
+
+class _Stage(msgspec.Struct, frozen=True):
+    """A loaded version to run from ``seq`` on (None: from the start)."""
+
+    seq: int | None
+    spec: _Spec
+    cls: type[Plugin]
+    handlers: dict[type[Any], Callable[..., Any]]
+    registry: TypeRegistry
+    from_version: str = ""
+
+
+def _lineage(
+    store: EventStore, run: str, name: str, failure_seq: int, registered: PluginRegistered
+) -> tuple[_Spec, list[_Change], _Spec]:
+    """The version the plugin last started as before the failure, the hand-overs since, and the
+    version active when the failure happened (the log's supervisor events, in order)."""
+    current = _Spec(registered.class_path, registered.plugin_version, registered.config)
+    at_start, pending = current, None
+    changes: list[_Change] = []
+    kinds = ("plugin.registered", "plugin.started", "plugin.upgrading", "plugin.upgraded", "plugin.upgrade_failed")
+    for record in store.events(run=run, kinds=kinds, to_seq=failure_seq, lenient=True):
+        event = record.event
+        if record.actor != "supervisor" or getattr(event, "plugin", None) != name:
+            continue
+        if isinstance(event, PluginRegistered):
+            current = _Spec(event.class_path, event.plugin_version, event.config)
+            at_start, changes, pending = current, [], None
+        elif record.kind == "plugin.started":  # a start or restart builds a fresh instance of what is current
+            at_start, changes, pending = current, [], None
+        elif isinstance(event, PluginUpgrading):
+            pending = _Change(record.seq, _Spec(event.class_path, event.plugin_version, event.config, event.migrate),
+                              current.version, "under_way")
+        elif isinstance(event, PluginUpgraded):
+            new = _Spec(event.class_path, event.plugin_version, event.config, event.migrate)
+            changes.append(_Change(record.seq, new, current.version, "upgraded"))
+            current, pending = new, None
+        elif isinstance(event, PluginUpgradeFailed):
+            if event.handed_over and event.rolled_back and pending is not None:  # the old version, with its state
+                rolled_back = msgspec.structs.replace(current, migrate=pending.spec.migrate)
+                changes.append(_Change(record.seq, rolled_back, current.version, "rolled_back"))
+            pending = None
+    if pending is not None:  # the failure happened during this upgrade (on_upgrade, on_start or migrate)
+        changes.append(pending)
+        return at_start, changes, pending.spec
+    return at_start, changes, current
+
+
+def _load_stages(at_start: _Spec, changes: list[_Change], notes: list[str]) -> list[_Stage] | None:
+    """Each version's class, loaded; None (with a note) if one cannot be."""
+    stages: list[_Stage] = []
+    for seq, spec, from_version in [(None, at_start, ""), *((c.seq, c.spec, c.from_version) for c in changes)]:
+        try:
+            cls = load_plugin_class(spec.class_path)
+        except ActorlogError as exc:
+            if not changes:
+                notes.append(f"cannot reproduce: the plugin class cannot be loaded: {exc}")
+            else:
+                when = "when it started" if seq is None else f"from the upgrade at seq {seq}"
+                notes.append(f"cannot reproduce: the class {spec.class_path} (version {spec.version}), active {when}, "
+                             f"can no longer be loaded: {exc}")
+            return None
+        installed = str(cls.version)
+        if installed != spec.version and all(stage.cls is not cls for stage in stages):
+            what = "the plugin's code has changed" if not changes else f"the code of {spec.class_path} has changed"
+            notes.append(
+                f"{what}: the log recorded version {spec.version}, this installation has {installed}; the outcome "
+                f"may differ for that reason"
+            )
+        handlers = handlers_of(cls)
+        registry = TypeRegistry()
+        for message_type in handlers:
+            registry.register(message_type)
+        stages.append(_Stage(seq, spec, cls, handlers, registry, from_version))
+    return stages
+
+
+def _upgrade_notes(changes: list[_Change]) -> list[str]:
+    notes = []
+    for change in changes:
+        spec = change.spec
+        if change.upgraded:
+            notes.append(f"upgraded at seq {change.seq} from version {change.from_version} to {spec.class_path} "
+                         f"{spec.version}: replayed there, the state handed over as it was live")
+        elif change.what == "under_way":
+            notes.append(f"the failure happened during the upgrade at seq {change.seq} to {spec.class_path} "
+                         f"{spec.version}: replayed with it")
+        else:
+            notes.append(f"an upgrade was rolled back at seq {change.seq}: the old version started again there")
+    return notes
+
+
+def _hand_over(instance: Plugin, stage: _Stage, context: ReplayContext) -> Plugin:
+    """What an upgrade did live: ``on_upgrade`` and ``on_stop`` of ``instance``, then a new
+    instance of ``stage`` started and given the state."""
+    state = instance.on_upgrade() if stage.spec.migrate else None
+    try:
+        instance.on_stop()
+    except Exception:  # noqa: BLE001 - live, a raising on_stop is recorded and the upgrade goes on
+        pass
+    new: Plugin = stage.cls(context, stage.spec.config)  # type: ignore[arg-type]
+    new.on_start()
+    if stage.spec.migrate:
+        new.migrate(state, stage.from_version)
+    return new
+
+
 def _replay(
-    cls: type[Plugin], registered: PluginRegistered, context: ReplayContext, messages: list[EventRecord],
-    registry: TypeRegistry, handlers: Mapping[type[Any], Callable[..., Any]], recorded_failures: set[int],
+    stages: list[_Stage], context: ReplayContext, messages: list[EventRecord], recorded_failures: set[int],
     failure: FailureRaised, notes: list[str],
 ) -> tuple[dict[str, Any], int]:
-    """Start a fresh instance and feed it the messages; the outcome (empty when nothing was raised)
-    and how many messages were replayed."""
+    """Start a fresh instance and feed it the messages, handing over to each later stage where the
+    log says it took over; the outcome (empty when nothing was raised) and how many messages were replayed."""
     outcome: dict[str, Any] = {}
     replayed = 0
+    stage, waiting = stages[0], list(stages[1:])
     # Whatever a plugin raises is an outcome to report, BaseExceptions (SystemExit,
     # KeyboardInterrupt, GeneratorExit) included: the live system recorded them all.
     try:
-        instance: Plugin = cls(context, registered.config)  # type: ignore[arg-type]
+        instance: Plugin = stage.cls(context, stage.spec.config)  # type: ignore[arg-type]
         instance.on_start()
     except BaseException as exc:  # noqa: BLE001 - the outcome is what we report
-        outcome = _outcome(exc, None)
-    if not outcome:
-        decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
-        for record in messages:
-            received: MessageReceived = record.event
-            message_kind = received.message.get("kind")
-            handled = registry.type_for(message_kind) if isinstance(message_kind, str) else None
-            if handled is None:
-                notes.append(f"message at seq {record.seq} ({message_kind!r}) has no handler in the current code; skipped")
-                continue
+        return _outcome(exc, None), 0
+    decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
+    for record in [*messages, None]:  # None: after the last message, the hand-overs left before the failure
+        while waiting and (record is None or (waiting[0].seq or 0) < record.seq):
+            stage = waiting.pop(0)
             try:
-                message = _logged_message(received, handled, decoders)
-            except msgspec.ValidationError as exc:
-                notes.append(f"message at seq {record.seq} ({message_kind!r}) does not decode as the current code's "
-                             f"{handled.__qualname__} ({exc}); skipped")
-                continue
-            context.begin(record.ts, received.seed, record.correlation)
-            replayed += 1
-            try:
-                handlers[handled](instance, message)
+                instance = _hand_over(instance, stage, context)
             except BaseException as exc:  # noqa: BLE001 - the outcome is what we report
-                if record.seq in recorded_failures and record.seq != failure.trigger_seq:
-                    continue  # it failed here in the recording too, and the plugin went on
-                outcome = _outcome(exc, record.seq)
-                break
+                return _outcome(exc, None), replayed
+        if record is None:
+            break
+        received: MessageReceived = record.event
+        message_kind = received.message.get("kind")
+        handled = stage.registry.type_for(message_kind) if isinstance(message_kind, str) else None
+        if handled is None:
+            notes.append(f"message at seq {record.seq} ({message_kind!r}) has no handler in the current code; skipped")
+            continue
+        try:
+            message = _logged_message(received, handled, decoders)
+        except msgspec.ValidationError as exc:
+            notes.append(f"message at seq {record.seq} ({message_kind!r}) does not decode as the current code's "
+                         f"{handled.__qualname__} ({exc}); skipped")
+            continue
+        context.begin(record.ts, received.seed, record.correlation)
+        replayed += 1
+        try:
+            stage.handlers[handled](instance, message)
+        except BaseException as exc:  # noqa: BLE001 - the outcome is what we report
+            if record.seq in recorded_failures and record.seq != failure.trigger_seq:
+                continue  # it failed here in the recording too, and the plugin went on
+            outcome = _outcome(exc, record.seq)
+            break
     return outcome, replayed
 
 

@@ -81,13 +81,21 @@ def test_rebuild_reports_plugin_states_versions_restarts_health_and_errors(tmp_p
     assert set(checks) == {"steady", "shaky"}
     assert list(live["plugins"]) == [run]
     plugins = live["plugins"][run]
+    registered = {r.event.plugin: r for r in read(path, kinds=["plugin.registered"])}
+
+    def history(name: str, version: str, path: str) -> list[dict[str, object]]:
+        record = registered[name]
+        return [{"seq": record.seq, "time": record.ts, "change": "registered", "version": version, "class_path": path}]
+
     assert plugins["steady"] == {
         "state": "running", "version": "2.5", "class_path": "replay_helpers:BusyV2", "restarts": 0,
         "healthy": True, "health_detail": "fine", "last_health_at": checks["steady"].ts, "run": run,
+        "history": history("steady", "2.5", "replay_helpers:BusyV2"),
     }
     assert plugins["shaky"] == {
         "state": "running", "version": "1.0", "class_path": "replay_helpers:Busy", "restarts": 2,
         "healthy": False, "health_detail": "disk full", "last_health_at": checks["shaky"].ts, "run": run,
+        "history": history("shaky", "1.0", "replay_helpers:Busy"),
     }
     assert plugins["doomed"]["state"] == "stopped"
     assert plugins["doomed"]["healthy"] is None and plugins["doomed"]["last_health_at"] is None
