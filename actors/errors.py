@@ -99,3 +99,7 @@ class AskCycleError(PluginError, RuntimeError):
             f"plugin handles one message at a time; tell instead, or answer from the handler that was asked"
         )
         self.chain = tuple(chain)
+
+
+class MetricsAddressError(ActorlogError, ValueError):
+    """The metrics endpoint cannot listen there: a malformed HOST:PORT, or the port is taken."""

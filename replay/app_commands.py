@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, NoReturn
 import click
 
 from actorlog.actors.config import build_system, load_config, toml_key
-from actorlog.actors.errors import ConfigError, EscalationError, StartError
+from actorlog.actors.errors import ConfigError, EscalationError, MetricsAddressError, StartError
+from actorlog.actors.metrics_server import parse_address
 from actorlog.events import ActorlogError
 from actorlog.replay.cli import _print_stats, friendly_errors
 from actorlog.store import StoreWriteError
@@ -153,8 +154,11 @@ def _stopped_by(exc: BaseException | None) -> BaseException | None:
 @click.option("--check", is_flag=True,
               help="Only check the file (plugins, their own configs, dependencies, messages), without opening "
                    "the log or starting anything: exit 0 with one 'ok' line, 2 with the error.")
+@click.option("--metrics-address", metavar="HOST:PORT",
+              help="Serve /metrics for Prometheus there (port 0: any free port), instead of the file's "
+                   "[metrics] address.")
 @friendly_errors
-def run(config_file: str, path: str | None, check: bool) -> None:
+def run(config_file: str, path: str | None, check: bool, metrics_address: str | None) -> None:
     """Start the system a TOML file describes; run until SIGINT (Ctrl-C) or SIGTERM.
 
     On a signal the plugins stop in reverse dependency order, the log is flushed, and the
@@ -168,7 +172,13 @@ def run(config_file: str, path: str | None, check: bool) -> None:
       actorlog run examples/agent.toml
       actorlog run examples/agent.toml --db /tmp/agent.db
       actorlog run --check examples/agent.toml
+      actorlog run examples/agent.toml --metrics-address 127.0.0.1:9464
     """
+    if metrics_address is not None:
+        try:
+            parse_address(metrics_address)
+        except MetricsAddressError as exc:
+            raise click.BadParameter(str(exc), param_hint="--metrics-address") from None
     loaded = load_config(config_file)
     if check:
         plugins = loaded.config.plugins
@@ -192,7 +202,7 @@ def run(config_file: str, path: str | None, check: bool) -> None:
     previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
     failure: StoreWriteError | None = None
     try:
-        system = build_system(loaded, db=path)
+        system = build_system(loaded, db=path, metrics_address=metrics_address)
         try:
             try:
                 order: list[str] = []
@@ -208,8 +218,9 @@ def run(config_file: str, path: str | None, check: bool) -> None:
                 raise
             phase[0] = "running"
             if not stop.is_set():
+                served = f"; metrics at {system.metrics_server.url}" if system.metrics_server else ""
                 click.echo(
-                    f"actorlog run: started {', '.join(order)} (log {system.store.path}, run {system.run}); "
+                    f"actorlog run: started {', '.join(order)} (log {system.store.path}, run {system.run}{served}); "
                     f"stop with Ctrl-C or SIGTERM", err=True,
                 )
                 for recipient, message in loaded.messages:

@@ -47,7 +47,7 @@ class ReplayError(ActorlogError, ValueError):
 SNAPSHOT_PROJECTION = "statistics"
 """The projection name of statistics snapshots in the ``snapshots`` table."""
 
-STATISTICS_VERSION = 2
+STATISTICS_VERSION = 3
 """Bumped when a projection's state changes shape: older snapshots are then skipped, never misread."""
 
 
