@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from actorlog.replay.app_commands import demo, run
 from actorlog.replay.cli import cli
+from actorlog.replay.serve import serve
 
 cli.add_command(demo)
 cli.add_command(run)
+cli.add_command(serve)
 
 __all__ = ["cli", "main"]
 

@@ -31,6 +31,7 @@ from prometheus_client.utils import floatToGoString
 
 from actorlog.replay.metrics import Histogram, Metrics, SeriesKey
 
+_go_float: Callable[[float], str] = floatToGoString  # prometheus_client's own `le` formatting (untyped there)
 _INVALID = re.compile(r"[^a-zA-Z0-9_:]")
 _INVALID_LABEL = re.compile(r"[^a-zA-Z0-9_]")
 _SUFFIXES = ("", "_total", "_count", "_sum", "_bucket", "_created")
@@ -90,7 +91,7 @@ def families(metrics: Metrics) -> list[Metric]:
 
 def _add_histogram(family: Metric, labels: dict[str, str], histogram: Histogram) -> None:
     for bound, count in histogram.cumulative():
-        family.add_sample(family.name + "_bucket", {**labels, "le": floatToGoString(bound)}, float(count))
+        family.add_sample(family.name + "_bucket", {**labels, "le": _go_float(bound)}, float(count))
     family.add_sample(family.name + "_count", labels, float(histogram.count))
     family.add_sample(family.name + "_sum", labels, histogram.sum)
 
