@@ -103,6 +103,7 @@ def _summary(report: DemoReport) -> None:
                    f"                     # replay the LLM failure at seq {report.reproducible_failure}")
     click.echo(f"  actorlog tail {log} -n 20")
     click.echo(f"  sqlite-utils {log} 'select plugin, exc_type, count(*) from failures group by 1, 2' --table")
+    click.echo(f"  actorlog serve {log}                  # timelines and charts in the browser (pip install 'actorlog[ui]')")
 
 
 class _Interrupted(BaseException):

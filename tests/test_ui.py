@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -253,3 +254,37 @@ def test_serve_on_a_busy_port_says_so(tmp_path: Path, demo_log: Path) -> None:
     assert result.returncode == 2 and "Traceback" not in result.stderr
     (line,) = result.stderr.strip().splitlines()
     assert f"cannot serve on 127.0.0.1:{port}" in line and "--port 0" in line
+
+
+def test_datasette_serve_gets_the_plugin_through_its_entry_point(demo_log: Path) -> None:
+    """Datasette's own ``datasette serve LOG`` loads actorlog's plugin (entry point ``datasette``)."""
+    correlation = story_with_a_traceback(demo_log)
+    datasette = Path(sys.executable).parent / "datasette"
+    result = subprocess.run([str(datasette), "serve", str(demo_log), "--get", f"/-/actorlog/story/{correlation}"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback (most recent call last)" in result.stdout and "actorlog-traceback" in result.stdout
+    canned = subprocess.run([str(datasette), "serve", str(demo_log), "--get", "/demo/failures_by_type.json?_shape=array"],
+                            capture_output=True, text=True, timeout=120)
+    assert canned.returncode == 0, canned.stderr
+    counted: Counter[str] = Counter()
+    for row in json.loads(canned.stdout):
+        counted[row["exc_type"]] += row["failures"]
+    assert counted == Counter(stats(demo_log)["errors"]["error_types"])
+
+
+def test_the_failure_count_the_readme_and_the_demo_suggest_equals_actorlog_stats(demo_log: Path) -> None:
+    """``select plugin, exc_type, count(*) from failures group by 1, 2`` counts each failure once (issue 17)."""
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "sqlite-utils"), "query", str(demo_log),
+         "select plugin, exc_type, count(*) as n from failures group by 1, 2"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    by_type: Counter[str] = Counter()
+    by_plugin: Counter[str] = Counter()
+    for row in json.loads(result.stdout):
+        by_type[row["exc_type"]] += row["n"]
+        by_plugin[row["plugin"]] += row["n"]
+    errors = stats(demo_log)["errors"]
+    assert by_type == Counter(errors["error_types"]) and by_plugin == Counter(errors["errors_by_plugin"])
