@@ -65,7 +65,8 @@ def serve(log: str, host: str, port: int) -> None:
         from datasette.app import Datasette
     except ImportError:
         raise ValueError("actorlog serve needs Datasette: pip install 'actorlog[ui]'") from None
-    datasette: Any = Datasette([str(Path(log))], settings={"sql_time_limit_ms": 5000})
+    datasette: Any = Datasette([str(Path(log))], settings={"sql_time_limit_ms": 5000, "suggest_facets": False})
+    # (suggested facets would run a query per column of every page: seconds on a large log)
     listener = _listen(host, port)
     loop = asyncio.new_event_loop()
     try:

@@ -60,28 +60,31 @@ def iso_time(column: str = "ts") -> str:
 # Every view is ordered by seq and has an ISO-8601 UTC `time` beside `ts`. `failures` holds one
 # row per failure the error handler assessed (what `actorlog stats` counts), with its decision:
 # the first `recovery.decided` of the same correlation after it that names the same failure.
+# `NOT INDEXED` (SQLite's) makes each view read events in seq order, so a page of a view (ORDER BY
+# seq LIMIT n) stops after n rows instead of sorting every matching row of a large log.
 VIEWS: dict[str, str] = {
     "lifecycle": f"""SELECT seq, ts, {iso_time()} AS time, run, actor, kind, correlation,
     {_field("plugin")}, {_field("class_path")}, {_field("plugin_version")},
     {_field("healthy")}, {_field("detail")}, {_field("reason")}, {_field("restart_count")}
-FROM events WHERE kind IN ({_in(LIFECYCLE_KINDS)})
+FROM events NOT INDEXED WHERE kind IN ({_in(LIFECYCLE_KINDS)})
 ORDER BY seq""",
     "failures": f"""SELECT a.seq, a.ts, {iso_time("a.ts")} AS time, a.run, a.correlation,
     {_field("plugin", table="a")}, {_field("exc_type", table="a")}, {_field("message", table="a")},
     {_field("severity", table="a")}, {_field("action", table="d")}, {_field("delay", table="d")},
     {_field("reason", table="d")}, {_field("failure_seq", "raised_seq", table="a")}, d.seq AS decided_seq
-FROM events a
+FROM events a NOT INDEXED
 LEFT JOIN events d ON d.seq = (
-    SELECT min(x.seq) FROM events x
+    SELECT x.seq FROM events x
     WHERE x.correlation IS a.correlation AND x.seq > a.seq AND x.kind = 'recovery.decided' AND x.actor = 'errors'
         AND json_extract(x.payload, '$.failure_seq') IS json_extract(a.payload, '$.failure_seq')
+    ORDER BY x.seq LIMIT 1
 )
 WHERE a.kind = 'failure.assessed' AND a.actor = 'errors'
 ORDER BY a.seq""",
     "retries": f"""SELECT seq, ts, {iso_time()} AS time, run, actor, kind, correlation,
     {_field("task")}, coalesce(json_extract(payload, '$.attempt'), json_extract(payload, '$.attempts')) AS attempt,
     {_field("delay")}, {_field("exc_type")}, {_field("message")}
-FROM events WHERE kind IN ({_in(RETRY_KINDS)})
+FROM events NOT INDEXED WHERE kind IN ({_in(RETRY_KINDS)})
 ORDER BY seq""",
     "measurements": f"""SELECT seq, ts, {iso_time()} AS time, run, actor, kind, correlation,
     CASE kind WHEN 'counter.incremented' THEN 'counter' WHEN 'gauge.set' THEN 'gauge'
@@ -89,7 +92,7 @@ ORDER BY seq""",
         AS metric_type,
     {_field("name")}, coalesce(json_extract(payload, '$.value'), json_extract(payload, '$.count')) AS value,
     {_field("ok")}, {_field("tags")}, {_field("reason")}
-FROM events WHERE kind IN ({_in(MEASUREMENT_KINDS)})
+FROM events NOT INDEXED WHERE kind IN ({_in(MEASUREMENT_KINDS)})
 ORDER BY seq""",
 }
 """The views, as plain SQL (``CREATE VIEW name AS <sql>``)."""

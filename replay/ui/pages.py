@@ -124,11 +124,13 @@ async def timeline(db: ReadOnlyDatabase, *, correlation: str | None = None, run:
     """The events of one correlation (every kind) or one run (all but measurements), in order."""
     params: dict[str, Any] = {"key": correlation if correlation is not None else run, "after": after}
     if correlation is not None:
-        where = "correlation = :key"
-    else:
-        where = f"run = :key AND kind NOT IN ({_MEASUREMENTS})"
+        source, where = "events", "correlation = :key"
+    else:  # in seq order from the run's first event (found by the run index): a page stops early
+        source = "events NOT INDEXED"
+        where = (f"seq >= (SELECT min(seq) FROM events WHERE run = :key) AND run = :key "
+                 f"AND kind NOT IN ({_MEASUREMENTS})")
     result = await db.execute(
-        f"SELECT seq, ts, run, actor, kind, correlation, payload FROM events WHERE {where} AND seq > :after "
+        f"SELECT seq, ts, run, actor, kind, correlation, payload FROM {source} WHERE {where} AND seq > :after "
         f"ORDER BY seq LIMIT {TIMELINE_LIMIT + 1}", params, custom_time_limit=TIME_LIMIT_MS,
     )
     rows = list(result.rows)
@@ -158,7 +160,7 @@ async def counted_events(db: ReadOnlyDatabase, kind: str, group: str, run: str |
 async def metric_names(db: ReadOnlyDatabase) -> list[tuple[str, str]]:
     """(name, metric type) of the metrics among the newest `METRIC_NAMES_FROM` measurements."""
     result = await db.execute(
-        "SELECT DISTINCT name, kind FROM (SELECT json_extract(payload, '$.name') AS name, kind FROM events "
+        "SELECT DISTINCT name, kind FROM (SELECT json_extract(payload, '$.name') AS name, kind FROM events NOT INDEXED "
         f"WHERE kind IN ('counter.incremented', 'gauge.set', 'histogram.observed', 'operation.timed') "
         f"ORDER BY seq DESC LIMIT {METRIC_NAMES_FROM}) ORDER BY name",
         custom_time_limit=TIME_LIMIT_MS,
@@ -202,7 +204,7 @@ async def metric_series(db: ReadOnlyDatabase, name: str, run: str | None, points
              "AND json_extract(payload, '$.name') = :name" + (" AND run = :run" if run else ""))
     result = await db.execute(
         f"SELECT seq, ts, kind, json_extract(payload, '$.value') AS value, json_extract(payload, '$.tags') AS tags "
-        f"FROM events WHERE {where} ORDER BY seq DESC LIMIT {points + 1}",
+        f"FROM events NOT INDEXED WHERE {where} ORDER BY seq DESC LIMIT {points + 1}",
         {"name": name, "run": run}, custom_time_limit=TIME_LIMIT_MS,
     )
     rows = list(result.rows)

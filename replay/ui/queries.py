@@ -11,9 +11,10 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from actorlog.store.schema import FORMAT_NAME, MEASUREMENT_KINDS, iso_time
+from actorlog.store.schema import FORMAT_NAME, iso_time
 
 TIME = iso_time()
+MEASURED = "'counter.incremented', 'gauge.set', 'histogram.observed', 'operation.timed'"
 
 CANNED_QUERIES: dict[str, dict[str, Any]] = {
     "story": {
@@ -54,8 +55,12 @@ WHERE s.kind = 'run.started' AND s.actor = 'system' ORDER BY s.seq""",
     },
     "metric_series": {
         "title": "A metric's series",
-        "description": "Every measurement of one metric name, in order (a chart: /-/actorlog/metric/NAME).",
-        "sql": "SELECT seq, time, run, metric_type, value, ok, tags FROM measurements WHERE name = :name ORDER BY seq",
+        "description": "The newest 1,000 measurements of one metric name, newest first "
+                       "(as a chart: /-/actorlog/metric/NAME).",
+        "sql": f"SELECT seq, {TIME} AS time, run, kind, json_extract(payload, '$.value') AS value, "
+               f"json_extract(payload, '$.ok') AS ok, json_extract(payload, '$.tags') AS tags "
+               f"FROM events NOT INDEXED WHERE kind IN ({MEASURED}) AND json_extract(payload, '$.name') = :name "
+               f"ORDER BY seq DESC LIMIT 1000",
     },
 }
 """Canned queries: name -> Datasette's query options."""
@@ -95,8 +100,6 @@ def metadata(database: str) -> dict[str, Any]:
         "queries": CANNED_QUERIES,
     }
 
-
-MEASUREMENTS = ", ".join(f"'{kind}'" for kind in MEASUREMENT_KINDS)
 
 
 def is_event_log(path: str | Path) -> bool:
