@@ -28,6 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from actor_helpers import read_log
 from demo_helpers import ACTORLOG_CLI, finish
 from actorlog.actors import ActorSystem, MetricsAddressError, MetricsOptions
+from actorlog.actors.config import build_system, load_config
 from actorlog.replay import rebuild_metrics, to_prometheus
 
 
@@ -169,6 +170,9 @@ def test_a_rebuilt_multi_run_export_carries_a_run_label(tmp_path: Path) -> None:
     assert rebuilt["latency"][1][("latency_count", frozenset({("run", runs[1])}))] == 3.0
 
 
+LLM = '[plugins.llm]\nclass = "actorlog.actors.examples.llm:LLMPlugin"\nconfig = { backend = "offline" }\n'
+
+
 def config_file(tmp_path: Path, address: str | None) -> Path:
     config = tmp_path / "app.toml"
     metrics = f'[metrics]\naddress = "{address}"\n' if address else ""
@@ -216,3 +220,37 @@ def test_actorlog_run_on_a_busy_port_says_so_in_one_line(tmp_path: Path, busy_po
     bad = subprocess.run([str(ACTORLOG_CLI), "run", str(config_file(tmp_path, "nowhere"))],
                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert bad.returncode == 2 and "key `metrics.address`" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_the_config_file_sets_the_address_and_the_buckets(tmp_path: Path) -> None:
+    config = tmp_path / "app.toml"
+    config.write_text('log = "app.db"\n[metrics]\naddress = "127.0.0.1:0"\nbuckets = [0.1, 1.0]\n'
+                      'histogram_buckets = { "size.bytes" = [1024, 4096] }\n' + LLM)
+    system = build_system(load_config(config))
+    with system:
+        assert system.metrics_server is not None
+        system.metrics.observe("latency", 0.5)
+        system.metrics.observe("size.bytes", 2000)
+        families = scrape(system.metrics_server.url)
+    latency = {dict(k[1])["le"]: v for k, v in families["latency"][1].items() if k[0] == "latency_bucket"}
+    assert latency == {"0.1": 0.0, "1.0": 1.0, "+Inf": 1.0}
+    size = {dict(k[1])["le"]: v for k, v in families["size_bytes"][1].items() if k[0] == "size_bytes_bucket"}
+    assert size == {"1024.0": 0.0, "4096.0": 1.0, "+Inf": 1.0}
+    (configured,) = read_log(tmp_path / "app.db", kinds=["metrics.configured"])
+    assert configured.event.buckets == [0.1, 1.0]  # recorded, so replay exports the same buckets
+
+
+@pytest.mark.parametrize(("line", "problem"), [
+    ("buckets = [1.0, 0.5]", "key `metrics.buckets`: metrics option buckets: bucket bounds must be strictly increasing"),
+    ("buckets = []", "key `metrics.buckets`"),
+    ('histogram_buckets = { "x" = [2, 1] }', "key `metrics.histogram_buckets`"),
+    ('address = "localhost"', "key `metrics.address`"),
+])
+def test_bad_metrics_settings_are_refused_by_check_naming_the_key(tmp_path: Path, line: str, problem: str) -> None:
+    config = tmp_path / "app.toml"
+    config.write_text(f'log = "app.db"\n[metrics]\n{line}\n' + LLM)
+    result = subprocess.run([str(ACTORLOG_CLI), "run", "--check", str(config)], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert problem in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "app.db").exists()
