@@ -57,17 +57,18 @@ def iso_time(column: str = "ts") -> str:
     return f"strftime('%Y-%m-%dT%H:%M:%fZ', {column}, 'unixepoch')"
 
 
-# Every view is ordered by seq and has an ISO-8601 UTC `time` beside `ts`. `failures` holds one
-# row per failure the error handler assessed (what `actorlog stats` counts), with its decision:
-# the first `recovery.decided` of the same correlation after it that names the same failure.
-# `NOT INDEXED` (SQLite's) makes each view read events in seq order, so a page of a view (ORDER BY
-# seq LIMIT n) stops after n rows instead of sorting every matching row of a large log.
+# Every view gives its rows in seq order and has an ISO-8601 UTC `time` beside `ts`. `failures`
+# holds one row per failure the error handler assessed (what `actorlog stats` counts), with its
+# decision: the first `recovery.decided` of the same correlation after it that names the same failure.
+# The order comes from `NOT INDEXED` (SQLite's): each view reads events along the table itself, in
+# seq (rowid) order, so `... ORDER BY seq LIMIT n` over a view stops after n rows, and counting a
+# view reads no payload. (An ORDER BY inside the view would make SQLite compute every column of
+# every row to count them: 1.6 s for a view of 900,000 measurements.)
 VIEWS: dict[str, str] = {
     "lifecycle": f"""SELECT seq, ts, {iso_time()} AS time, run, actor, kind, correlation,
     {_field("plugin")}, {_field("class_path")}, {_field("plugin_version")},
     {_field("healthy")}, {_field("detail")}, {_field("reason")}, {_field("restart_count")}
-FROM events NOT INDEXED WHERE kind IN ({_in(LIFECYCLE_KINDS)})
-ORDER BY seq""",
+FROM events NOT INDEXED WHERE kind IN ({_in(LIFECYCLE_KINDS)})""",
     "failures": f"""SELECT a.seq, a.ts, {iso_time("a.ts")} AS time, a.run, a.correlation,
     {_field("plugin", table="a")}, {_field("exc_type", table="a")}, {_field("message", table="a")},
     {_field("severity", table="a")}, {_field("action", table="d")}, {_field("delay", table="d")},
@@ -79,21 +80,18 @@ LEFT JOIN events d ON d.seq = (
         AND json_extract(x.payload, '$.failure_seq') IS json_extract(a.payload, '$.failure_seq')
     ORDER BY x.seq LIMIT 1
 )
-WHERE a.kind = 'failure.assessed' AND a.actor = 'errors'
-ORDER BY a.seq""",
+WHERE a.kind = 'failure.assessed' AND a.actor = 'errors'""",
     "retries": f"""SELECT seq, ts, {iso_time()} AS time, run, actor, kind, correlation,
     {_field("task")}, coalesce(json_extract(payload, '$.attempt'), json_extract(payload, '$.attempts')) AS attempt,
     {_field("delay")}, {_field("exc_type")}, {_field("message")}
-FROM events NOT INDEXED WHERE kind IN ({_in(RETRY_KINDS)})
-ORDER BY seq""",
+FROM events NOT INDEXED WHERE kind IN ({_in(RETRY_KINDS)})""",
     "measurements": f"""SELECT seq, ts, {iso_time()} AS time, run, actor, kind, correlation,
     CASE kind WHEN 'counter.incremented' THEN 'counter' WHEN 'gauge.set' THEN 'gauge'
         WHEN 'histogram.observed' THEN 'histogram' WHEN 'operation.timed' THEN 'operation' ELSE 'dropped' END
         AS metric_type,
     {_field("name")}, coalesce(json_extract(payload, '$.value'), json_extract(payload, '$.count')) AS value,
     {_field("ok")}, {_field("tags")}, {_field("reason")}
-FROM events NOT INDEXED WHERE kind IN ({_in(MEASUREMENT_KINDS)})
-ORDER BY seq""",
+FROM events NOT INDEXED WHERE kind IN ({_in(MEASUREMENT_KINDS)})""",
 }
 """The views, as plain SQL (``CREATE VIEW name AS <sql>``)."""
 

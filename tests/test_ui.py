@@ -288,3 +288,12 @@ def test_the_failure_count_the_readme_and_the_demo_suggest_equals_actorlog_stats
         by_plugin[row["plugin"]] += row["n"]
     errors = stats(demo_log)["errors"]
     assert by_type == Counter(errors["error_types"]) and by_plugin == Counter(errors["errors_by_plugin"])
+
+
+def test_every_view_gives_its_rows_in_seq_order_to_plain_sql(demo_log: Path) -> None:
+    """``select * from lifecycle`` (no ORDER BY), as sqlite-utils or Datasette's SQL box runs it."""
+    for view in ("lifecycle", "failures", "retries", "measurements"):
+        seqs = [seq for (seq,) in query(demo_log, f"SELECT seq FROM {view}")]
+        assert seqs and seqs == sorted(seqs), view
+    kinds = [kind for (kind,) in query(demo_log, "SELECT kind FROM lifecycle WHERE plugin = 'llm'")]
+    assert kinds.index("plugin.started") < kinds.index("plugin.restarted")

@@ -76,13 +76,15 @@ TABLES: dict[str, dict[str, Any]] = {
             "payload": "the event as JSON", "hash": "chain hash over the previous row's hash and this row",
         },
     },
-    "lifecycle": {"description": "Runs starting and stopping, plugins registered, started, health-checked, "
-                                 "stopped, failed and restarted, escalations; in order."},
-    "failures": {"description": "One row per failure the error handler assessed (what `actorlog stats` "
-                                "counts), with its severity and the recovery decided for it; in order."},
-    "retries": {"description": "Retries scheduled, tasks that succeeded (after how many attempts) and tasks "
-                               "that gave up; in order."},
-    "measurements": {"description": "Counters, gauges, histogram observations and timed operations; in order."},
+    "lifecycle": {"sort": "seq", "description": "Runs starting and stopping, plugins registered, started, "
+                                                "health-checked, stopped, failed and restarted, escalations; in order."},
+    "failures": {"sort": "seq", "description": "One row per failure the error handler assessed (what `actorlog "
+                                               "stats` counts), with its severity and the recovery decided for it; "
+                                               "in order."},
+    "retries": {"sort": "seq", "description": "Retries scheduled, tasks that succeeded (after how many attempts) "
+                                              "and tasks that gave up; in order."},
+    "measurements": {"sort": "seq", "description": "Counters, gauges, histogram observations and timed "
+                                                   "operations; in order."},
     "meta": {"description": "The log's format and schema version."},
 }
 
