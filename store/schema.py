@@ -397,6 +397,16 @@ def open_database(
             check_schema(db, path)
         except sqlite3.Error as exc:
             raise read_error(path, exc, "reading its schema") from exc
+        if not readonly:  # only once the file is known to be an actorlog log
+            try:
+                _upgrade_views(db)
+            except sqlite3.OperationalError as exc:
+                if _is_locked(exc):
+                    raise StoreLockedError(
+                        f"event log {str(path)!r} stayed locked by another connection for more than "
+                        f"{busy_timeout:g} s while bringing its views up to date; retry later"
+                    ) from None
+                raise _cannot_open(path, exc) from None
     except BaseException:
         conn.close()
         raise
@@ -443,8 +453,6 @@ def _prepare(db: sqlite_utils.Database, path: Path, *, readonly: bool) -> None:
     except sqlite3.DatabaseError as exc:
         raise NotAnEventLogError(f"{str(path)!r} cannot be read as an SQLite database: {exc}") from None
     if not empty:
-        if not readonly:
-            _upgrade_views(db)
         return
     if readonly:
         raise NotAnEventLogError(f"{str(path)!r} is an empty SQLite database, not an actorlog event log")
