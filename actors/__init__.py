@@ -8,6 +8,7 @@ from actorlog.actors.errors import (
     ConfigError,
     DependencyError,
     EscalationError,
+    MetricsAddressError,
     PluginError,
     PluginNotRunningError,
     PluginOverloadedError,
@@ -21,6 +22,7 @@ from actorlog.actors.errors import (
 )
 from actorlog.actors.loading import ENTRY_POINT_GROUP
 from actorlog.actors.metrics import MetricsOptions
+from actorlog.actors.metrics_server import MetricsServer
 from actorlog.actors.monitor import MetricsClient, Operation, PerformanceMonitor
 from actorlog.actors.plugin import Health, Plugin, handler
 from actorlog.actors.protocol import CarryOut, ReportFailure
@@ -48,8 +50,10 @@ __all__ = [
     "DependencyError",
     "EscalationError",
     "Health",
+    "MetricsAddressError",
     "MetricsClient",
     "MetricsOptions",
+    "MetricsServer",
     "Operation",
     "PerformanceMonitor",
     "Plugin",

@@ -41,10 +41,11 @@ import msgspec
 
 from actorlog.actors.error_policy import ErrorPolicy
 from actorlog.actors.redaction import check_config
-from actorlog.actors.errors import ConfigError, DependencyError, RegistrationError
+from actorlog.actors.errors import ConfigError, DependencyError, MetricsAddressError, RegistrationError
 from actorlog.actors.graph import start_order, unmet_requirement
 from actorlog.actors.loading import describe_exception, import_module, load_plugin_class
 from actorlog.actors.metrics import MetricsOptions
+from actorlog.actors.metrics_server import parse_address
 from actorlog.actors.plugin import Plugin, handlers_of
 from actorlog.actors.supervisor import RestartPolicy
 from actorlog.actors.system import RESERVED_NAMES, ActorSystem
@@ -116,6 +117,22 @@ class MetricsSettings(_Section, frozen=True):
     overload: Literal["block", "sample"] = "block"
     buffer_size: Positive = MetricsOptions().buffer_size
     flush_interval: Seconds = MetricsOptions().flush_interval
+    buckets: list[float] = msgspec.field(default_factory=lambda: list(MetricsOptions().buckets))
+    histogram_buckets: dict[str, list[float]] = {}
+    address: str | None = None
+    """``"HOST:PORT"``: serve ``/metrics`` for Prometheus there (``--metrics-address`` overrides it)."""
+
+    def options(self) -> MetricsOptions:
+        """The `MetricsOptions` these settings describe."""
+        return MetricsOptions(**_metrics_fields(self))
+
+
+def _metrics_fields(settings: MetricsSettings) -> dict[str, Any]:
+    fields = msgspec.structs.asdict(settings)
+    del fields["address"]
+    fields["buckets"] = tuple(fields["buckets"])
+    fields["histogram_buckets"] = {name: tuple(b) for name, b in fields["histogram_buckets"].items()}
+    return fields
 
 
 class PluginSettings(_Section, frozen=True):
@@ -285,11 +302,16 @@ def _check(path: Path, config: SystemConfig) -> dict[type[BaseException], Severi
             problem = unmet_requirement(name, dep, spec, depends_on[name], classes.get(dep))
             if problem:
                 raise ConfigError(f"{path}: key `plugins.{toml_key(name)}.requires`: {problem}")
-    for field, value in msgspec.structs.asdict(config.metrics).items():
+    for field, value in _metrics_fields(config.metrics).items():
         try:
             MetricsOptions(**{field: value})
         except ValueError as exc:
             raise ConfigError(f"{path}: key `metrics.{field}`: {exc}") from None
+    if config.metrics.address is not None:
+        try:
+            parse_address(config.metrics.address)
+        except MetricsAddressError as exc:
+            raise ConfigError(f"{path}: key `metrics.address`: {exc}") from None
     severities: dict[type[BaseException], Severity] = {}
     for type_name, severity in config.errors.severities.items():
         severities[_exception_type(path, type_name)] = severity
@@ -322,8 +344,11 @@ def _exception_type(path: Path, name: str) -> type[BaseException]:
     return found
 
 
-def build_system(loaded: LoadedConfig, *, db: str | os.PathLike[str] | None = None) -> ActorSystem:
-    """An `ActorSystem` with every plugin of the config registered (not yet started)."""
+def build_system(
+    loaded: LoadedConfig, *, db: str | os.PathLike[str] | None = None, metrics_address: str | None = None
+) -> ActorSystem:
+    """An `ActorSystem` with every plugin of the config registered (not yet started); it serves
+    ``/metrics`` at ``metrics_address``, else at the file's ``[metrics] address`` if set."""
     config = loaded.config
     if db is None:
         if config.log is None:
@@ -336,8 +361,9 @@ def build_system(loaded: LoadedConfig, *, db: str | os.PathLike[str] | None = No
         ),
         error_policy=ErrorPolicy(severities=loaded.severities, actions=dict(config.errors.actions)),
         store_options=_store_options(loaded),
-        metrics=MetricsOptions(**msgspec.structs.asdict(config.metrics)),
+        metrics=config.metrics.options(),
         snapshot_every=config.snapshot_every,
+        metrics_address=metrics_address if metrics_address is not None else config.metrics.address,
     )
     try:
         for name, plugin in config.plugins.items():

@@ -122,3 +122,7 @@ class UpgradeRefusedError(UpgradeError):
         self.plugin = plugin
         self.reason = reason
         self.rolled_back = True
+
+
+class MetricsAddressError(ActorlogError, ValueError):
+    """The metrics endpoint cannot listen there: a malformed HOST:PORT, or the port is taken."""

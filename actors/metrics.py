@@ -27,7 +27,7 @@ import pykka
 
 from actorlog.events import CounterIncremented, GaugeSet, HistogramObserved, MeasurementsDropped, Message, OperationTimed
 from actorlog.events.registry import default_registry
-from actorlog.replay.metrics import DEFAULT_MAX_HISTORY
+from actorlog.replay.metrics import DEFAULT_BUCKETS, DEFAULT_MAX_HISTORY, bucket_problem
 from actorlog.store import EventStore
 
 ACTOR = "metrics"
@@ -52,8 +52,23 @@ class MetricsOptions(msgspec.Struct, frozen=True, kw_only=True):
     """Measurements a thread buffers before sending them as one batch."""
     flush_interval: float = 0.1
     """Seconds between background sends of partly filled buffers."""
+    buckets: tuple[float, ...] = DEFAULT_BUCKETS
+    """Upper bounds of the Prometheus histogram buckets of observations and timed operations
+    (default: suited to seconds; +Inf is added). Recorded in the log, so replay exports the same."""
+    histogram_buckets: dict[str, tuple[float, ...]] = {}
+    """Metric name -> its own bucket bounds, instead of ``buckets``."""
 
     def __post_init__(self) -> None:
+        problem = bucket_problem(self.buckets)
+        if problem is not None:
+            raise ValueError(f"metrics option buckets: {problem}")
+        if not isinstance(self.histogram_buckets, dict):
+            raise ValueError(f"metrics option histogram_buckets must map metric names to buckets, "
+                             f"got {self.histogram_buckets!r}")
+        for name, bounds in self.histogram_buckets.items():
+            problem = name_problem(name, "a histogram_buckets key") or bucket_problem(bounds)
+            if problem is not None:
+                raise ValueError(f"metrics option histogram_buckets[{name!r}]: {problem}")
         for name in ("max_history", "max_pending", "buffer_size"):
             value = getattr(self, name)
             if type(value) is not int or value < 1:
@@ -284,6 +299,11 @@ class Recorder:
             raise ValueError(name_problem(name))
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise ValueError(f"measurement {name!r}: value must be a finite number, got {value!r}")
+        if kind == "counter" and value < 0:
+            raise ValueError(
+                f"counter {name!r}: an increment must be >= 0, got {value!r} (a counter only goes up; "
+                f"use a gauge for a value that goes down)"
+            )
         check_tags(name, tags)
         buffer: _Buffer | None = getattr(self._local, "buffer", None)
         if buffer is None:

@@ -37,6 +37,7 @@ from actorlog.actors.graph import start_order, unmet_requirement
 from actorlog.actors.loading import available_plugins, class_path, load_plugin_class
 from actorlog.actors.health import HealthScheduler
 from actorlog.actors.metrics import METRICS_MESSAGES, Backlog, MetricsCollector, MetricsOptions, Recorder
+from actorlog.actors.metrics_server import DEFAULT_PORT, MetricsServer, parse_address
 from actorlog.actors.monitor import MetricsClient, PerformanceMonitor
 from actorlog.actors.plugin import Health, Plugin, handlers_of
 from actorlog.actors.plugin_actor import PluginActor
@@ -53,7 +54,7 @@ from actorlog.events import Message, MetricsConfigured, PluginRegistered, RunSta
 from actorlog.replay.errors import ErrorStatisticsSnapshot
 from actorlog.replay.metrics import DEFAULT_WINDOW, METRICS_ACTOR, MetricsSnapshot, Summary
 from actorlog.replay.plugins import PluginState
-from actorlog.replay.prometheus import to_prometheus
+from actorlog.replay.prometheus import families, to_prometheus
 from actorlog.replay.statistics import Statistics
 from actorlog.store import EventStore, StoreError
 from actorlog.store.exit import close_at_exit
@@ -87,6 +88,7 @@ class ActorSystem:
     stores a snapshot of this run's statistics each time that many more events are
     committed, so replays of the run fold only what follows it. ``signing_key`` and
     ``witness`` go to the `EventStore`: signed checkpoints, and a copy of each outside the log.
+    ``metrics_address`` (``"HOST:PORT"``) serves ``/metrics`` for Prometheus there (`serve_metrics`).
 
     Every statistic it answers (`statistics`, `error_statistics`, `metric_summary`,
     `all_metrics`, `prometheus`, `state`) is a read of one `Statistics` projection fed the
@@ -108,8 +110,12 @@ class ActorSystem:
         health_tick: float = 0.05,
         signing_key: str | os.PathLike[str] | None = None,
         witness: str | os.PathLike[str] | None = None,
+        metrics_address: str | None = None,
     ) -> None:
         metrics_options = metrics or MetricsOptions()
+        listen = parse_address(metrics_address) if metrics_address is not None else None  # refused before the log opens
+        self.metrics_server: MetricsServer | None = None
+        """The ``/metrics`` endpoint, once `serve_metrics` (or ``metrics_address``) started it."""
         if isinstance(log, EventStore):
             if signing_key is not None or witness is not None or store_options:
                 raise ValueError("store options (signing_key, witness, store_options) apply when the system opens "
@@ -159,12 +165,25 @@ class ActorSystem:
             actor=ACTOR,
         )
         # every option that shapes the statistics is in the log, so replay uses the same
-        self.store.append(MetricsConfigured(max_history=metrics_options.max_history), actor=METRICS_ACTOR)
+        self.store.append(
+            MetricsConfigured(
+                max_history=metrics_options.max_history, buckets=list(metrics_options.buckets),
+                histogram_buckets={name: list(b) for name, b in metrics_options.histogram_buckets.items()},
+            ),
+            actor=METRICS_ACTOR,
+        )
         self._snapshots = (
             AutoSnapshots(self.store, self._snapshot_state, snapshot_every) if snapshot_every else None
         )
         _running.add(self)
         self.store.on_failure(self._log_failed)
+        if listen is not None:
+            try:
+                self.serve_metrics(*listen)
+            except BaseException as exc:
+                self._failed_start = f"the metrics endpoint could not start: {exc}"  # the run ends not clean
+                self.stop()
+                raise
 
     def _seed_projections(self) -> None:
         """Start the live statistics from the rows of this run already in the log (a store
@@ -411,6 +430,8 @@ class ActorSystem:
                 return
             self._stopped = True
         self._router.stopping = True
+        if self.metrics_server is not None:
+            self.metrics_server.close()  # the endpoint stops with the system
         self._announce_shutdown()
         if self._health is not None:
             self._health.close()
@@ -590,13 +611,21 @@ class ActorSystem:
         """Every counter total, gauge value and series name, after delivering buffered measurements."""
         return self._read(lambda s: s.metrics.snapshot(), timeout=timeout)
 
-    def prometheus(
-        self, *, window_seconds: float = DEFAULT_WINDOW, as_of: float | None = None, timeout: float | None = 10.0
-    ) -> str:
-        """The current metrics in the Prometheus text exposition format."""
-        moment = time.time() if as_of is None else as_of
-        return self._read(lambda s: to_prometheus(s.metrics, as_of=moment, window_seconds=window_seconds),
-                          timeout=timeout)
+    def prometheus(self, *, timeout: float | None = 10.0) -> str:
+        """This run's metrics in the Prometheus text exposition format (cumulative counters and
+        histograms, gauges; see `actorlog.replay.prometheus`), after delivering buffered measurements."""
+        return self._read(lambda s: to_prometheus(s.metrics), timeout=timeout)
+
+    def serve_metrics(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> MetricsServer:
+        """Serve ``/metrics`` for Prometheus on ``host:port`` (port 0: any free port; the server's
+        ``port`` says which) with prometheus_client's HTTP server, until the system stops.
+        A port in use raises `MetricsAddressError`."""
+        with self._lock:  # stop() marks the system stopped under this lock, then closes the server
+            self._check_running()
+            if self.metrics_server is not None:
+                raise RuntimeError(f"{self!r} already serves metrics at {self.metrics_server.url}")
+            self.metrics_server = MetricsServer(lambda: self._read(lambda s: families(s.metrics)), host, port)
+            return self.metrics_server
 
     def statistics(self, *, recent: int = 10, window_seconds: float | None = None) -> dict[str, Any]:
         """This run's statistics, in exactly the shape ``actorlog stats --json`` prints.

@@ -362,9 +362,15 @@ class SnapshotTaken(Event, tag="snapshot.taken", frozen=True):
 
 
 class MetricsConfigured(Event, tag="metrics.configured", frozen=True):
-    """The options that shape a run's metrics, recorded at its start so replay keeps the same."""
+    """The options that shape a run's metrics, recorded at its start so replay keeps the same.
+
+    ``buckets`` are the upper bounds of the Prometheus histogram buckets of this run's
+    observations and timed operations, ``histogram_buckets`` those of named metrics; None
+    (a log written before buckets existed): the default buckets."""
 
     max_history: int
+    buckets: list[float] | None = None
+    histogram_buckets: dict[str, list[float]] = {}
 
 
 class MeasurementsDropped(Event, tag="measurements.dropped", frozen=True):

@@ -21,7 +21,8 @@ import click
 
 from actorlog.actors.config import build_system, load_config, toml_key
 from actorlog.actors.reload import Reloader
-from actorlog.actors.errors import ConfigError, EscalationError, StartError
+from actorlog.actors.errors import ConfigError, EscalationError, MetricsAddressError, StartError
+from actorlog.actors.metrics_server import parse_address
 from actorlog.events import ActorlogError
 from actorlog.replay.cli import _print_stats, friendly_errors
 from actorlog.store import StoreWriteError
@@ -106,6 +107,7 @@ def _summary(report: DemoReport) -> None:
                    f"                     # replay the LLM failure at seq {report.reproducible_failure}")
     click.echo(f"  actorlog tail {log} -n 20")
     click.echo(f"  sqlite-utils {log} 'select plugin, exc_type, count(*) from failures group by 1, 2' --table")
+    click.echo(f"  actorlog serve {log}                  # timelines and charts in the browser (pip install 'actorlog[ui]')")
 
 
 class _Interrupted(BaseException):
@@ -174,8 +176,11 @@ def _stopped_by(exc: BaseException | None) -> BaseException | None:
 @click.option("--check", is_flag=True,
               help="Only check the file (plugins, their own configs, dependencies, messages), without opening "
                    "the log or starting anything: exit 0 with one 'ok' line, 2 with the error.")
+@click.option("--metrics-address", metavar="HOST:PORT",
+              help="Serve /metrics for Prometheus there (port 0: any free port), instead of the file's "
+                   "[metrics] address.")
 @friendly_errors
-def run(config_file: str, path: str | None, check: bool) -> None:
+def run(config_file: str, path: str | None, check: bool, metrics_address: str | None) -> None:
     """Start the system a TOML file describes; run until SIGINT (Ctrl-C) or SIGTERM.
 
     On SIGHUP the file is read again and checked as a whole: plugins whose class, version
@@ -192,7 +197,13 @@ def run(config_file: str, path: str | None, check: bool) -> None:
       actorlog run examples/agent.toml
       actorlog run examples/agent.toml --db /tmp/agent.db
       actorlog run --check examples/agent.toml
+      actorlog run examples/agent.toml --metrics-address 127.0.0.1:9464
     """
+    if metrics_address is not None:
+        try:
+            parse_address(metrics_address)
+        except MetricsAddressError as exc:
+            raise click.BadParameter(str(exc), param_hint="--metrics-address") from None
     loaded = load_config(config_file)
     if check:
         plugins = loaded.config.plugins
@@ -218,7 +229,7 @@ def run(config_file: str, path: str | None, check: bool) -> None:
     previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, lambda signum, frame: reload_asked.set())
     failure: StoreWriteError | None = None
     try:
-        system = build_system(loaded, db=path)
+        system = build_system(loaded, db=path, metrics_address=metrics_address)
         try:
             try:
                 order: list[str] = []
@@ -234,8 +245,9 @@ def run(config_file: str, path: str | None, check: bool) -> None:
                 raise
             phase[0] = "running"
             if not stop.is_set():
+                served = f"; metrics at {system.metrics_server.url}" if system.metrics_server else ""
                 click.echo(
-                    f"actorlog run: started {', '.join(order)} (log {system.store.location.display}, run {system.run}); "
+                    f"actorlog run: started {', '.join(order)} (log {system.store.location.display}, run {system.run}{served}); "
                     f"stop with Ctrl-C or SIGTERM, reload the file with SIGHUP", err=True,
                 )
                 for recipient, message in loaded.messages:

@@ -7,6 +7,11 @@ their latest value, and every series keeps its last ``max_history`` points
 ``name.success`` or ``name.errors``. Summaries are computed over a window ending at an
 explicit ``as_of`` time, so the same summary comes out live and in replay.
 
+For Prometheus, each run also keeps *cumulative* series (`RunMetrics`): counter totals
+(that never go down), gauge values, and a `Histogram` per observed series with bucket
+counts, ``count`` and ``sum`` over every observation of the run, whatever ``max_history``
+and the window. Their buckets are what the run recorded in ``metrics.configured``.
+
 Percentiles interpolate linearly between the closest ranks (numpy's default): for
 sorted values ``v`` and ``0 <= q <= 100``, rank ``r = (n - 1) * q / 100`` and the
 result ``v[floor(r)] + (v[ceil(r)] - v[floor(r)]) * (r - floor(r))``.
@@ -15,6 +20,7 @@ result ``v[floor(r)] + (v[ceil(r)] - v[floor(r)]) * (r - floor(r))``.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Mapping
 from typing import Any
@@ -36,8 +42,77 @@ METRICS_ACTOR = "metrics"
 DEFAULT_MAX_HISTORY = 1000
 DEFAULT_WINDOW = 60.0
 
+DEFAULT_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+"""Upper bounds of the default histogram buckets, in seconds (Prometheus' own defaults; +Inf is implied)."""
+
 SeriesKey = tuple[str, tuple[tuple[str, str], ...]]
 """A metric name with its tags, sorted: the identity of a series."""
+
+
+def bucket_problem(bounds: object) -> str | None:
+    """Why ``bounds`` cannot be histogram bucket bounds, or None when they can: a non-empty
+    sequence of finite numbers, strictly increasing (+Inf is always added)."""
+    if isinstance(bounds, (str, bytes)) or not isinstance(bounds, (list, tuple)) or not bounds:
+        return f"buckets must be a non-empty list of numbers, got {bounds!r}"
+    for value in bounds:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return f"bucket bounds must be finite numbers (+Inf is added), got {value!r}"
+    if any(low >= high for low, high in zip(bounds, bounds[1:])):
+        return f"bucket bounds must be strictly increasing, got {list(bounds)!r}"
+    return None
+
+
+class Histogram:
+    """One series' cumulative histogram: observations per bucket, their count and sum."""
+
+    __slots__ = ("bounds", "counts", "count", "sum", "seconds")
+
+    def __init__(self, bounds: tuple[float, ...], seconds: bool = False) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        """Observations per bucket (not cumulative); the last is above every bound."""
+        self.count = 0
+        self.sum = 0.0
+        self.seconds = seconds
+        """Whether the series is a timed operation's durations (its unit is seconds)."""
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1  # bucket `le` holds values <= its bound
+        self.count += 1
+        self.sum += value
+
+    def cumulative(self) -> list[tuple[float, int]]:
+        """(upper bound, observations <= it) for every bucket, +Inf last: Prometheus' ``_bucket`` samples."""
+        result, running = [], 0
+        for bound, count in zip((*self.bounds, math.inf), self.counts):
+            running += count
+            result.append((bound, running))
+        return result
+
+
+class RunMetrics:
+    """One run's cumulative series, as Prometheus exports them."""
+
+    __slots__ = ("buckets", "named_buckets", "counters", "gauges", "histograms")
+
+    def __init__(self) -> None:
+        self.buckets = DEFAULT_BUCKETS
+        self.named_buckets: dict[str, tuple[float, ...]] = {}
+        self.counters: dict[SeriesKey, float] = {}
+        self.gauges: dict[SeriesKey, float] = {}
+        self.histograms: dict[SeriesKey, Histogram] = {}
+
+    def observe(self, key: SeriesKey, value: float, seconds: bool) -> None:
+        histogram = self.histograms.get(key)
+        if histogram is None:
+            histogram = self.histograms[key] = Histogram(self.named_buckets.get(key[0], self.buckets), seconds)
+        histogram.seconds = histogram.seconds or seconds
+        histogram.observe(value)
+
+    def count(self, key: SeriesKey, value: float) -> None:
+        if value < 0:  # refused at the caller; one in an older log is not exported: a counter never goes down
+            return
+        self.counters[key] = self.counters.get(key, 0.0) + value
 
 
 def series_key(name: str, tags: Mapping[str, str] | None) -> SeriesKey:
@@ -150,13 +225,21 @@ class Metrics:
         self.points: dict[SeriesKey, deque[tuple[float, float]]] = {}
         self.dropped = 0
         self.position = 0
+        self.runs: dict[str, RunMetrics] = {}
+        """Each run's cumulative series (Prometheus' counters, gauges and histograms)."""
 
     def apply(self, record: EventRecord) -> None:
         """Fold one event record."""
         if record.kind not in MEASUREMENT_KINDS and record.actor != METRICS_ACTOR:
             return
-        self.apply_event(record.event, record.ts)
+        self.apply_event(record.event, record.ts, record.run)
         self.position = record.seq
+
+    def _run(self, run: str) -> RunMetrics:
+        found = self.runs.get(run)
+        if found is None:
+            found = self.runs[run] = RunMetrics()
+        return found
 
     def _configure(self, max_history: int) -> None:
         if self.fixed or max_history < 1:
@@ -167,29 +250,47 @@ class Metrics:
             self.max_history = wanted
             self.points = {key: deque(points, maxlen=wanted) for key, points in self.points.items()}
 
-    def apply_event(self, event: Any, ts: float) -> None:
-        """Fold one measurement event that happened at ``ts`` (the collector's live path)."""
+    def apply_event(self, event: Any, ts: float, run: str = "") -> None:
+        """Fold one measurement event that happened at ``ts`` in ``run``."""
         kind = type(event)
         if kind is HistogramObserved:
-            self._point(series_key(event.name, event.tags), ts, event.value)
+            key = series_key(event.name, event.tags)
+            self._point(key, ts, event.value)
+            self._run(run).observe(key, event.value, False)
         elif kind is OperationTimed:
-            self._point(series_key(event.name, event.tags), ts, event.value)
-            self._count(event.name + ".calls", event.tags, ts, 1.0)
-            self._count(event.name + (".success" if event.ok else ".errors"), event.tags, ts, 1.0)
+            key = series_key(event.name, event.tags)
+            self._point(key, ts, event.value)
+            self._run(run).observe(key, event.value, True)
+            self._count(event.name + ".calls", event.tags, ts, 1.0, run)
+            self._count(event.name + (".success" if event.ok else ".errors"), event.tags, ts, 1.0, run)
         elif kind is CounterIncremented:
-            self._count(event.name, event.tags, ts, event.value)
+            self._count(event.name, event.tags, ts, event.value, run)
         elif kind is GaugeSet:
             key = series_key(event.name, event.tags)
             self.gauges[key] = event.value
+            self._run(run).gauges[key] = event.value
             self._point(key, ts, event.value)
         elif kind is MeasurementsDropped:
             self.dropped += event.count
         elif kind is MetricsConfigured:
             self._configure(event.max_history)
+            self._configure_buckets(self._run(run), event.buckets, event.histogram_buckets)
 
-    def _count(self, name: str, tags: Mapping[str, str], ts: float, value: float) -> None:
+    @staticmethod
+    def _configure_buckets(
+        target: RunMetrics, buckets: list[float] | None, named: Mapping[str, list[float]]
+    ) -> None:
+        # bounds a hand-written event got wrong fall back to the defaults: the export stays valid
+        if buckets is not None and bucket_problem(buckets) is None:
+            target.buckets = tuple(float(b) for b in buckets)
+        target.named_buckets = {
+            name: tuple(float(b) for b in bounds) for name, bounds in named.items() if bucket_problem(bounds) is None
+        }
+
+    def _count(self, name: str, tags: Mapping[str, str], ts: float, value: float, run: str) -> None:
         key = series_key(name, tags)
         self.counters[key] = self.counters.get(key, 0.0) + value
+        self._run(run).count(key, value)
         self._point(key, ts, value)
 
     def _point(self, key: SeriesKey, ts: float, value: float) -> None:
@@ -238,6 +339,7 @@ class Metrics:
             "counters": [[k[0], [list(t) for t in k[1]], v] for k, v in self.counters.items()],
             "gauges": [[k[0], [list(t) for t in k[1]], v] for k, v in self.gauges.items()],
             "points": [[k[0], [list(t) for t in k[1]], [list(p) for p in v]] for k, v in self.points.items()],
+            "runs": {run: _run_state(series) for run, series in self.runs.items()},
         }
 
     @classmethod
@@ -256,6 +358,8 @@ class Metrics:
             projection.points[(name, tuple((k, v) for k, v in tags))] = deque(
                 ((float(ts), float(v)) for ts, v in points), maxlen=projection.max_history
             )
+        for run, series in state["runs"].items():
+            projection.runs[run] = _run_from_state(series)
         return projection
 
     def snapshot(self) -> MetricsSnapshot:
@@ -266,3 +370,40 @@ class Metrics:
             series=sorted(series_label(k) for k in self.points),
             dropped=self.dropped,
         )
+
+
+def _key_state(key: SeriesKey) -> list[Any]:
+    return [key[0], [list(t) for t in key[1]]]
+
+
+def _key(name: str, tags: list[list[str]]) -> SeriesKey:
+    return name, tuple((k, v) for k, v in tags)
+
+
+def _run_state(series: RunMetrics) -> dict[str, Any]:
+    return {
+        "buckets": list(series.buckets),
+        "named_buckets": {name: list(bounds) for name, bounds in series.named_buckets.items()},
+        "counters": [[*_key_state(k), v] for k, v in series.counters.items()],
+        "gauges": [[*_key_state(k), v] for k, v in series.gauges.items()],
+        "histograms": [
+            [*_key_state(k), list(h.bounds), h.counts, h.count, h.sum, h.seconds] for k, h in series.histograms.items()
+        ],
+    }
+
+
+def _run_from_state(state: Mapping[str, Any]) -> RunMetrics:
+    series = RunMetrics()
+    series.buckets = tuple(float(b) for b in state["buckets"])
+    series.named_buckets = {name: tuple(float(b) for b in bounds) for name, bounds in state["named_buckets"].items()}
+    for name, tags, value in state["counters"]:
+        series.counters[_key(name, tags)] = float(value)
+    for name, tags, value in state["gauges"]:
+        series.gauges[_key(name, tags)] = float(value)
+    for name, tags, bounds, counts, count, total_, seconds in state["histograms"]:
+        histogram = Histogram(tuple(float(b) for b in bounds), bool(seconds))
+        histogram.counts = [int(c) for c in counts]
+        histogram.count = int(count)
+        histogram.sum = float(total_)
+        series.histograms[_key(name, tags)] = histogram
+    return series

@@ -1,29 +1,40 @@
 """Metrics in the Prometheus text exposition format, written by ``prometheus_client`` itself.
 
-Counters become ``<name>_total`` counters, gauges gauges, and every other series (histogram
-observations, operation durations) a summary over the window ending at ``as_of``: its
-``quantile`` samples (0.5, 0.95, 0.99), ``_count`` and ``_sum``. Metric and label names
-are made valid (anything but letters, digits, ``_`` and ``:`` becomes ``_``); when two
-metrics end up with the same name (``a.b`` and ``a_b``, or one name used as two kinds),
-the later one in sorted order gets a ``_<kind>`` suffix (then a number), and its HELP
-line keeps the original name.
+What Prometheus users expect: every sample is cumulative over its run, so ``rate()`` works.
+
+- Counters become ``<name>_total`` counters; they never go down.
+- Gauges stay gauges.
+- Observations and timed operations become histograms: ``_bucket{le=...}`` (cumulative,
+  ``+Inf`` last), ``_count`` and ``_sum`` over every observation of the run, whatever
+  ``max_history`` or a window says. A timed operation's histogram is named in its base
+  unit, ``<name>_seconds``. The windowed p50/p95/p99 stay in `Metrics.summary` and
+  ``actorlog stats``: a summary whose count can go down has no place in a scrape.
+- Every sample carries a ``run`` label (the scope rule: a rebuilt multi-run log exports each
+  run's series apart; a tag named ``run`` becomes ``tag_run``).
+
+Metric and label names are made valid (anything but letters, digits, ``_`` and ``:``
+becomes ``_``); when two metrics end up with the same name (``a.b`` and ``a_b``, or one name
+used as two kinds), the later one in sorted order gets a ``_<kind>`` suffix (then a number),
+and its HELP line keeps the original name.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
-from actorlog.replay.metrics import DEFAULT_WINDOW, Metrics, SeriesKey, percentile, total
+from actorlog.replay.metrics import Histogram, Metrics, SeriesKey
 
+_go_float: Callable[[float], str] = floatToGoString  # prometheus_client's own `le` formatting (untyped there)
 _INVALID = re.compile(r"[^a-zA-Z0-9_:]")
 _INVALID_LABEL = re.compile(r"[^a-zA-Z0-9_]")
+_SUFFIXES = ("", "_total", "_count", "_sum", "_bucket", "_created")
 
 
 def metric_name(name: str) -> str:
@@ -32,54 +43,63 @@ def metric_name(name: str) -> str:
     return cleaned if cleaned and not cleaned[0].isdigit() else "_" + cleaned
 
 
-def _labels(key: SeriesKey) -> dict[str, str]:
-    labels = {}
+def _labels(run: str, key: SeriesKey) -> dict[str, str]:
+    labels = {"run": run}
     for tag, value in key[1]:
         cleaned = _INVALID_LABEL.sub("_", tag)
-        labels[cleaned if cleaned and not cleaned[0].isdigit() and not cleaned.startswith("__") else "tag_" + cleaned] = value
+        if not cleaned or cleaned[0].isdigit() or cleaned.startswith("__") or cleaned in ("run", "le"):
+            cleaned = "tag_" + cleaned
+        labels[cleaned] = value
     return labels
 
 
-class _MetricsCollector(Collector):
-    def __init__(self, metrics: Metrics, as_of: float, window_seconds: float) -> None:
-        self.metrics = metrics
-        self.as_of = as_of
-        self.window_seconds = window_seconds
+def _family_name(kind: str, name: str) -> str:
+    base = metric_name(name)
+    if kind == "histogram_seconds" and not base.endswith("_seconds"):
+        return base + "_seconds"
+    return base
 
-    def collect(self) -> Iterator[Metric]:
-        metrics = self.metrics
-        by_name: dict[tuple[str, str], list[SeriesKey]] = defaultdict(list)
-        for key in metrics.counters:
-            by_name[("counter", key[0])].append(key)
-        for key in metrics.gauges:
-            by_name[("gauge", key[0])].append(key)
-        for key in metrics.points:
-            if key not in metrics.counters and key not in metrics.gauges:
-                by_name[("summary", key[0])].append(key)
-        taken: set[str] = set()
-        for (kind, name), keys in sorted(by_name.items(), key=lambda item: (item[0][1], item[0][0])):
-            family = Metric(_unique(metric_name(name), kind, taken), f"actorlog {kind} {name}", kind)
-            for key in sorted(keys):
-                labels = _labels(key)
-                if kind == "counter":
-                    family.add_sample(family.name + "_total", labels, metrics.counters[key])
-                elif kind == "gauge":
-                    family.add_sample(family.name, labels, metrics.gauges[key])
-                else:
-                    start = self.as_of - self.window_seconds
-                    values = sorted(v for ts, v in metrics.points[key] if start < ts <= self.as_of)
-                    for q in (0.5, 0.95, 0.99):
-                        value = percentile(values, q * 100) if values else math.nan
-                        family.add_sample(family.name, {**labels, "quantile": str(q)}, value)
-                    family.add_sample(family.name + "_count", labels, float(len(values)))
-                    family.add_sample(family.name + "_sum", labels, total(values))
-            yield family
+
+def families(metrics: Metrics) -> list[Metric]:
+    """Every metric family of ``metrics``' runs, in a stable order."""
+    by_name: dict[tuple[str, str], list[tuple[str, SeriesKey]]] = defaultdict(list)
+    for run, series in metrics.runs.items():
+        for key in series.counters:
+            by_name[("counter", key[0])].append((run, key))
+        for key in series.gauges:
+            by_name[("gauge", key[0])].append((run, key))
+        for key, histogram in series.histograms.items():
+            by_name[("histogram_seconds" if histogram.seconds else "histogram", key[0])].append((run, key))
+    taken: set[str] = set()
+    result: list[Metric] = []
+    for (kind, name), keys in sorted(by_name.items(), key=lambda item: (item[0][1], item[0][0])):
+        prometheus_kind = "histogram" if kind.startswith("histogram") else kind
+        family = Metric(_unique(_family_name(kind, name), prometheus_kind, taken), f"actorlog {kind} {name}",
+                        prometheus_kind)
+        for run, key in sorted(keys):
+            series = metrics.runs[run]
+            labels = _labels(run, key)
+            if kind == "counter":
+                family.add_sample(family.name + "_total", labels, series.counters[key])
+            elif kind == "gauge":
+                family.add_sample(family.name, labels, series.gauges[key])
+            else:
+                _add_histogram(family, labels, series.histograms[key])
+        result.append(family)
+    return result
+
+
+def _add_histogram(family: Metric, labels: dict[str, str], histogram: Histogram) -> None:
+    for bound, count in histogram.cumulative():
+        family.add_sample(family.name + "_bucket", {**labels, "le": _go_float(bound)}, float(count))
+    family.add_sample(family.name + "_count", labels, float(histogram.count))
+    family.add_sample(family.name + "_sum", labels, histogram.sum)
 
 
 def _unique(name: str, kind: str, taken: set[str]) -> str:
-    """``name``, or a suffixed form no earlier family (nor its ``_total``/``_count``/``_sum`` samples) uses."""
+    """``name``, or a suffixed form no earlier family (nor its samples) uses."""
     def clashes(candidate: str) -> bool:
-        return any(form in taken for form in (candidate, candidate + "_total", candidate + "_count", candidate + "_sum"))
+        return any(candidate + suffix in taken for suffix in _SUFFIXES)
 
     candidate = name
     if clashes(candidate):
@@ -88,12 +108,27 @@ def _unique(name: str, kind: str, taken: set[str]) -> str:
         while clashes(candidate):
             candidate = f"{name}_{kind}_{number}"
             number += 1
-    taken.update((candidate, candidate + "_total", candidate + "_count", candidate + "_sum"))
+    taken.update(candidate + suffix for suffix in _SUFFIXES)
     return candidate
 
 
-def to_prometheus(metrics: Metrics, *, as_of: float, window_seconds: float = DEFAULT_WINDOW) -> str:
-    """The metrics as a Prometheus text exposition (summaries over the window ending at ``as_of``)."""
+class FamiliesCollector(Collector):
+    """A ``prometheus_client`` collector that yields what ``read`` returns at each scrape."""
+
+    def __init__(self, read: Callable[[], Iterable[Metric]]) -> None:
+        self.read = read
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.read()
+
+
+def registry_of(read: Callable[[], Iterable[Metric]]) -> CollectorRegistry:
+    """A registry holding only a `FamiliesCollector` of ``read`` (no process or platform metrics)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_MetricsCollector(metrics, as_of, window_seconds))
-    return generate_latest(registry).decode()
+    registry.register(FamiliesCollector(read))
+    return registry
+
+
+def to_prometheus(metrics: Metrics) -> str:
+    """The metrics as a Prometheus text exposition: cumulative counters and histograms, gauges, per run."""
+    return generate_latest(registry_of(lambda: families(metrics))).decode()

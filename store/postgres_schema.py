@@ -12,7 +12,7 @@ views and guarantees as an SQLite file.
 
 from __future__ import annotations
 
-from actorlog.store.schema import FAILURE_KINDS, INDEXED_COLUMNS, LIFECYCLE_KINDS, MEASUREMENT_KINDS
+from actorlog.store.schema import INDEXED_COLUMNS, LIFECYCLE_KINDS, MEASUREMENT_KINDS, RETRY_KINDS
 
 ORDER_LOCK_CLASS = 1633907826
 """The first key of every log's ordering lock ("actr")."""
@@ -62,30 +62,49 @@ def _in(kinds: tuple[str, ...]) -> str:
     return ", ".join(f"'{kind}'" for kind in kinds)
 
 
-def _field(name: str, cast: str = "", alias: str | None = None) -> str:
-    value = f"(payload->>'{name}')"
+def _field(name: str, cast: str = "", alias: str | None = None, table: str = "") -> str:
+    value = f"({table + '.' if table else ''}payload->>'{name}')"
     return f"{value}::{cast} AS {alias or name}" if cast else f"{value} AS {alias or name}"
 
 
+def _time(column: str = "ts") -> str:
+    """The ISO-8601 UTC form of a Unix-seconds column, to the millisecond, exactly as the SQLite
+    views give it: rounded half up to a whole millisecond (SQLite's date functions do so), the
+    seconds and the milliseconds computed apart so no float rounding can move a digit."""
+    ms = f"floor({column} * 1000 + 0.5)"
+    return (f"""to_char(to_timestamp(floor({ms} / 1000)) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') || '.' || """
+            f"""lpad(({ms} - floor({ms} / 1000) * 1000)::bigint::text, 3, '0') || 'Z' AS time""")
+
+
+# The same views, columns and rows as an SQLite log's (see actorlog.store.schema.VIEWS), each in seq order.
 VIEWS: dict[str, str] = {
-    "lifecycle": f"""SELECT seq, ts, run, actor, kind, correlation,
+    "lifecycle": f"""SELECT seq, ts, {_time()}, run, actor, kind, correlation,
     {_field("plugin")}, {_field("class_path")}, {_field("plugin_version")},
     {_field("healthy", "boolean")}, {_field("detail")}, {_field("reason")}, {_field("restart_count", "bigint")}
-FROM events WHERE kind IN ({_in(LIFECYCLE_KINDS)})""",
-    "failures": f"""SELECT seq, ts, run, actor, kind, correlation,
-    coalesce(payload->>'plugin', payload->>'task') AS plugin,
-    {_field("exc_type")}, {_field("message")}, {_field("severity")}, {_field("action")},
-    {_field("delay", "double precision")},
-    coalesce(payload->>'attempt', payload->>'attempts')::bigint AS attempt,
-    {_field("reason")}, {_field("trigger_seq", "bigint")}, {_field("failure_seq", "bigint")}
-FROM events WHERE kind IN ({_in(FAILURE_KINDS)})""",
-    "measurements": f"""SELECT seq, ts, run, actor, kind, correlation,
+FROM events WHERE kind IN ({_in(LIFECYCLE_KINDS)}) ORDER BY seq""",
+    "failures": f"""SELECT a.seq, a.ts, {_time("a.ts")}, a.run, a.correlation,
+    {_field("plugin", table="a")}, {_field("exc_type", table="a")}, {_field("message", table="a")},
+    {_field("severity", table="a")}, {_field("action", table="d")}, {_field("delay", "double precision", table="d")},
+    {_field("reason", table="d")}, {_field("failure_seq", "bigint", "raised_seq", table="a")}, d.seq AS decided_seq
+FROM events a
+LEFT JOIN LATERAL (
+    SELECT x.seq, x.payload FROM events x
+    WHERE x.correlation IS NOT DISTINCT FROM a.correlation AND x.seq > a.seq AND x.kind = 'recovery.decided'
+        AND x.actor = 'errors' AND (x.payload->>'failure_seq') IS NOT DISTINCT FROM (a.payload->>'failure_seq')
+    ORDER BY x.seq LIMIT 1
+) d ON true
+WHERE a.kind = 'failure.assessed' AND a.actor = 'errors' ORDER BY a.seq""",
+    "retries": f"""SELECT seq, ts, {_time()}, run, actor, kind, correlation,
+    {_field("task")}, coalesce(payload->>'attempt', payload->>'attempts')::bigint AS attempt,
+    {_field("delay", "double precision")}, {_field("exc_type")}, {_field("message")}
+FROM events WHERE kind IN ({_in(RETRY_KINDS)}) ORDER BY seq""",
+    "measurements": f"""SELECT seq, ts, {_time()}, run, actor, kind, correlation,
     CASE kind WHEN 'counter.incremented' THEN 'counter' WHEN 'gauge.set' THEN 'gauge'
         WHEN 'histogram.observed' THEN 'histogram' WHEN 'operation.timed' THEN 'operation' ELSE 'dropped' END
         AS metric_type,
     {_field("name")}, coalesce(payload->>'value', payload->>'count')::double precision AS value,
     {_field("ok", "boolean")}, (payload->'tags') AS tags, {_field("reason")}
-FROM events WHERE kind IN ({_in(MEASUREMENT_KINDS)})""",
+FROM events WHERE kind IN ({_in(MEASUREMENT_KINDS)}) ORDER BY seq""",
 }
 
 
@@ -119,7 +138,8 @@ def schema_ddl(schema: str) -> list[str]:
 def view_ddl(schema: str) -> list[str]:
     """The statements that (re)create the views of the log in ``schema``."""
     s = f'"{schema}"'
-    return [f"CREATE VIEW {s}.{name} AS {sql.replace('FROM events', f'FROM {s}.events')}" for name, sql in VIEWS.items()]
+    return [f"CREATE VIEW {s}.{name} AS {sql.replace('FROM events', f'FROM {s}.events')}"
+            for name, sql in VIEWS.items()]
 
 
 def views_digest() -> str:

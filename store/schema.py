@@ -35,11 +35,12 @@ INDEXED_COLUMNS = ("actor", "kind", "ts", "correlation", "run")
 
 LIFECYCLE_KINDS = (
     "run.started", "run.stopped", "plugin.registered", "plugin.starting", "plugin.started",
-    "plugin.health_checked", "plugin.stopping", "plugin.stopped", "plugin.failed", "plugin.restarted",
+    "plugin.health_checked", "plugin.stopping", "plugin.stopped", "plugin.failed", "plugin.restarted", "escalated",
+    "plugin.upgrading", "plugin.upgraded", "plugin.upgrade_failed", "plugin.upgrade_refused",
 )
-FAILURE_KINDS = (
-    "failure.raised", "failure.assessed", "recovery.decided", "retry.scheduled", "task.succeeded", "task.gave_up", "escalated",
-)
+RETRY_KINDS = ("retry.scheduled", "task.succeeded", "task.gave_up")
+FAILURE_KINDS = ("failure.raised", "failure.assessed", "recovery.decided", *RETRY_KINDS, "escalated")
+"""Every kind of the failure family (the ``failures`` view holds one row per assessed failure)."""
 MEASUREMENT_KINDS = ("counter.incremented", "gauge.set", "histogram.observed", "operation.timed", "measurements.dropped")
 
 
@@ -47,29 +48,59 @@ def _in(kinds: tuple[str, ...]) -> str:
     return ", ".join(f"'{kind}'" for kind in kinds)
 
 
-def _field(name: str, alias: str | None = None) -> str:
-    return f"json_extract(payload, '$.{name}') AS {alias or name}"
+def _field(name: str, alias: str | None = None, table: str = "") -> str:
+    payload = f"{table}.payload" if table else "payload"
+    return f"json_extract({payload}, '$.{name}') AS {alias or name}"
 
 
+def iso_time(column: str = "ts") -> str:
+    """SQL for the ISO-8601 UTC form of a Unix-seconds column, to the millisecond: 2026-12-01T16:19:47.123Z."""
+    return f"strftime('%Y-%m-%dT%H:%M:%fZ', {column}, 'unixepoch')"
+
+
+# Every view gives its rows in seq order and has an ISO-8601 UTC `time` beside `ts`. `failures`
+# holds one row per failure the error handler assessed (what `actorlog stats` counts), with its
+# decision: the first `recovery.decided` of the same correlation after it that names the same failure.
+# The order comes from `NOT INDEXED` (SQLite's): each view reads events along the table itself, in
+# seq (rowid) order, so `... ORDER BY seq LIMIT n` over a view stops after n rows, and counting a
+# view reads no payload. (An ORDER BY inside the view would make SQLite compute every column of
+# every row to count them: 1.6 s for a view of 900,000 measurements.)
 VIEWS: dict[str, str] = {
-    "lifecycle": f"""SELECT seq, ts, run, actor, kind, correlation,
+    "lifecycle": f"""SELECT seq, ts, {iso_time()} AS time, run, actor, kind, correlation,
     {_field("plugin")}, {_field("class_path")}, {_field("plugin_version")},
     {_field("healthy")}, {_field("detail")}, {_field("reason")}, {_field("restart_count")}
-FROM events WHERE kind IN ({_in(LIFECYCLE_KINDS)})""",
-    "failures": f"""SELECT seq, ts, run, actor, kind, correlation,
-    coalesce(json_extract(payload, '$.plugin'), json_extract(payload, '$.task')) AS plugin,
-    {_field("exc_type")}, {_field("message")}, {_field("severity")}, {_field("action")},
-    {_field("delay")}, coalesce(json_extract(payload, '$.attempt'), json_extract(payload, '$.attempts')) AS attempt,
-    {_field("reason")}, {_field("trigger_seq")}, {_field("failure_seq")}
-FROM events WHERE kind IN ({_in(FAILURE_KINDS)})""",
-    "measurements": f"""SELECT seq, ts, run, actor, kind, correlation,
+FROM events NOT INDEXED WHERE kind IN ({_in(LIFECYCLE_KINDS)})""",
+    "failures": f"""SELECT a.seq, a.ts, {iso_time("a.ts")} AS time, a.run, a.correlation,
+    {_field("plugin", table="a")}, {_field("exc_type", table="a")}, {_field("message", table="a")},
+    {_field("severity", table="a")}, {_field("action", table="d")}, {_field("delay", table="d")},
+    {_field("reason", table="d")}, {_field("failure_seq", "raised_seq", table="a")}, d.seq AS decided_seq
+FROM events a NOT INDEXED
+LEFT JOIN events d ON d.seq = (
+    SELECT x.seq FROM events x
+    WHERE x.correlation IS a.correlation AND x.seq > a.seq AND x.kind = 'recovery.decided' AND x.actor = 'errors'
+        AND json_extract(x.payload, '$.failure_seq') IS json_extract(a.payload, '$.failure_seq')
+    ORDER BY x.seq LIMIT 1
+)
+WHERE a.kind = 'failure.assessed' AND a.actor = 'errors'""",
+    "retries": f"""SELECT seq, ts, {iso_time()} AS time, run, actor, kind, correlation,
+    {_field("task")}, coalesce(json_extract(payload, '$.attempt'), json_extract(payload, '$.attempts')) AS attempt,
+    {_field("delay")}, {_field("exc_type")}, {_field("message")}
+FROM events NOT INDEXED WHERE kind IN ({_in(RETRY_KINDS)})""",
+    "measurements": f"""SELECT seq, ts, {iso_time()} AS time, run, actor, kind, correlation,
     CASE kind WHEN 'counter.incremented' THEN 'counter' WHEN 'gauge.set' THEN 'gauge'
         WHEN 'histogram.observed' THEN 'histogram' WHEN 'operation.timed' THEN 'operation' ELSE 'dropped' END
         AS metric_type,
     {_field("name")}, coalesce(json_extract(payload, '$.value'), json_extract(payload, '$.count')) AS value,
     {_field("ok")}, {_field("tags")}, {_field("reason")}
-FROM events WHERE kind IN ({_in(MEASUREMENT_KINDS)})""",
+FROM events NOT INDEXED WHERE kind IN ({_in(MEASUREMENT_KINDS)})""",
 }
+"""The views, as plain SQL (``CREATE VIEW name AS <sql>``)."""
+
+
+def view_sql(name: str) -> str:
+    """The statement that creates view ``name``, exactly as SQLite keeps it in sqlite_master."""
+    return f'CREATE VIEW "{name}" AS {VIEWS[name]}'
+
 
 TRIGGERS: dict[str, str] = {
     "events_refuse_update": "BEFORE UPDATE ON events BEGIN "
@@ -318,8 +349,8 @@ def create_schema(db: sqlite_utils.Database) -> None:
     )
     for column in INDEXED_COLUMNS:
         events.create_index([column], index_name=f"events_by_{column}")
-    for name, sql in VIEWS.items():
-        db.create_view(name, sql)
+    for name in VIEWS:
+        db.execute(view_sql(name))
     for name, body in TRIGGERS.items():
         db.execute(f"CREATE TRIGGER {name} {body}")
     db.table("meta").insert_all(
@@ -367,6 +398,16 @@ def open_database(
             check_schema(db, path)
         except sqlite3.Error as exc:
             raise read_error(path, exc, "reading its schema") from exc
+        if not readonly:  # only once the file is known to be an actorlog log
+            try:
+                _upgrade_views(db)
+            except sqlite3.OperationalError as exc:
+                if _is_locked(exc):
+                    raise StoreLockedError(
+                        f"event log {str(path)!r} stayed locked by another connection for more than "
+                        f"{busy_timeout:g} s while bringing its views up to date; retry later"
+                    ) from None
+                raise _cannot_open(path, exc) from None
     except BaseException:
         conn.close()
         raise
@@ -421,6 +462,28 @@ def _prepare(db: sqlite_utils.Database, path: Path, *, readonly: bool) -> None:
     try:
         if is_empty(db):  # another process may have created it meanwhile
             create_schema(db)
+        db.execute("COMMIT")
+    except BaseException:
+        if db.conn.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+
+
+def _stale_views(db: sqlite_utils.Database) -> list[str]:
+    kept = dict(db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'view'").fetchall())
+    return [name for name in VIEWS if kept.get(name) != view_sql(name)]
+
+
+def _upgrade_views(db: sqlite_utils.Database) -> None:
+    """Bring a log's views to this version's definitions (the events stay untouched: views only
+    read them), so an older log gets the ordered views with `time` the first time a writer opens it."""
+    if not _stale_views(db):
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for name in _stale_views(db):  # again inside the transaction: another writer may have done it
+            db.execute(f'DROP VIEW IF EXISTS "{name}"')
+            db.execute(view_sql(name))
         db.execute("COMMIT")
     except BaseException:
         if db.conn.in_transaction:

@@ -29,11 +29,13 @@ from actorlog.store.signing import generate_key
 from log_helpers import ACTORLOG_CLI, HELPERS
 
 VIEW_COLUMNS = {
-    "lifecycle": ["seq", "ts", "run", "actor", "kind", "correlation", "plugin", "class_path", "plugin_version",
-                  "healthy", "detail", "reason", "restart_count"],
-    "failures": ["seq", "ts", "run", "actor", "kind", "correlation", "plugin", "exc_type", "message", "severity",
-                 "action", "delay", "attempt", "reason", "trigger_seq", "failure_seq"],
-    "measurements": ["seq", "ts", "run", "actor", "kind", "correlation", "metric_type", "name", "value", "ok",
+    "lifecycle": ["seq", "ts", "time", "run", "actor", "kind", "correlation", "plugin", "class_path",
+                  "plugin_version", "healthy", "detail", "reason", "restart_count"],
+    "failures": ["seq", "ts", "time", "run", "correlation", "plugin", "exc_type", "message", "severity", "action",
+                 "delay", "reason", "raised_seq", "decided_seq"],
+    "retries": ["seq", "ts", "time", "run", "actor", "kind", "correlation", "task", "attempt", "delay", "exc_type",
+                "message"],
+    "measurements": ["seq", "ts", "time", "run", "actor", "kind", "correlation", "metric_type", "name", "value", "ok",
                      "tags", "reason"],
 }
 
@@ -429,6 +431,15 @@ class ReplayCases(Backend):
         assert len(story(target, recording.task_correlation)) >= 3
         here, there = (reproduce(str(log), recording.divide_failure_seq) for log in (target, twin))
         assert here.reproduced and there.reproduced and here.exc_type == there.exc_type
+
+    def test_every_view_holds_the_same_rows_as_the_twins(self, recorded: tuple[str, Path, Any]) -> None:
+        target, twin, _ = recorded
+        with EventStore.open_readonly(target) as here, EventStore.open_readonly(twin) as there:
+            for view in VIEW_COLUMNS:
+                mine, theirs = (store.query(f"SELECT * FROM {view} ORDER BY seq") for store in (here, there))
+                assert mine == theirs and mine, view
+            counted = "SELECT plugin, exc_type, count(*) FROM failures GROUP BY 1, 2 ORDER BY 1, 2"
+            assert here.query(counted) == there.query(counted)
 
     def test_a_snapshot_gives_the_same_statistics_as_a_full_fold(self, recorded: tuple[str, Path, Any]) -> None:
         from actorlog.replay import take_snapshot

@@ -57,7 +57,6 @@ from actorlog.store import EventStore
 DEFAULT_RECENT = 10
 SUMMARY_WINDOWS = (60.0, 0.05)
 """The windows every settled capture asks ``metric_summary`` for, for every series."""
-PROMETHEUS_WINDOW = 30.0
 
 # -- the independent model ---------------------------------------------------------------------
 
@@ -287,7 +286,7 @@ def capture_settled(system: ActorSystem, label: str, names: Sequence[str], *, re
                     name=name, tags=tags, as_of=as_of, window_seconds=window,
                     summary=_answer(lambda: system.metric_summary(name, tags, as_of=as_of, window_seconds=window)),
                 ))
-        capture.prometheus = _answer(lambda: system.prometheus(as_of=as_of, window_seconds=PROMETHEUS_WINDOW))
+        capture.prometheus = _answer(system.prometheus)
     capture.plugins = _answer(lambda: system.plugins)
     for name in names:
         capture.states[name] = _answer(lambda: system.state(name))

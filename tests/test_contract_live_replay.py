@@ -33,7 +33,6 @@ import actorlog.events
 from contract_helpers import (
     FORGERIES,
     MEASUREMENTS,
-    PROMETHEUS_WINDOW,
     SUMMARY_WINDOWS,
     Capture,
     Recording,
@@ -295,7 +294,7 @@ class LiveReplayContract:
                     findings.same(asked.summary, builtins(rebuilt), f"{capture.where()}, metric_summary"
                                   f"({asked.name!r}, {asked.tags}, window_seconds={asked.window_seconds})")
             if findings.answered(capture, "prometheus()", capture.prometheus):
-                prometheus = to_prometheus(metrics, as_of=capture.document["as_of"], window_seconds=PROMETHEUS_WINDOW)
+                prometheus = to_prometheus(metrics)
                 findings.same(capture.prometheus, prometheus, f"{capture.where()}, prometheus()")
         findings.check()
 

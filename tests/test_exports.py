@@ -16,7 +16,8 @@ EXPECTED: dict[str, list[str]] = {
     "actorlog.actors": [
         "ANYONE", "APP", "ActorSystem", "AskCycleError", "Attempt", "CarryOut", "ConfigError", "DEFAULT_ACTIONS",
         "DEFAULT_SEVERITIES", "Decision", "DependencyError", "ENTRY_POINT_GROUP", "ErrorPolicy",
-        "EscalationError", "Failure", "Health", "MetricsClient", "MetricsOptions", "Operation",
+        "EscalationError", "Failure", "Health", "MetricsAddressError", "MetricsClient", "MetricsOptions",
+        "MetricsServer", "Operation",
         "PerformanceMonitor", "Plugin", "PluginContext", "PluginError", "PluginNotRunningError",
         "PluginOverloadedError", "PluginRef", "Policy", "RegistrationError", "ReportFailure", "RestartPolicy",
         "RetryPolicy", "Retrying", "StartError", "SystemStoppedError", "UnhealthyError", "UnknownPluginError", "UpgradeError",

@@ -34,7 +34,7 @@ MEASUREMENT = st.tuples(
 
 def record(system: ActorSystem, kind: str, name: str, tags: dict[str, str], value: float, ok: bool) -> None:
     if kind == "counter":
-        system.metrics.increment(name, value, tags=tags)
+        system.metrics.increment(name, abs(value), tags=tags)  # a counter only goes up (issue 17)
     elif kind == "gauge":
         system.metrics.gauge(name, value, tags=tags)
     elif kind == "histogram":
@@ -153,8 +153,6 @@ def parse(text: str) -> dict[str, Any]:
 def test_prometheus_export_parses_back_to_the_metrics(tmp_path: Path) -> None:
     path = tmp_path / "app.db"
     with ActorSystem(path) as system:
-        before = time.time()
-        spin_past(before)
         system.metrics.increment("http.requests", 3, tags={"route": "/a"})
         system.metrics.increment("http.requests", 1.5, tags={"route": "/a"})
         system.metrics.increment("http.requests", tags={"route": "/b"})
@@ -171,56 +169,44 @@ def test_prometheus_export_parses_back_to_the_metrics(tmp_path: Path) -> None:
                 raise RuntimeError("x")
         except RuntimeError:
             pass
-        after = spin_past(time.time())
-        text = system.prometheus(as_of=after, window_seconds=3600)
-        latency = system.metric_summary("http.latency", {"route": "/a"}, as_of=after, window_seconds=3600)
-        query = system.metric_summary("db.query", as_of=after, window_seconds=3600)
-        empty_text = system.prometheus(as_of=before, window_seconds=3600)
+        text = system.prometheus()
+        query = system.metric_summary("db.query", window_seconds=3600)
+    run = ("run", system.run)
     families = parse(text)
-    # counters: <name>_total, dotted names become underscores, tags become labels
+    # counters: <name>_total, dotted names become underscores, tags become labels, beside the run
     kind, samples = families["http_requests"]
     assert kind == "counter"
     assert samples == {
-        ("http_requests_total", frozenset({("route", "/a")})): 4.5,
-        ("http_requests_total", frozenset({("route", "/b")})): 1.0,
+        ("http_requests_total", frozenset({run, ("route", "/a")})): 4.5,
+        ("http_requests_total", frozenset({run, ("route", "/b")})): 1.0,
     }
-    assert families["db_query_calls"][1] == {("db_query_calls_total", frozenset()): 2.0}
-    assert families["db_query_success"][1] == {("db_query_success_total", frozenset()): 1.0}
-    assert families["db_query_errors"][1] == {("db_query_errors_total", frozenset()): 1.0}
+    assert families["db_query_calls"][1] == {("db_query_calls_total", frozenset({run})): 2.0}
+    assert families["db_query_success"][1] == {("db_query_success_total", frozenset({run})): 1.0}
+    assert families["db_query_errors"][1] == {("db_query_errors_total", frozenset({run})): 1.0}
     # gauges
-    assert families["queue_depth"] == ("gauge", {("queue_depth", frozenset()): 4.0})
-    assert families["pool_size"] == ("gauge", {("pool_size", frozenset({("pool", "db"), ("az", "1")})): 2.0})
-    # summaries: quantiles equal the summary's percentiles, _count and _sum
+    assert families["queue_depth"] == ("gauge", {("queue_depth", frozenset({run})): 4.0})
+    assert families["pool_size"] == ("gauge", {("pool_size", frozenset({run, ("pool", "db"), ("az", "1")})): 2.0})
+    # histograms: cumulative buckets (the default ones, in seconds), _count and _sum
     kind, samples = families["http_latency"]
-    assert kind == "summary"
-    labels = {("route", "/a")}
-    assert samples == {
-        ("http_latency", frozenset(labels | {("quantile", "0.5")})): latency.p50,
-        ("http_latency", frozenset(labels | {("quantile", "0.95")})): latency.p95,
-        ("http_latency", frozenset(labels | {("quantile", "0.99")})): latency.p99,
-        ("http_latency_count", frozenset(labels)): float(len(latencies)),
-        ("http_latency_sum", frozenset(labels)): math.fsum(latencies),
-    }
-    kind, samples = families["db_query"]
-    assert kind == "summary"
-    assert samples[("db_query", frozenset({("quantile", "0.95")}))] == query.p95
-    assert samples[("db_query_count", frozenset())] == 2.0
-    assert math.isclose(samples[("db_query_sum", frozenset())], query.avg * 2)  # type: ignore[operator]
+    assert kind == "histogram"
+    labels = frozenset({run, ("route", "/a")})
+    assert samples[("http_latency_count", labels)] == float(len(latencies))
+    assert samples[("http_latency_sum", labels)] == math.fsum(latencies)
+    for bound in (0.1, 0.25, 0.5, 1.0, 2.5):
+        le = frozenset(labels | {("le", str(bound))})
+        assert samples[("http_latency_bucket", le)] == sum(1 for v in latencies if v <= bound)
+    assert samples[("http_latency_bucket", frozenset(labels | {("le", "+Inf")}))] == len(latencies)
+    # a timed operation is a histogram named in seconds
+    kind, samples = families["db_query_seconds"]
+    assert kind == "histogram"
+    assert samples[("db_query_seconds_count", frozenset({run}))] == 2.0
+    assert math.isclose(samples[("db_query_seconds_sum", frozenset({run}))], query.avg * 2)  # type: ignore[operator]
     assert set(families) == {
         "http_requests", "db_query_calls", "db_query_success", "db_query_errors",
-        "queue_depth", "pool_size", "http_latency", "db_query",
+        "queue_depth", "pool_size", "http_latency", "db_query_seconds",
     }
-    # an empty window: counters and gauges as before, summaries with no observations
-    empty = parse(empty_text)
-    assert empty["http_requests"] == families["http_requests"]
-    _, samples = empty["http_latency"]
-    assert samples[("http_latency_count", frozenset(labels))] == 0.0
-    assert samples[("http_latency_sum", frozenset(labels))] == 0.0
-    assert math.isnan(samples[("http_latency", frozenset(labels | {("quantile", "0.5")}))])
     # replay exports the same text
-    rebuilt = rebuild_metrics(path)
-    assert to_prometheus(rebuilt, as_of=after, window_seconds=3600) == text
-    assert to_prometheus(rebuilt, as_of=before, window_seconds=3600) == empty_text
+    assert to_prometheus(rebuild_metrics(path)) == text
 
 
 @settings(max_examples=25, deadline=None)
@@ -228,35 +214,39 @@ def test_prometheus_export_parses_back_to_the_metrics(tmp_path: Path) -> None:
 def test_prometheus_live_export_equals_the_replayed_export(measurements: list[Any], fraction: float) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "app.db"
+        cut = max(1, int(len(measurements) * fraction))
         with ActorSystem(path) as system:
-            before = time.time()
-            spin_past(before)
-            for kind, name, tag, value, ok in measurements:
+            for kind, name, tag, value, ok in measurements[:cut]:
                 # one kind per name: a Prometheus family has one type
                 record(system, kind, f"{kind}.{name}", TAGS[tag], value, ok)
-            after = spin_past(time.time())
-            as_of = before + (after - before) * fraction
-            live = system.prometheus(as_of=as_of, window_seconds=3600)
+            earlier = parse(system.prometheus())
+            for kind, name, tag, value, ok in measurements[cut:]:
+                record(system, kind, f"{kind}.{name}", TAGS[tag], value, ok)
+            live = system.prometheus()
             snapshot = system.all_metrics()
         rebuilt = rebuild_metrics(path)
-        assert to_prometheus(rebuilt, as_of=as_of, window_seconds=3600) == live
+        assert to_prometheus(rebuilt) == live
         families = parse(live)
+        run = ("run", system.run)
+        # cumulative: no counter, histogram count or bucket went down since the earlier scrape
+        for family, (kind, samples) in earlier.items():
+            if kind in ("counter", "histogram"):
+                for sample, value in samples.items():
+                    if not sample[0].endswith("_sum"):
+                        assert families[family][1][sample] >= value
         for name, tag_items in sorted(rebuilt.points):
             if name.endswith((".calls", ".success", ".errors")) or not name.startswith(("histogram.", "operation.")):
                 continue
-            summary = rebuilt.summary(name, dict(tag_items), as_of=as_of, window_seconds=3600)
-            family = name.replace(".", "_")
+            observed = [m for m in measurements
+                        if f"{m[0]}.{m[1]}" == name and tuple(sorted(TAGS[m[2]].items())) == tag_items]
+            family = name.replace(".", "_") + ("_seconds" if name.startswith("operation.") else "")
             kind, samples = families[family]
-            assert kind == "summary"
-            labels = frozenset(tag_items)
-            assert samples[(family + "_count", labels)] == float(summary.count)
-            for q, field in (("0.5", "p50"), ("0.95", "p95"), ("0.99", "p99")):
-                value = samples[(family, labels | {("quantile", q)})]
-                expected = getattr(summary, field)
-                assert (math.isnan(value) and expected is None) or value == expected
+            assert kind == "histogram"
+            labels = frozenset(tag_items) | {run}
+            assert samples[(family + "_count", labels)] == float(len(observed))  # every one, not max_history
         for label, total in snapshot.counters.items():
             name, _, tags = label.partition("{")
             labels = frozenset(tuple(kv.split("=", 1)) for kv in tags.rstrip("}").split(",")) if tags else frozenset()
             family = name.replace(".", "_")
             assert families[family][0] == "counter"
-            assert families[family][1][(family + "_total", labels)] == total
+            assert families[family][1][(family + "_total", labels | {run})] == total

@@ -70,7 +70,7 @@ def test_verify_notices_a_payload_column_made_jsonb(pg_log: str) -> None:
     with EventStore(pg_log) as store:
         store.append(GaugeSet(name="q", value=1.0, tags={"b": "1", "a": "2"}), actor="worker")
     with admin(pg_log) as conn:
-        for view in ("lifecycle", "failures", "measurements"):
+        for view in ("lifecycle", "failures", "retries", "measurements"):
             conn.execute(f"DROP VIEW {view}")
         conn.execute("ALTER TABLE events ALTER COLUMN payload TYPE jsonb USING payload::jsonb")
     with EventStore.open_readonly(pg_log) as store:

@@ -13,6 +13,7 @@ from log_helpers import ACTORLOG_CLI, sha256_of
 
 from actorlog.events import (
     CounterIncremented,
+    FailureAssessed,
     FailureRaised,
     GaugeSet,
     HistogramObserved,
@@ -264,6 +265,8 @@ def test_views_expose_payload_fields_as_columns(log_path: Path) -> None:
                           severity="high", trigger_seq=2),
             actor="llm", correlation="m-1",
         )
+        store.append(FailureAssessed(plugin="llm", exc_type="builtins.ValueError", message="boom", severity="high",
+                                     failed_at=1.0, failure_seq=4), actor="errors", correlation="m-1")
         store.append(RecoveryDecided(plugin="llm", action="retry", delay=0.5, severity="high", failure_seq=4),
                      actor="errors", correlation="m-1")
         store.append(RetryScheduled(task="fetch", attempt=2, delay=1.0, exc_type="builtins.OSError"), actor="llm")
@@ -282,21 +285,21 @@ def test_views_expose_payload_fields_as_columns(log_path: Path) -> None:
             {"kind": "plugin.health_checked", "plugin": "llm", "class_path": None, "plugin_version": None,
              "healthy": 0, "detail": "slow"},
         ]
+        # one row per assessed failure, with its decision (issue 17); retries have their own view
         failures = list(db.query(
-            "SELECT seq, kind, correlation, plugin, exc_type, message, severity, action, delay, attempt, "
-            "trigger_seq, failure_seq FROM failures ORDER BY seq"
+            "SELECT seq, correlation, plugin, exc_type, message, severity, action, delay, reason, raised_seq, "
+            "decided_seq FROM failures"
         ))
         assert failures == [
-            {"seq": 4, "kind": "failure.raised", "correlation": "m-1", "plugin": "llm", "exc_type": "builtins.ValueError",
-             "message": "boom", "severity": "high", "action": None, "delay": None, "attempt": None,
-             "trigger_seq": 2, "failure_seq": None},
-            {"seq": 5, "kind": "recovery.decided", "correlation": "m-1", "plugin": "llm", "exc_type": None,
-             "message": None, "severity": "high", "action": "retry", "delay": 0.5, "attempt": None,
-             "trigger_seq": None, "failure_seq": 4},
-            {"seq": 6, "kind": "retry.scheduled", "correlation": None, "plugin": "fetch", "exc_type": "builtins.OSError",
-             "message": None, "severity": None, "action": None, "delay": 1.0, "attempt": 2,
-             "trigger_seq": None, "failure_seq": None},
+            {"seq": 5, "correlation": "m-1", "plugin": "llm", "exc_type": "builtins.ValueError", "message": "boom",
+             "severity": "high", "action": "retry", "delay": 0.5, "reason": "", "raised_seq": 4, "decided_seq": 6},
         ]
+        retries = list(db.query("SELECT kind, task, attempt, delay, exc_type FROM retries"))
+        assert retries == [
+            {"kind": "retry.scheduled", "task": "fetch", "attempt": 2, "delay": 1.0, "exc_type": "builtins.OSError"},
+        ]
+        times = [row["time"] for row in db.query("SELECT ts, time FROM lifecycle")]
+        assert all(len(t) == 24 and t.endswith("Z") for t in times)
         measurements = list(db.query("SELECT actor, metric_type, name, value, tags FROM measurements ORDER BY seq"))
         assert [(m["metric_type"], m["name"], m["value"]) for m in measurements] == [
             ("gauge", "q", 3.0), ("counter", "calls", 2.0), ("histogram", "latency", 0.25),
@@ -314,3 +317,24 @@ def test_the_store_exposes_a_sqlite_utils_database_for_ad_hoc_queries(log_path: 
         store.flush()
         rows = list(store.db.query("SELECT max(value) AS top FROM measurements WHERE name = ?", ["q"]))
     assert rows == [{"top": 5.0}]
+
+
+def test_a_writer_brings_an_older_logs_views_up_to_date_without_touching_its_events(log_path: Path) -> None:
+    with EventStore(log_path) as store:
+        store.append(PluginStarted(plugin="llm"), actor="supervisor")
+    before = sqlite3.connect(log_path).execute("SELECT seq, payload, hash FROM events ORDER BY seq").fetchall()
+    old = sqlite3.connect(log_path)  # the view as an older actorlog wrote it: unordered, no `time`
+    old.execute("DROP VIEW lifecycle")
+    old.execute("CREATE VIEW lifecycle AS SELECT seq, ts, run, actor, kind FROM events WHERE kind LIKE 'plugin.%'")
+    old.commit()
+    old.close()
+    with EventStore.open_readonly(log_path) as reader:  # a reader changes nothing
+        assert "time" not in reader.db["lifecycle"].columns_dict
+    with EventStore(log_path):
+        pass
+    conn = sqlite3.connect(log_path)
+    try:
+        assert "time" in [row[1] for row in conn.execute("PRAGMA table_info(lifecycle)")]
+        assert conn.execute("SELECT seq, payload, hash FROM events ORDER BY seq").fetchall()[:len(before)] == before
+    finally:
+        conn.close()
