@@ -53,6 +53,7 @@ from actorlog.replay.errors import ErrorStatisticsSnapshot
 from actorlog.replay.metrics import DEFAULT_WINDOW, METRICS_ACTOR, MetricsSnapshot, Summary
 from actorlog.replay.plugins import PluginState
 from actorlog.replay.prometheus import to_prometheus
+from actorlog.replay.documents import StatisticsDocument
 from actorlog.replay.statistics import Statistics
 from actorlog.store import EventStore, StoreError
 from actorlog.store.exit import close_at_exit
@@ -499,7 +500,7 @@ class ActorSystem:
         return self._read(lambda s: to_prometheus(s.metrics, as_of=moment, window_seconds=window_seconds),
                           timeout=timeout)
 
-    def statistics(self, *, recent: int = 10, window_seconds: float | None = None) -> dict[str, Any]:
+    def statistics(self, *, recent: int = 10, window_seconds: float | None = None) -> StatisticsDocument:
         """This run's statistics, in exactly the shape ``actorlog stats --json`` prints.
 
         Everything sent so far is delivered and committed, then the live projections are

@@ -249,10 +249,14 @@ def _reproduce(
     store: EventStore, failure_seq: int, capabilities: Capabilities, trust_key: str | os.PathLike[str] | None = None,
 ) -> Reproduction:
     found = list(store.events(from_seq=failure_seq, to_seq=failure_seq, lenient=True))
-    if not found or not isinstance(found[0].event, FailureRaised):
-        kind = found[0].kind if found else "nothing"
-        raise NotAFailureError(f"seq {failure_seq} is {kind!r}, not a failure.raised event; list failures with "
+    if not found:
+        last = store.last_seq()
+        where = f"the log's last seq is {last}" if last else "the log holds no events"
+        raise NotAFailureError(f"seq {failure_seq} is past the end of the log ({where}); list failures with "
                                f"`actorlog query LOG --kind failure.raised`")
+    if not isinstance(found[0].event, FailureRaised):
+        raise NotAFailureError(f"seq {failure_seq} is {found[0].kind!r}, not a failure.raised event; list failures "
+                               f"with `actorlog query LOG --kind failure.raised`")
     failure_record = found[0]
     vouched = _vouched(store, failure_seq, trust_key) if trust_key is not None else None
     if vouched is not None:
@@ -287,7 +291,7 @@ def _reproduce(
             cls: type[Plugin] | None = load_plugin_class(registered.class_path)
         except ActorlogError as exc:
             cls = None
-            notes.append(f"cannot reproduce: the plugin class cannot be loaded: {exc}")
+            notes.append(_unloadable(registered.class_path, exc))
         if cls is not None:
             current = str(cls.version)
             if current != registered.plugin_version:
@@ -409,6 +413,22 @@ def _logged_message(
     if decoder is None:
         decoder = decoders[handled] = msgspec.json.Decoder(handled)
     return decoder.decode(msgspec.json.encode(received.message))
+
+
+def _unloadable(class_path: str, exc: BaseException) -> str:
+    """Why the recorded class cannot be loaded, and for a class of a script's ``__main__`` what to do."""
+    module = class_path.partition(":")[0] if ":" in class_path else class_path.rpartition(".")[0]
+    if module == "__main__":
+        attr = class_path.rpartition(":")[2] if ":" in class_path else class_path.rpartition(".")[2]
+        return (
+            f"cannot reproduce: the plugin class {class_path!r} was defined in the script that ran the system "
+            f"(its __main__ module), which no other process can import. Make it importable: move {attr} into a "
+            f"module of its own (say {attr.lower()}.py beside the script, imported there with `from {attr.lower()} "
+            f"import {attr}`), or run the script as a module of a package (`python -m yourpackage.app`, the class "
+            f"imported from another module of it), so the log records an importable path; then run reproduce "
+            f"with --import-path pointing at the folder that holds it"
+        )
+    return f"cannot reproduce: the plugin class cannot be loaded: {exc}"
 
 
 def _outcome(exc: BaseException, seq: int | None) -> dict[str, Any]:

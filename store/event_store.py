@@ -510,6 +510,7 @@ class EventStore:
         public_key: str | os.PathLike[str] | PublicKey | None = None,
         witness: str | os.PathLike[str] | None = None,
         expect: Iterable[str] = (),
+        progress: Callable[[int], None] | None = None,
     ) -> VerifyReport:
         """Check the file (SQLite's quick_check, unless ``check_file`` is false), the append-only
         triggers and their SQL, and recompute the hash chain over every committed row.
@@ -518,7 +519,7 @@ class EventStore:
         and the rows before each must hash to what it signed. ``witness`` (a directory or a
         ``.jsonl`` file) and ``expect`` (``"SEQ:HASH"`` strings): the log must hold each of
         those rows with that hash, so truncation and rollback are found. Snapshots must match
-        the digests the chain recorded.
+        the digests the chain recorded. ``progress`` is called with the rows hashed since its last call.
         """
         self._check_open()
         pins = [(*parse_expect(text), f"--expect {text}") for text in expect]
@@ -531,7 +532,9 @@ class EventStore:
             pins += witness_pins(entries, f"the witness {str(source)!r}")
         key = PublicKey(public_key) if public_key is not None and not isinstance(public_key, PublicKey) else public_key
         audit = ChainAudit(key, pins)
-        return verify_log(self.db.conn, self._read_lock, path=self.path, check_file=check_file, audit=audit)
+        return verify_log(
+            self.db.conn, self._read_lock, path=self.path, check_file=check_file, audit=audit, progress=progress
+        )
 
     def newest_checkpoint(self) -> tuple[EventRecord, Checkpoint] | None:
         """The newest signed checkpoint the store wrote, with its record; None if there is none."""
