@@ -240,6 +240,13 @@ class RowWriter:
             index = names.index(self.shrink)
             others = sum(widths) - widths[index] + 2 * (len(names) - 1)
             widths[index] = max(room - others, len(self.shrink), 8)
+            # still too wide (a narrow terminal): take from the widest other columns that may be cut
+            while sum(widths) + 2 * (len(names) - 1) > room:
+                cuttable = [i for i in range(len(names)) if i != index and i not in self.unclipped and widths[i] > 6]
+                if not cuttable:
+                    break
+                widest = max(cuttable, key=lambda i: widths[i])
+                widths[widest] -= 1
         self._widths = widths
         if self.headers:
             self.out.write(self._join([name for name in names]) + "\n")
