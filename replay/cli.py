@@ -393,6 +393,7 @@ class EventRows:
         self._encode = msgspec.json.Encoder().encode
 
     def __call__(self, record: EventRecord) -> dict[str, Any]:
+        """One output row for ``record``."""
         event = record.event
         payload: Any = event.payload if isinstance(event, UnknownEvent) else event
         row = {"seq": record.seq, "time": format_time(record.ts), "ts": record.ts, "run": record.run,
@@ -407,6 +408,7 @@ class EventRows:
         return row
 
     def writer(self, output: str, headers: bool, last_seq: int) -> RowWriter:
+        """A `RowWriter` for these rows; a table's seq column is as wide as ``last_seq``'s digits."""
         return RowWriter(
             self.columns, output, headers=headers, table_columns=self.table_columns, shrink="payload",
             widths={"seq": len(str(last_seq)), "time": 24}, empty="no events match", unclipped=("seq",),
