@@ -25,6 +25,7 @@ import click
 import msgspec
 
 from actorlog.events import ActorlogError, UnknownEvent
+from actorlog.events.errors import shown
 from actorlog.replay.output import RowWriter, cell, output_options, table
 from actorlog.replay.progress import progress
 from actorlog.replay.rebuild import rebuild, take_snapshot
@@ -329,6 +330,7 @@ def check_present(
 ) -> None:
     """Raise `EmptyAnswer` for a run, actor or kind the log holds no event of, naming the
     closest values it does hold: an empty answer from a typo is not silent."""
+    make_filter(run=run, actor=actor, kinds=tuple(kinds) or None)  # text that cannot be a value: refused first
     conn = store.db.conn
     for column, values in (("kind", tuple(kinds)), ("actor", (actor,)), ("run", (run,))):
         for value in values:
@@ -338,13 +340,18 @@ def check_present(
 
 def _no_such(store: EventStore, column: str, value: str) -> str:
     present = distinct_values(store.db.conn, column, store.path)
-    close = difflib.get_close_matches(value, present, n=3, cutoff=0.6)
+    close = difflib.get_close_matches(value, present, n=3, cutoff=0.6) if len(value) <= HINT_TEXT else []
+    named = shown(value)  # quoted briefly: a value may be huge
     if close:
-        return f"{_WHAT[column]} {value!r}; did you mean {' or '.join(map(repr, close))}?"
+        return f"{_WHAT[column]} {named}; did you mean {' or '.join(map(shown, close))}?"
     if not present:
-        return f"{_WHAT[column]} {value!r}: the log holds no events"
-    listing = ", ".join(map(repr, present[:10])) + (f" and {len(present) - 10} more" if len(present) > 10 else "")
-    return f"{_WHAT[column]} {value!r}; the log holds: {listing}"
+        return f"{_WHAT[column]} {named}: the log holds no events"
+    listing = ", ".join(map(shown, present[:10])) + (f" and {len(present) - 10} more" if len(present) > 10 else "")
+    return f"{_WHAT[column]} {named}; the log holds: {listing}"
+
+
+HINT_TEXT = 200
+"""Values longer than this get no "did you mean" (comparing them costs more than it helps)."""
 
 
 # -- query and tail --------------------------------------------------------------------

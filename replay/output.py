@@ -32,6 +32,10 @@ FORMATS = ("table", "json", "jsonl", "csv")
 DOCUMENT_FORMATS = ("table", "json", "jsonl")
 """For commands whose answer is a document, not rows: jsonl is the document on one line."""
 
+PIPE_CELL_LIMIT = 1000
+"""Characters of a table cell kept when no terminal bounds it: whole for any ordinary value
+(exc_type and message stay readable), bounded for a multi-megabyte one (use --json for those)."""
+
 SAMPLE_ROWS = 200
 """Rows a streamed table reads before fixing its column widths."""
 
@@ -85,8 +89,9 @@ def output_options(*, tabular: bool = True) -> Callable[[F], F]:
 
 def terminal_width() -> int | None:
     """Columns a table may use when stdout is a terminal: $COLUMNS if set, else the terminal's
-    width. None when stdout is a pipe or a file: those get whole values, as ``ls`` gives them
-    (and a $COLUMNS some parent exported for its own terminal does not cut them)."""
+    width. None when stdout is a pipe or a file: those get whole values (up to
+    `PIPE_CELL_LIMIT` characters a cell), and a $COLUMNS some parent exported for its own
+    terminal does not cut them."""
     try:
         if not sys.stdout.isatty():
             return None
@@ -233,7 +238,7 @@ class RowWriter:
         names = self.table_columns
         widths = []
         for name in names:
-            natural = max([len(name)] + [len(cell(row.get(name))) for row in pending])
+            natural = min(max([len(name)] + [len(cell(row.get(name))) for row in pending]), PIPE_CELL_LIMIT)
             widths.append(max(natural, self.known.get(name, 0)))
         room = self._room = terminal_width()
         if room is not None and self.shrink in names:
@@ -267,7 +272,7 @@ class RowWriter:
         for index, (text, width) in enumerate(zip(cells, self._widths)):
             text = " ".join(text.splitlines())
             if index == last:  # the last column is padded by nothing: cut only to fit a terminal
-                parts.append(clip(text, width) if self._room is not None else text)
+                parts.append(clip(text, width if self._room is not None else PIPE_CELL_LIMIT))
             elif index in self.unclipped:
                 parts.append(text.ljust(width))
             else:

@@ -252,8 +252,8 @@ def _reproduce(
     if not found:
         last = store.last_seq()
         where = f"the log's last seq is {last}" if last else "the log holds no events"
-        raise NotAFailureError(f"seq {failure_seq} is past the end of the log ({where}); list failures with "
-                               f"`actorlog query LOG --kind failure.raised`")
+        raise NotAFailureError(f"seq {failure_seq} is past the end of the log ({where}), not a failure.raised "
+                               f"event; list failures with `actorlog query LOG --kind failure.raised`")
     if not isinstance(found[0].event, FailureRaised):
         raise NotAFailureError(f"seq {failure_seq} is {found[0].kind!r}, not a failure.raised event; list failures "
                                f"with `actorlog query LOG --kind failure.raised`")
