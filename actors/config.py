@@ -30,10 +30,13 @@ the file and the key. Plugins are registered in the order the file lists them.
 from __future__ import annotations
 
 import builtins
+import difflib
 import json
 import os
 import re
 import tomllib
+import types
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -214,6 +217,7 @@ def _load(path: Path) -> LoadedConfig:
         raise ConfigError(f"{path}: cannot read the config file: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    data = _fold_case(data)
     # Tables keyed by name one by one first, so an error names the entry (msgspec says `plugins[...]`).
     for section, entry_type in (("plugins", PluginSettings), ("errors.severities", Severity),
                                 ("errors.actions", RecoveryAction)):
@@ -224,7 +228,9 @@ def _load(path: Path) -> LoadedConfig:
             try:
                 msgspec.convert(value, entry_type)
             except msgspec.ValidationError as exc:
-                raise ConfigError(f"{path}: {_describe(str(exc), f'{section}.{toml_key(name)}')}") from None
+                raise ConfigError(
+                    f"{path}: {_describe(str(exc), f'{section}.{toml_key(name)}', entry_type)}"
+                ) from None
     try:
         config = msgspec.convert(data, SystemConfig)
     except msgspec.ValidationError as exc:
@@ -240,14 +246,98 @@ def toml_key(name: str) -> str:
     return name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else json.dumps(name)
 
 
-def _describe(problem: str, prefix: str = "") -> str:
-    """msgspec's "... - at `$.plugins.llm`" as "... (at key `plugins.llm`)", on one line."""
+def _describe(problem: str, prefix: str = "", shape: Any = None) -> str:
+    """msgspec's "... - at `$.plugins.llm`" as "... (at key `plugins.llm`)", on one line; an
+    unknown key gets the closest known one ("did you mean"), a bad enum value the allowed ones.
+
+    ``shape`` is the type at ``prefix`` (default: the whole file's, `SystemConfig`)."""
     located = re.match(r"(.*?)(?: - at `\$\.?(.*)`)?$", problem, re.DOTALL)
     assert located is not None  # the pattern matches any text
     text, where = located.group(1), located.group(2) or ""
-    text = re.sub(r"Object contains unknown field `(.+)`", r"unknown key `\1`", text, flags=re.DOTALL)
+    here = _type_at(SystemConfig if shape is None else shape, where)
+    unknown = re.fullmatch(r"Object contains unknown field `(.+)`", text, flags=re.DOTALL)
+    if unknown:
+        text = f"unknown key `{unknown.group(1)}`"
+        known = _keys_of(here)
+        if known:
+            close = difflib.get_close_matches(unknown.group(1), known, n=1, cutoff=0.6)
+            text += f"; did you mean `{close[0]}`?" if close else f" (known keys: {', '.join(known)})"
+    elif text.startswith("Invalid enum value"):
+        allowed = _enum_values(here)
+        if allowed:
+            text += f"; expected one of {', '.join(map(repr, allowed))}"
     where = ".".join(part for part in (prefix, where.replace("class_", "class")) if part)
     return one_line(f"{text} (at key `{where}`)" if where else text)
+
+
+def _type_at(shape: Any, where: str) -> Any:
+    """The type msgspec checked at path ``where`` (``store.synchronous``, ``plugins[...]``), or None."""
+    for part in re.findall(r"[^.\[\]]+|\[[^\]]*\]", where):
+        shape = _unoptional(shape)
+        if isinstance(shape, type) and issubclass(shape, msgspec.Struct):
+            fields = {field.encode_name: field.type for field in msgspec.structs.fields(shape)}
+            shape = fields.get(part)
+        elif typing.get_origin(shape) in (dict, list):
+            shape = typing.get_args(shape)[-1]
+        else:
+            return None
+    return _unoptional(shape)
+
+
+def _unoptional(shape: Any) -> Any:
+    while typing.get_origin(shape) is Annotated:
+        shape = typing.get_args(shape)[0]
+    if typing.get_origin(shape) in (types.UnionType, typing.Union):
+        kept = [arg for arg in typing.get_args(shape) if arg is not type(None)]
+        return _unoptional(kept[0]) if len(kept) == 1 else shape
+    return shape
+
+
+def _keys_of(shape: Any) -> list[str]:
+    if isinstance(shape, type) and issubclass(shape, msgspec.Struct):
+        return [field.encode_name for field in msgspec.structs.fields(shape)]
+    return []
+
+
+def _enum_values(shape: Any) -> list[str]:
+    return [str(value) for value in typing.get_args(shape)] if typing.get_origin(shape) is Literal else []
+
+
+ENUMS: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("store", "synchronous"): ("OFF", "NORMAL", "FULL", "EXTRA"),
+    ("metrics", "overload"): ("block", "sample"),
+}
+"""Enum keys whose value is read whatever its case (``synchronous = "full"``): the meaning is clear."""
+
+
+def _fold_case(data: Any) -> Any:
+    """``data`` with the enum values of the config written in their canonical case, where a
+    value matches one allowed value but for case; anything else is left for msgspec to refuse."""
+    if not isinstance(data, dict):
+        return data
+    data = dict(data)
+    for (section, key), allowed in ENUMS.items():
+        table = data.get(section)
+        if isinstance(table, dict) and key in table:
+            data[section] = {**table, key: _canonical(table[key], allowed)}
+    errors = data.get("errors")
+    if isinstance(errors, dict):
+        errors = dict(errors)
+        severities, actions = typing.get_args(Severity), typing.get_args(RecoveryAction)
+        if isinstance(errors.get("severities"), dict):
+            errors["severities"] = {k: _canonical(v, severities) for k, v in errors["severities"].items()}
+        if isinstance(errors.get("actions"), dict):
+            errors["actions"] = {_canonical(k, severities): _canonical(v, actions) for k, v in errors["actions"].items()}
+        data["errors"] = errors
+    return data
+
+
+def _canonical(value: Any, allowed: tuple[str, ...]) -> Any:
+    if isinstance(value, str):
+        for choice in allowed:
+            if value.casefold() == choice.casefold():
+                return choice
+    return value
 
 
 def _check(path: Path, config: SystemConfig) -> dict[type[BaseException], Severity]:

@@ -55,6 +55,7 @@ from actorlog.replay.errors import ErrorStatisticsSnapshot
 from actorlog.replay.metrics import DEFAULT_WINDOW, METRICS_ACTOR, MetricsSnapshot, Summary
 from actorlog.replay.plugins import PluginState
 from actorlog.replay.prometheus import families, to_prometheus
+from actorlog.replay.documents import StatisticsDocument
 from actorlog.replay.statistics import Statistics
 from actorlog.store import EventStore, StoreError
 from actorlog.store.exit import close_at_exit
@@ -627,7 +628,7 @@ class ActorSystem:
             self.metrics_server = MetricsServer(lambda: self._read(lambda s: families(s.metrics)), host, port)
             return self.metrics_server
 
-    def statistics(self, *, recent: int = 10, window_seconds: float | None = None) -> dict[str, Any]:
+    def statistics(self, *, recent: int = 10, window_seconds: float | None = None) -> StatisticsDocument:
         """This run's statistics, in exactly the shape ``actorlog stats --json`` prints.
 
         Everything sent so far is delivered and committed, then the live projections are

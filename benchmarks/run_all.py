@@ -2,7 +2,7 @@
 
     python benchmarks/run_all.py [--quick] [--only NAME ...] [--repeat N] [--output PATH]
 
-Each script (append, messaging, failures, metrics, replay, upgrade, ui) runs in its own process, so
+Each script (append, messaging, failures, metrics, replay, upgrade, ui, cli) runs in its own process, so
 each has a clean interpreter and its own RSS, and writes its figures as JSON
 (``--json PATH``). The report, ``benchmarks/RESULTS.md`` by default, holds a header with
 the machine, a table of every figure beside its reference measured in the same run,
@@ -98,6 +98,12 @@ BENCHMARKS: tuple[Benchmark, ...] = (
         takes_repeat=True,
         quick=("--events", "200000"),
         tiny=("--events", "5000"),
+    ),
+    Benchmark(
+        "cli",
+        takes_repeat=False,
+        quick=("--events", "300000"),
+        tiny=("--events", "3000"),
     ),
 )
 NAMES = tuple(benchmark.name for benchmark in BENCHMARKS)

@@ -5,6 +5,7 @@ build plugins and systems, so they sit above the actor system and are imported f
 own modules: importing this package loads nothing of `actorlog.actors`.
 """
 
+from actorlog.replay.documents import StatisticsDocument
 from actorlog.replay.errors import ErrorStatistics, ErrorStatisticsSnapshot, RecentError
 from actorlog.replay.metrics import Metrics, MetricsSnapshot, Summary, percentile
 from actorlog.replay.prometheus import to_prometheus
@@ -26,6 +27,7 @@ __all__ = [
     "PluginStates",
     "ReplayError",
     "Statistics",
+    "StatisticsDocument",
     "format_time",
     "newest_snapshot",
     "parse_time",

@@ -8,7 +8,9 @@ imported only when ``demo`` runs, so no other command loads them.
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import shutil
 import signal
 import sys
 import threading
@@ -98,16 +100,33 @@ def _summary(report: DemoReport) -> None:
     )
     _print_stats(report.statistics)
     log = shlex.quote(parse_location(report.path).display)  # a URL's password is never printed
+    actorlog, sqlite_utils = runnable("actorlog"), runnable("sqlite-utils")
     click.echo("\nNext, try:")
-    click.echo(f"  actorlog stats {log} --run {report.run}   # the same statistics, rebuilt from the log")
-    click.echo(f"  actorlog query {log} --kind failure.raised      # every failure, with its correlation")
-    click.echo(f"  actorlog query {log} --kind plugin.restarted    # the crash and its restart")
+    click.echo(f"  {actorlog} stats {log} --run {report.run}   # the same statistics, rebuilt from the log")
+    click.echo(f"  {actorlog} query {log} --kind failure.raised --fields plugin,exc_type,message   # every failure")
+    click.echo(f"  {actorlog} query {log} --kind plugin.restarted    # the crash and its restart")
     if report.reproducible_failure is not None:
-        click.echo(f"  actorlog reproduce {log} {report.reproducible_failure}"
+        click.echo(f"  {actorlog} reproduce {log} {report.reproducible_failure}"
                    f"                     # replay the LLM failure at seq {report.reproducible_failure}")
-    click.echo(f"  actorlog tail {log} -n 20")
-    click.echo(f"  sqlite-utils {log} 'select plugin, exc_type, count(*) from failures group by 1, 2' --table")
-    click.echo(f"  actorlog serve {log}                  # timelines and charts in the browser (pip install 'actorlog[ui]')")
+    click.echo(f"  {actorlog} tail {log} -n 20")
+    if not is_url(report.path):  # sqlite-utils reads files; a PostgreSQL log has psql
+        click.echo(f"  {sqlite_utils} {log} 'select plugin, exc_type, count(*) from failures group by 1, 2' --table")
+    click.echo(f"  {actorlog} serve {log}                  # timelines and charts in the browser (pip install 'actorlog[ui]')")
+
+
+def runnable(name: str) -> str:
+    """How to run the console script ``name`` installed beside this one, as a user can paste it:
+    the bare name when the shell finds that very script on PATH, else its full path (a venv
+    that was never activated)."""
+    here = Path(sys.argv[0]).resolve().parent if sys.argv and sys.argv[0] else Path(sys.executable).parent
+    for folder in (here, Path(sys.executable).parent):
+        candidate = folder / name
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            found = shutil.which(name)
+            if found is not None and Path(found).resolve() == candidate.resolve():
+                return name
+            return shlex.quote(str(candidate.absolute()))
+    return name
 
 
 class _Interrupted(BaseException):

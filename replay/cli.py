@@ -1,13 +1,15 @@
 """The ``actorlog`` command line: statistics, audits, verification and reproduction.
 
 Every command but ``snapshot`` opens the log read-only and never changes it. Exit codes:
-0 success, 1 when the answer is "no" (verification failed, failure not reproduced),
-2 on bad input, with a one-line error and no traceback.
+0 success, 1 when the answer is "no" (verification failed, failure not reproduced, a
+--kind, --actor or --run that matches nothing in the log), 2 on bad input, with a
+one-line error and no traceback; 130 when interrupted (Ctrl-C; ``tail --follow`` ends
+with 0), and 141 (as a program killed by SIGPIPE) quietly when the reader of its
+output goes away (``| head``).
 """
 
 from __future__ import annotations
 
-import csv
 import difflib
 import functools
 import json
@@ -21,13 +23,17 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 import msgspec
-from tabulate import tabulate
 
 from actorlog.events import ActorlogError, UnknownEvent
+from actorlog.events.errors import shown
+from actorlog.replay.output import RowWriter, cell, output_options, table
+from actorlog.replay.progress import progress
 from actorlog.replay.rebuild import rebuild, take_snapshot
 from actorlog.replay.reproduce import reproduce as run_reproduction
+from actorlog.replay.documents import StatisticsDocument
 from actorlog.replay.times import format_time, parse_time
 from actorlog.store import EventRecord, EventStore
+from actorlog.store.query import make_filter
 from actorlog.store.checkpoints import witness_file, witness_line
 from actorlog.store.errors import one_line
 from actorlog.store.signing import generate_key
@@ -108,13 +114,22 @@ def configure_logging(verbose: bool) -> None:
         _installed.append((logger, handler))
 
 
+class EmptyAnswer(Exception):
+    """A filter matches nothing in the whole log (a typo, most likely): exit status 1 and a hint."""
+
+
 def friendly_errors(command: F) -> F:
-    """Turn actorlog's own errors into a one-line message and exit status 2."""
+    """Turn actorlog's own errors into a one-line message and exit status 2 (1 for `EmptyAnswer`)."""
 
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
+        except EmptyAnswer as exc:
+            click.echo(f"actorlog: {one_line(str(exc))}", err=True)
+            sys.exit(1)
+        except BrokenPipeError:  # before click's own handling, which exits 1 ("the answer is no")
+            closed_pipe()
         except ActorlogError as exc:
             _fail(str(exc))
         except ValueError as exc:
@@ -141,6 +156,7 @@ LOG = click.argument("log", type=click.Path(path_type=str))
 
 
 def _open(log: str) -> EventStore:
+    """The one way a command opens a log to read it: read-only."""
     return EventStore.open_readonly(log)
 
 
@@ -157,12 +173,45 @@ class OneLineErrors(click.Group):
         except click.ClickException as exc:
             click.echo(f"actorlog: error: {exc.format_message()}", err=True)
             sys.exit(exc.exit_code)
-        except click.Abort:
-            click.echo("actorlog: aborted", err=True)
-            sys.exit(1)
+        except (click.Abort, KeyboardInterrupt):
+            click.echo("actorlog: interrupted", err=True)
+            sys.exit(INTERRUPTED)
+        except BrokenPipeError:
+            closed_pipe()
+        except SystemExit:
+            _flush_or_quit()
+            raise
         if standalone_mode and isinstance(result, int):
             sys.exit(result)
+        _flush_or_quit()
         return result
+
+
+INTERRUPTED = 130
+"""Exit status on SIGINT (Ctrl-C): 128 + SIGINT, what shells expect."""
+
+CLOSED_PIPE = 141
+"""Exit status when the reader of stdout went away: 128 + SIGPIPE, as a Unix tool killed by it."""
+
+
+def closed_pipe() -> NoReturn:
+    """Leave quietly, status 141: the reader of our output (``| head``) has all it wanted.
+
+    stdout is pointed at /dev/null first, so the interpreter's last flush cannot complain."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is no file (a test runner's buffer): nothing to silence
+        pass
+    sys.exit(CLOSED_PIPE)
+
+
+def _flush_or_quit() -> None:
+    """Flush stdout now, so a reader that went away is noticed here (exit 141), not at shutdown."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        closed_pipe()
 
 
 @click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -174,7 +223,9 @@ def cli(verbose: bool) -> None:
     """actorlog: an event-sourced actor system with a flight recorder.
 
     Every command that reads a log opens it read-only and never changes it.
-    Exit status: 0 success, 1 when the answer is no, 2 on bad input.
+    Exit status: 0 success, 1 when the answer is no (or a --kind, --actor or --run
+    matches nothing), 2 on bad input, 130 on Ctrl-C, 141 when the reader of the output
+    goes away (| head).
     """
     configure_logging(verbose)
 
@@ -190,42 +241,46 @@ def cli(verbose: bool) -> None:
 @click.option("--recent", type=click.IntRange(min=0), default=10, show_default=True, help="Recent errors to list.")
 @click.option("--window", type=click.FloatRange(min=0, min_open=True), help="Histogram window in seconds (default: all kept points).")
 @click.option("--no-snapshots", is_flag=True, help="Fold the whole log instead of starting from a snapshot.")
-@click.option("--json", "as_json", is_flag=True, help="Print the statistics document as JSON.")
+@output_options(tabular=False)
 @friendly_errors
 def stats(
     log: str, run: str | None, until_seq: int | None, as_of: float | None, recent: int, window: float | None,
-    no_snapshots: bool, as_json: bool,
+    no_snapshots: bool, output: str,
 ) -> None:
     """Statistics rebuilt by replay: plugin states, errors, metrics.
 
     The JSON document is {"as_of", "position", "plugins", "errors", "metrics"} (see the
     README). It covers the whole log, or one run with --run: then it is exactly what that
-    run's live system reported (as of any seq with --until-seq).
+    run's live system reported (as of any seq with --until-seq). A --run the log does not
+    hold exits 1, naming the closest runs it does.
 
     \b
     Examples:
       actorlog stats app.db
       actorlog stats app.db --json
-      actorlog stats app.db --until-seq 1200 --json
+      actorlog stats app.db --until-seq 1200 --format json
       actorlog stats app.db --as-of 2026-11-24T10:30:00Z --run 20261124T101800-3fa2c1
     """
     with _open(log) as store:
-        total = store.count()
-        show_progress = sys.stderr.isatty() and total > 50_000
-        if show_progress:
-            with click.progressbar(length=total, label="replaying", file=sys.stderr) as bar:
-                statistics = rebuild(store, run=run, until_seq=until_seq, as_of=as_of,
-                                     use_snapshots=not no_snapshots, progress=bar.update)
-        else:
-            statistics = rebuild(store, run=run, until_seq=until_seq, as_of=as_of, use_snapshots=not no_snapshots)
+        check_present(store, run=run)
+        with progress(store.last_seq() if until_seq is None else min(until_seq, store.last_seq()),
+                      "replaying") as advance:
+            statistics = rebuild(store, run=run, until_seq=until_seq, as_of=as_of,
+                                 use_snapshots=not no_snapshots, progress=advance)
     document = statistics.document(as_of=as_of, recent=recent, window_seconds=window)
-    if as_json:
-        click.echo(json.dumps(document, indent=2, sort_keys=True))
-        return
-    _print_stats(document)
+    if output == "table":
+        _print_stats(document)
+    else:
+        _print_document(document, output, indent=2)
 
 
-def _print_stats(document: dict[str, Any]) -> None:
+def _print_document(document: Any, output: str, *, indent: int | None = None) -> None:
+    """A JSON document: indented for json (``indent``), on one line for jsonl."""
+    text = json.dumps(document, indent=indent if output == "json" else None, sort_keys=True)
+    click.echo(text)
+
+
+def _print_stats(document: StatisticsDocument) -> None:
     click.echo(f"as of {format_time(document['as_of'])} (seq {document['position']})\n")
     plugins = document["plugins"]  # by run, then name
     if plugins:
@@ -236,27 +291,66 @@ def _print_stats(document: dict[str, Any]) -> None:
         headers = (["run"] if several else []) + ["plugin", "state", "version", "restarts", "healthy"]
         if not several:
             click.echo(f"plugins of run {next(iter(plugins))}:")
-        click.echo(tabulate(rows, headers=headers, disable_numparse=True) + "\n")
+        click.echo(table(rows, headers) + "\n")
     errors = document["errors"]
     click.echo(f"errors: {errors['total_errors']}")
     if errors["total_errors"]:
-        click.echo(tabulate(sorted(errors["error_types"].items()), headers=["type", "count"]))
+        click.echo(table(sorted(errors["error_types"].items()), ["type", "count"]))
         click.echo("severity: " + ", ".join(f"{k} {v}" for k, v in errors["severity_distribution"].items()))
-        rows = [[e["seq"], format_time(e["time"]), e["plugin"], e["severity"], e["type"], _clip(e["message"], 50)]
+        rows = [[e["seq"], format_time(e["time"]), e["plugin"], e["severity"], e["type"], e["message"]]
                 for e in errors["recent_errors"]]
-        click.echo(tabulate(rows, headers=["seq", "time", "plugin", "severity", "type", "message"]))
+        click.echo(table(rows, ["seq", "time", "plugin", "severity", "type", "message"]))
     metrics = document["metrics"]
     if metrics["counters"] or metrics["gauges"]:
         rows = [[n, "counter", v] for n, v in metrics["counters"].items()]
         rows += [[n, "gauge", v] for n, v in metrics["gauges"].items()]
-        click.echo("\n" + tabulate(rows, headers=["metric", "type", "value"]))
+        click.echo("\n" + table(rows, ["metric", "type", "value"], shrink=0))
     if metrics["histograms"]:
-        rows = [[n, h["count"], h["min"], h["avg"], h["p50"], h["p95"], h["p99"], h["max"]]
-                for n, h in metrics["histograms"].items()]
-        click.echo("\n" + tabulate(rows, headers=["series", "count", "min", "avg", "p50", "p95", "p99", "max"],
-                                   floatfmt=".4g"))
+        figures = [[n, *(_figure(h[k]) for k in ("count", "min", "avg", "p50", "p95", "p99", "max"))]
+                   for n, h in metrics["histograms"].items()]
+        click.echo("\n" + table(figures, ["series", "count", "min", "avg", "p50", "p95", "p99", "max"], shrink=0))
     if metrics["dropped"]:
         click.echo(f"\nmeasurements dropped under overload: {metrics['dropped']}")
+
+
+def _figure(value: object) -> str:
+    """A histogram figure to four significant digits (a count stays whole)."""
+    if isinstance(value, float):
+        return format(value, ".4g")
+    return cell(value)
+
+
+# -- finding typos -----------------------------------------------------------------------------
+
+_WHAT = {"kind": "no events of kind", "actor": "no events from actor", "run": "no events of run"}
+
+
+def check_present(
+    store: EventStore, *, run: str | None = None, actor: str | None = None, kinds: Iterable[str] = ()
+) -> None:
+    """Raise `EmptyAnswer` for a run, actor or kind the log holds no event of, naming the
+    closest values it does hold: an empty answer from a typo is not silent."""
+    make_filter(run=run, actor=actor, kinds=tuple(kinds) or None)  # text that cannot be a value: refused first
+    for column, values in (("kind", tuple(kinds)), ("actor", (actor,)), ("run", (run,))):
+        for value in values:
+            if value is not None and not store.has_value(column, value):
+                raise EmptyAnswer(_no_such(store, column, value))
+
+
+def _no_such(store: EventStore, column: str, value: str) -> str:
+    present = store.distinct_values(column)
+    close = difflib.get_close_matches(value, present, n=3, cutoff=0.6) if len(value) <= HINT_TEXT else []
+    named = shown(value)  # quoted briefly: a value may be huge
+    if close:
+        return f"{_WHAT[column]} {named}; did you mean {' or '.join(map(shown, close))}?"
+    if not present:
+        return f"{_WHAT[column]} {named}: the log holds no events"
+    listing = ", ".join(map(shown, present[:10])) + (f" and {len(present) - 10} more" if len(present) > 10 else "")
+    return f"{_WHAT[column]} {named}; the log holds: {listing}"
+
+
+HINT_TEXT = 200
+"""Values longer than this get no "did you mean" (comparing them costs more than it helps)."""
 
 
 # -- query and tail --------------------------------------------------------------------
@@ -275,56 +369,83 @@ def _filters(function: F) -> F:
     return function
 
 
-FORMAT = click.option(
-    "--format", "output", type=click.Choice(["table", "json", "jsonl", "csv"]), default="table", show_default=True,
-    help="Output format.",
-)
+EVENT_COLUMNS = ("seq", "time", "ts", "run", "actor", "kind", "version", "correlation", "payload")
+TABLE_COLUMNS = ("seq", "time", "actor", "kind", "correlation")
 
 
-def _row(record: EventRecord, raw: Any) -> dict[str, Any]:
-    return {
-        "seq": record.seq, "time": format_time(record.ts), "ts": record.ts, "run": record.run, "actor": record.actor,
-        "kind": record.kind, "version": record.version, "correlation": record.correlation, "payload": raw,
-    }
+def _parse_fields(text: str | None) -> list[str]:
+    if text is None:
+        return []
+    fields = [part.strip() for part in text.split(",")]
+    if not all(fields):
+        raise click.BadParameter(f"{text!r} holds an empty field name; give names like plugin,exc_type,message",
+                                 param_hint="'--fields'")
+    taken = sorted(set(fields) & set(EVENT_COLUMNS))
+    if taken:
+        raise click.BadParameter(f"{taken[0]!r} is a column of every event already; --fields names payload fields",
+                                 param_hint="'--fields'")
+    return list(dict.fromkeys(fields))
 
 
-def _payload(record: EventRecord) -> Any:
-    event = record.event
-    return msgspec.to_builtins(event.payload if isinstance(event, UnknownEvent) else event)
+class EventRows:
+    """Turns event records into output rows: payload as an object for JSON, as JSON text for
+    csv and tables, with ``fields`` pulled out of the payload into columns of their own."""
+
+    def __init__(self, output: str, fields: list[str]) -> None:
+        self.text = output in ("csv", "table")
+        self.fields = fields
+        self.columns = list(EVENT_COLUMNS[:-1]) + fields + ["payload"]
+        self.table_columns = list(TABLE_COLUMNS) + fields + ["payload"]
+        self._encode = msgspec.json.Encoder().encode
+
+    def __call__(self, record: EventRecord) -> dict[str, Any]:
+        """One output row for ``record``."""
+        event = record.event
+        payload: Any = event.payload if isinstance(event, UnknownEvent) else event
+        row = {"seq": record.seq, "time": format_time(record.ts), "ts": record.ts, "run": record.run,
+               "actor": record.actor, "kind": record.kind, "version": record.version,
+               "correlation": record.correlation}
+        if self.fields:
+            plain = msgspec.to_builtins(payload)
+            for name in self.fields:
+                value = _field(plain, name)
+                row[name] = self._encode(value).decode() if self.text and isinstance(value, (dict, list)) else value
+        row["payload"] = self._encode(payload).decode() if self.text else payload
+        return row
+
+    def writer(self, output: str, headers: bool, last_seq: int) -> RowWriter:
+        """A `RowWriter` for these rows; a table's seq column is as wide as ``last_seq``'s digits."""
+        return RowWriter(
+            self.columns, output, headers=headers, table_columns=self.table_columns, shrink="payload",
+            widths={"seq": len(str(last_seq)), "time": 24}, empty="no events match", unclipped=("seq",),
+        )
 
 
-def _emit(rows: Iterable[dict[str, Any]], output: str) -> None:
-    out = sys.stdout
-    rows = list(rows) if output in ("table", "json") else rows
-    if output == "json":
-        out.write(json.dumps(list(rows), indent=2) + "\n")
-    elif output == "jsonl":
-        for row in rows:
-            out.write(json.dumps(row) + "\n")
-            out.flush()
-    elif output == "csv":
-        writer = csv.writer(out)
-        writer.writerow(["seq", "time", "ts", "run", "actor", "kind", "version", "correlation", "payload"])
-        for row in rows:
-            writer.writerow([row[k] if k != "payload" else json.dumps(row[k]) for k in
-                             ("seq", "time", "ts", "run", "actor", "kind", "version", "correlation", "payload")])
-    else:
-        table = [[r["seq"], r["time"], r["actor"], r["kind"], r["correlation"] or "", _clip(json.dumps(r["payload"]), 70)]
-                 for r in rows]
-        if table:
-            out.write(tabulate(table, headers=["seq", "time", "actor", "kind", "correlation", "payload"]) + "\n")
-        else:
-            out.write("no events match\n")
-    out.flush()  # a pipe (tail --follow | grep) must see each event as it comes
-
-
-def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "…"
+def _field(payload: Any, name: str) -> Any:
+    """``payload``'s field ``name`` (dotted for a nested one), or None."""
+    value = payload
+    for part in name.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
 
 
 def _check_range(since: float | None, until: float | None) -> None:
     if since is not None and until is not None and since > until:
         raise ValueError(f"--since ({format_time(since)}) is after --until ({format_time(until)}): nothing can match")
+
+
+FLUSH_EVERY = 1000
+"""Rows between flushes: a reader sees output in step with reading, for a few syscalls."""
+
+
+def _write_records(writer: RowWriter, rows: Iterable[dict[str, Any]]) -> None:
+    for row in rows:
+        writer.write(row)
+        if writer.count == 1 or writer.count % FLUSH_EVERY == 0:
+            writer.flush()
+    writer.close()
 
 
 @cli.command()
@@ -333,29 +454,55 @@ def _check_range(since: float | None, until: float | None) -> None:
 @click.option("--from-seq", type=click.IntRange(min=0), help="From this seq.")
 @click.option("--to-seq", type=click.IntRange(min=0), help="Up to this seq.")
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many events.")
-@FORMAT
+@click.option("--fields", metavar="NAME,...", help="Payload fields to show as columns of their own "
+              "(dotted for nested ones), e.g. plugin,exc_type,message.")
+@click.option("--count", "count_only", is_flag=True, help="Print only how many events match.")
+@output_options()
 @friendly_errors
 def query(
     log: str, run: str | None, actor: str | None, kinds: tuple[str, ...], since: float | None, until: float | None,
-    correlation: str | None, from_seq: int | None, to_seq: int | None, limit: int | None, output: str,
+    correlation: str | None, from_seq: int | None, to_seq: int | None, limit: int | None, fields: str | None,
+    count_only: bool, output: str, headers: bool,
 ) -> None:
-    """Audit query: the events matching every filter, oldest first.
+    """Audit query: the events matching every filter, oldest first, streamed in any format.
 
-    Filters are bound parameters: any text is safe. Unknown kinds or actors simply match nothing.
+    Filters are bound parameters: any text is safe. A --kind, --actor or --run the log
+    holds no event of exits 1, naming the closest ones it does (a typo is not an empty
+    answer). Output streams: JSON is one valid array written as it is read, a table fits
+    the terminal (the payload is shortened last) and prints values exactly as stored.
 
     \b
     Examples:
       actorlog query app.db --kind failure.raised --kind recovery.decided
-      actorlog query app.db --correlation 9f2c4d1a0b3e5f67 --format json
-      actorlog query app.db --actor llm --since 2026-11-24T10:00:00Z --limit 20 --format csv
+      actorlog query app.db --kind failure.raised --fields plugin,exc_type,message
+      actorlog query app.db --correlation 9f2c4d1a0b3e5f67 --json
+      actorlog query app.db --actor llm --since 2026-11-24T10:00:00Z --limit 20 --csv
+      actorlog query big.db --nl | head
     """
     _check_range(since, until)
     if from_seq is not None and to_seq is not None and from_seq > to_seq:
         raise ValueError(f"--from-seq {from_seq} is after --to-seq {to_seq}: nothing can match")
+    names = _parse_fields(fields)
     with _open(log) as store:
-        records = store.events(run=run, actor=actor, kinds=kinds or None, since=since, until=until,
-                               correlation=correlation, from_seq=from_seq, to_seq=to_seq, lenient=True)
-        _emit(_limited((_row(r, _payload(r)) for r in records), limit), output)
+        check_present(store, run=run, actor=actor, kinds=kinds)
+        selection = make_filter(run=run, actor=actor, kinds=kinds or None, since=since, until=until,
+                                correlation=correlation, from_seq=from_seq, to_seq=to_seq)
+        if count_only:
+            last = store.last_seq()
+            with progress(last, "counting") as advance:
+                found = store.count_matching(selection, last_seq=last, progress=advance)
+            found = found if limit is None else min(found, limit)
+            if output == "table":
+                click.echo(str(found))
+            else:
+                rows = RowWriter(["count"], output, headers=headers)
+                rows.write({"count": found})
+                rows.close()
+            return
+        make_row = EventRows(output, names)
+        writer = make_row.writer(output, headers, store.last_seq())
+        records = store.select(selection, lenient=True)
+        _write_records(writer, _limited((make_row(r) for r in records), limit))
 
 
 def _limited(rows: Iterator[dict[str, Any]], limit: int | None) -> Iterator[dict[str, Any]]:
@@ -371,13 +518,19 @@ def _limited(rows: Iterator[dict[str, Any]], limit: int | None) -> Iterator[dict
 @click.option("-n", "--lines", type=click.IntRange(min=1), default=10, show_default=True, help="How many newest events.")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing events as they are appended, until Ctrl-C.")
 @click.option("--interval", type=click.FloatRange(min=0.01), default=0.2, show_default=True, help="Seconds between polls with --follow (on PostgreSQL, the longest wait for a commit's notification).")
-@FORMAT
+@click.option("--fields", metavar="NAME,...", help="Payload fields to show as columns of their own.")
+@output_options()
 @friendly_errors
 def tail(
     log: str, run: str | None, actor: str | None, kinds: tuple[str, ...], since: float | None, until: float | None,
-    correlation: str | None, lines: int, follow: bool, interval: float, output: str,
+    correlation: str | None, lines: int, follow: bool, interval: float, fields: str | None, output: str,
+    headers: bool,
 ) -> None:
     """The newest events; with --follow, keep printing new ones as another process appends them.
+
+    With --follow a table prints its header once, with fixed column widths, and Ctrl-C
+    is how it ends (exit status 0). A --kind, --actor or --run the log holds no event of
+    exits 1 without --follow (with it, tail waits for them).
 
     \b
     Examples:
@@ -387,20 +540,30 @@ def tail(
     _check_range(since, until)
     if follow and output in ("json", "csv"):
         raise ValueError(f"--follow streams events one at a time: use --format table or jsonl, not {output}")
+    names = _parse_fields(fields)
     with _open(log) as store:
         filters = dict(run=run, actor=actor, kinds=kinds or None, since=since, until=until, correlation=correlation)
+        make_row = EventRows(output, names)
         if not follow:
-            _emit([_row(r, _payload(r)) for r in _newest(store, lines, filters, store.last_seq())], output)
+            check_present(store, run=run, actor=actor, kinds=kinds)
+            writer = make_row.writer(output, headers, store.last_seq())
+            _write_records(writer, (make_row(r) for r in _newest(store, lines, filters, store.last_seq())))
             return
         try:  # Ctrl-C is how --follow ends, also while the first screen is printed: exit status 0
             # the first screen ends at a seq read once: what is committed after it is followed, none skipped
             after = store.last_seq()
-            _emit([_row(r, _payload(r)) for r in _newest(store, lines, filters, after)], output)
+            # widths for the digits the seq may grow to: the header stays true
+            writer = make_row.writer(output, headers, after * 10 + 9)
+            newest = _newest(store, lines, filters, after)
+            writer.write_all(make_row(r) for r in newest)
+            writer.fix_widths()
+            writer.flush()
             while True:
                 store.wait_for_commit(after, interval)  # LISTEN/NOTIFY on PostgreSQL; a poll every interval on SQLite
                 fresh = list(store.events(from_seq=after + 1, lenient=True, **filters))  # type: ignore[arg-type]
                 if fresh:
-                    _emit([_row(r, _payload(r)) for r in fresh], "jsonl" if output == "jsonl" else "table")
+                    writer.write_all(make_row(r) for r in fresh)
+                    writer.flush()
                     after = fresh[-1].seq
         except KeyboardInterrupt:
             return
@@ -418,35 +581,49 @@ def _newest(store: EventStore, lines: int, filters: dict[str, Any], last: int) -
 
 # -- runs ------------------------------------------------------------------------------
 
+RUN_COLUMNS = ("run", "start", "end", "events", "failures", "escalations", "stopped", "reason")
+
 
 @cli.command()
 @LOG
-@click.option("--json", "as_json", is_flag=True, help="Print the runs as JSON.")
+@output_options()
 @friendly_errors
-def runs(log: str, as_json: bool) -> None:
+def runs(log: str, output: str, headers: bool) -> None:
     """Every run in the log: start, end, event counts, failures, and whether it stopped cleanly.
 
     \b
-    Example:
+    Examples:
       actorlog runs app.db
+      actorlog runs app.db --csv
     """
     with _open(log) as store:
-        rows = store.runs()
+        last = store.last_seq()
+        with progress(last, "reading runs") as advance:
+            summaries = store.run_summaries(last_seq=last, progress=advance)
     result: list[dict[str, Any]] = []
-    for run, start, end, events, failures, escalations, clean, reason in rows:
-        stopped = _stopped(clean, escalations)
+    for summary in summaries:
+        stopped = _stopped(summary.clean, summary.escalations)
         result.append({
-            "run": str(run), "start": _seconds(start), "end": _seconds(end), "events": events,
-            "failures": failures or 0, "escalations": escalations or 0, "stopped": stopped,
+            "run": summary.run, "start": _seconds(summary.start), "end": _seconds(summary.end),
+            "events": summary.events, "failures": summary.failures, "escalations": summary.escalations,
+            "stopped": stopped,
         })
         if stopped in ("escalated", "failed"):  # why it did not stop cleanly
-            result[-1]["reason"] = None if reason is None else str(reason)
-    if as_json:
+            result[-1]["reason"] = None if summary.reason is None else str(summary.reason)
+    if output == "json":
         click.echo(json.dumps(result, indent=2))
         return
-    table = [[r["run"], _time_or_unknown(r["start"]), _time_or_unknown(r["end"]), r["events"], r["failures"],
-              _stop_text(r)] for r in result]
-    click.echo(tabulate(table, headers=["run", "start", "end", "events", "failures", "stopped"]) if table else "no runs")
+    if output in ("jsonl", "csv"):
+        writer = RowWriter(RUN_COLUMNS, output, headers=headers)
+        writer.write_all(result)
+        writer.close()
+        return
+    rows = [{"run": r["run"], "start": _time_or_unknown(r["start"]), "end": _time_or_unknown(r["end"]),
+             "events": r["events"], "failures": r["failures"], "stopped": _stop_text(r)} for r in result]
+    writer = RowWriter(["run", "start", "end", "events", "failures", "stopped"], "table", headers=headers,
+                       shrink="stopped", empty="no runs")
+    writer.write_all(rows)
+    writer.close()
 
 
 def _stopped(clean: object, escalations: int | None) -> str | None:
@@ -463,7 +640,7 @@ def _stop_text(run: dict[str, Any]) -> str:
     if run["stopped"] is None:
         return "still running or killed"
     if run["stopped"] == "failed":
-        return one_line(_clip(f"not clean: {run['reason'] or 'no reason recorded'}", 70))
+        return one_line(f"not clean: {run['reason'] or 'no reason recorded'}")
     return str(run["stopped"])
 
 
@@ -488,10 +665,10 @@ def _seconds(value: object) -> float | None:
               "checkpoint it kept (truncation and rollback are found).")
 @click.option("--expect", multiple=True, metavar="SEQ:HASH", help="The log must hold row SEQ with this chain hash "
               "(repeatable).")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON, every finding with its seq.")
+@output_options(tabular=False)
 @friendly_errors
 def verify(
-    log: str, quick: bool, public_key: str | None, witness: str | None, expect: tuple[str, ...], as_json: bool
+    log: str, quick: bool, public_key: str | None, witness: str | None, expect: tuple[str, ...], output: str
 ) -> None:
     """Check the file, the schema, the append-only triggers, the hash chain, and signatures.
 
@@ -509,9 +686,11 @@ def verify(
       actorlog verify huge.db --quick --json
     """
     with _open(log) as store:
-        report = store.verify(check_file=not quick, public_key=public_key, witness=witness, expect=expect)
-    if as_json:
-        click.echo(json.dumps(msgspec.to_builtins(report)))
+        with progress(store.last_seq(), "verifying") as advance:
+            report = store.verify(check_file=not quick, public_key=public_key, witness=witness, expect=expect,
+                                  progress=advance)
+    if output != "table":  # the report as JSON, every finding with its seq
+        click.echo(json.dumps(msgspec.to_builtins(report), indent=2 if output == "json" else None))
     elif report.ok:
         if report.file_checked:
             checked = "file intact (SQLite quick_check)"
@@ -592,11 +771,11 @@ def checkpoint(log: str, witness: str | None) -> None:
 @click.option("--trust", is_flag=True, help="Allow all of the above: only for a log whose origin you trust.")
 @click.option("--trust-key", "trust_key", metavar="PUB", type=click.Path(path_type=str),
               help="Allow all of the above if the log's checkpoints are signed by this public key up to SEQ.")
-@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@output_options(tabular=False)
 @friendly_errors
 def reproduce(
     log: str, seq: int, import_paths: tuple[str, ...], allow_env: tuple[str, ...], allow_network: bool,
-    allow_processes: bool, trust: bool, trust_key: str | None, as_json: bool,
+    allow_processes: bool, trust: bool, trust_key: str | None, output: str,
 ) -> None:
     """Replay the messages that led to the failure at SEQ through a fresh plugin instance.
 
@@ -620,8 +799,8 @@ def reproduce(
         log, seq, allow_env=allow_env, allow_network=allow_network, allow_processes=allow_processes, trust=trust,
         trust_key=trust_key,
     )
-    if as_json:
-        click.echo(json.dumps(msgspec.to_builtins(outcome), indent=2))
+    if output != "table":
+        _print_document(msgspec.to_builtins(outcome), output, indent=2)
     else:
         verdict = "REPRODUCED" if outcome.reproduced else "NOT REPRODUCED"
         click.echo(f"{verdict}: failure {seq} of plugin {outcome.plugin!r} ({outcome.class_path}, "
@@ -648,9 +827,9 @@ def _at_message(seq: int | None) -> str:
 @cli.command()
 @LOG
 @click.option("--run", help="Snapshot one run's statistics instead of all runs'.")
-@click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
+@output_options(tabular=False)
 @friendly_errors
-def snapshot(log: str, run: str | None, as_json: bool) -> None:
+def snapshot(log: str, run: str | None, output: str) -> None:
     """Store a snapshot of the rebuilt statistics, so later rebuilds fold only what follows.
 
     The one command that writes: it adds a row to the snapshots table and never touches events.
@@ -659,30 +838,15 @@ def snapshot(log: str, run: str | None, as_json: bool) -> None:
     Example:
       actorlog snapshot app.db
     """
-    with EventStore.open_readonly(log) as reader:  # refuse a missing or foreign file before opening it for writing
-        if run is not None:
-            _check_run(reader, run)
-    with EventStore(log) as store:
-        position = take_snapshot(store, run=run)
-    if as_json:
-        click.echo(json.dumps({"position": position, "run": run}))
+    with _open(log) as reader:  # refuse a missing or foreign file before opening it for writing
+        try:
+            check_present(reader, run=run)
+        except EmptyAnswer as exc:  # not an empty answer here: a snapshot of nothing is refused
+            raise ValueError(f"{exc} (see `actorlog runs LOG`)") from None
+        total = reader.last_seq()
+    with EventStore(log) as store, progress(total, "snapshotting") as advance:
+        position = take_snapshot(store, run=run, progress=advance)
+    if output != "table":
+        _print_document({"position": position, "run": run}, output)
     else:
         click.echo(f"snapshot stored at seq {position}" + (f" for run {run}" if run else ""))
-
-
-def _check_run(store: EventStore, run: str) -> None:
-    """Refuse a run the log does not hold, naming those it does (and the closest)."""
-    if store.query("SELECT 1 FROM events WHERE run = ? LIMIT 1", [run], doing="looking for the run"):
-        return
-    runs = [str(row[0]) for row in store.query("SELECT run FROM events GROUP BY run ORDER BY min(seq)",
-                                               doing="listing its runs")]
-    close = difflib.get_close_matches(run, runs, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    listing = ", ".join(map(repr, runs[-10:])) + (f" (and {len(runs) - 10} older)" if len(runs) > 10 else "")
-    raise ValueError(
-        f"event log {store.location.display!r} has no run {run!r}{hint} (runs: {listing or 'none'}; see `actorlog runs LOG`)"
-    )
-
-
-
-

@@ -15,6 +15,7 @@ import msgspec
 
 from actorlog.events import ActorlogError
 from actorlog.events.errors import shown
+from actorlog.replay.documents import StatisticsDocument
 from actorlog.replay.errors import DEFAULT_RECENT, ErrorStatistics, ErrorStatisticsSnapshot
 from actorlog.replay.metrics import Metrics
 from actorlog.replay.statistics import SNAPSHOT_PROJECTION, Progress, ReplayError, Statistics
@@ -109,12 +110,15 @@ def newest_snapshot(
     return None
 
 
-def take_snapshot(store: EventStore, *, run: str | None = None, max_history: int | None = None) -> int:
+def take_snapshot(
+    store: EventStore, *, run: str | None = None, max_history: int | None = None, progress: Progress | None = None
+) -> int:
     """Fold the log (from the newest snapshot) and store a snapshot of it; returns its position.
 
     ``store`` must be writable: the snapshot goes through its store actor. Events are untouched.
+    ``progress`` is called with the number of events folded, as for `rebuild`.
     """
-    statistics = rebuild(store, run=run, max_history=max_history)
+    statistics = rebuild(store, run=run, max_history=max_history, progress=progress)
     position: int = statistics.position
     store.save_snapshot(
         SNAPSHOT_PROJECTION, Statistics.version, position, msgspec.json.encode(statistics.state()).decode(), run=run or ""
@@ -162,10 +166,10 @@ def _fold_one(log: str | os.PathLike[str] | EventStore, projection: P, *, run: s
     return projection
 
 
-def statistics_document(log: str | os.PathLike[str] | EventStore, **options: Any) -> dict[str, Any]:
+def statistics_document(log: str | os.PathLike[str] | EventStore, **options: Any) -> StatisticsDocument:
     """``rebuild(log, ...)`` rendered as the ``actorlog stats --json`` document."""
     recent = options.pop("recent", DEFAULT_RECENT)
     window = options.pop("window_seconds", None)
     statistics = rebuild(log, **options)
-    document: dict[str, Any] = statistics.document(as_of=options.get("as_of"), recent=recent, window_seconds=window)
+    document: StatisticsDocument = statistics.document(as_of=options.get("as_of"), recent=recent, window_seconds=window)
     return document

@@ -263,10 +263,14 @@ def _reproduce(
     store: EventStore, failure_seq: int, capabilities: Capabilities, trust_key: str | os.PathLike[str] | None = None,
 ) -> Reproduction:
     found = list(store.events(from_seq=failure_seq, to_seq=failure_seq, lenient=True))
-    if not found or not isinstance(found[0].event, FailureRaised):
-        kind = found[0].kind if found else "nothing"
-        raise NotAFailureError(f"seq {failure_seq} is {kind!r}, not a failure.raised event; list failures with "
-                               f"`actorlog query LOG --kind failure.raised`")
+    if not found:
+        last = store.last_seq()
+        where = f"the log's last seq is {last}" if last else "the log holds no events"
+        raise NotAFailureError(f"seq {failure_seq} is past the end of the log ({where}), not a failure.raised "
+                               f"event; list failures with `actorlog query LOG --kind failure.raised`")
+    if not isinstance(found[0].event, FailureRaised):
+        raise NotAFailureError(f"seq {failure_seq} is {found[0].kind!r}, not a failure.raised event; list failures "
+                               f"with `actorlog query LOG --kind failure.raised`")
     failure_record = found[0]
     vouched = _vouched(store, failure_seq, trust_key) if trust_key is not None else None
     if vouched is not None:
@@ -437,7 +441,7 @@ def _load_stages(at_start: _Spec, changes: list[_Change], notes: list[str]) -> l
             cls = load_plugin_class(spec.class_path)
         except ActorlogError as exc:
             if not changes:
-                notes.append(f"cannot reproduce: the plugin class cannot be loaded: {exc}")
+                notes.append(_unloadable(spec.class_path, exc))
             else:
                 when = "when it started" if seq is None else f"from the upgrade at seq {seq}"
                 notes.append(f"cannot reproduce: the class {spec.class_path} (version {spec.version}), active {when}, "
@@ -550,6 +554,22 @@ def _logged_message(
     if decoder is None:
         decoder = decoders[handled] = msgspec.json.Decoder(handled)
     return decoder.decode(msgspec.json.encode(received.message))
+
+
+def _unloadable(class_path: str, exc: BaseException) -> str:
+    """Why the recorded class cannot be loaded, and for a class of a script's ``__main__`` what to do."""
+    module = class_path.partition(":")[0] if ":" in class_path else class_path.rpartition(".")[0]
+    if module == "__main__":
+        attr = class_path.rpartition(":")[2] if ":" in class_path else class_path.rpartition(".")[2]
+        return (
+            f"cannot reproduce: the plugin class {class_path!r} was defined in the script that ran the system "
+            f"(its __main__ module), which no other process can import. Make it importable: move {attr} into a "
+            f"module of its own (say {attr.lower()}.py beside the script, imported there with `from {attr.lower()} "
+            f"import {attr}`), or run the script as a module of a package (`python -m yourpackage.app`, the class "
+            f"imported from another module of it), so the log records an importable path; then run reproduce "
+            f"with --import-path pointing at the folder that holds it"
+        )
+    return f"cannot reproduce: the plugin class cannot be loaded: {exc}"
 
 
 def _outcome(exc: BaseException, seq: int | None) -> dict[str, Any]:

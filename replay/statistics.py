@@ -24,6 +24,7 @@ import msgspec
 
 from actorlog.events import ActorlogError
 from actorlog.events.errors import shown
+from actorlog.replay.documents import HistogramDocument, StatisticsDocument
 from actorlog.replay.errors import DEFAULT_RECENT, ErrorStatistics
 from actorlog.replay.metrics import DEFAULT_MAX_HISTORY, Metrics, series_label
 from actorlog.replay.plugins import PluginStates
@@ -130,12 +131,12 @@ class Statistics:
 
     def document(
         self, *, as_of: float | None = None, recent: int = DEFAULT_RECENT, window_seconds: float | None = None
-    ) -> dict[str, Any]:
-        """The statistics as the stable JSON-ready document."""
+    ) -> StatisticsDocument:
+        """The statistics as the stable JSON-ready document (a `StatisticsDocument`)."""
         moment = as_of if as_of is not None else (self.last_ts if self.last_ts is not None else 0.0)
         metrics = self.metrics
         snapshot = metrics.snapshot()
-        histograms = {}
+        histograms: dict[str, HistogramDocument] = {}
         for key in metrics.histogram_keys():
             summary = metrics.summary(key[0], dict(key[1]), as_of=moment, window_seconds=window_seconds)
             fields = msgspec.to_builtins(summary)
@@ -144,7 +145,7 @@ class Statistics:
         return {
             "as_of": moment,
             "position": self.position,
-            "plugins": self.plugins.snapshot(),
+            "plugins": self.plugins.snapshot(),  # type: ignore[typeddict-item]  # PluginState as builtins
             "errors": msgspec.to_builtins(self.errors.snapshot(recent)),
             "metrics": {
                 "counters": snapshot.counters,

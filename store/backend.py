@@ -39,9 +39,13 @@ class ReadConnection(Protocol):
         """What the storage engine's own check finds wrong (at most ``limit``); [] when intact."""
         ...
 
-    def runs(self) -> list[tuple[Any, ...]]:
-        """Per run, in order of its first seq: ``(run, first ts, last ts, events, failures, escalations,
-        clean, reason)``, the last two from its ``run.stopped`` event (None when it has none)."""
+    def is_text(self, column: str) -> str:
+        """An SQL condition true where ``column`` holds text (SQLite's columns may hold anything a foreign writer put)."""
+        ...
+
+    def payload_value(self, field: str, *, flag: bool = False) -> str:
+        """SQL for the payload's top-level ``field`` (NULL where absent or not JSON); with ``flag``, a
+        JSON boolean as 1 or 0."""
         ...
 
     def wait_for_commit(self, after_seq: int, timeout: float) -> None:

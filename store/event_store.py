@@ -21,7 +21,16 @@ from actorlog.events.codec import default_codec
 from actorlog.store.errors import PayloadTooLargeError, ReadOnlyError, StoreClosedError, StoreWriteError
 from actorlog.store.backend import ReadConnection, WriteConnection, open_backend
 from actorlog.store.location import LogLocation, parse_location
-from actorlog.store.query import EventFilter, iter_rows, make_filter
+from actorlog.store.query import (
+    EventFilter,
+    RunSummary,
+    count_matching,
+    distinct_values,
+    has_value,
+    iter_rows,
+    make_filter,
+    run_summaries,
+)
 from actorlog.store.records import EventRecord, column_problems, malformed_record
 from actorlog.store.sqlite_backend import SqliteReader
 from actorlog.store.verify import VerifyReport, verify_log
@@ -49,6 +58,23 @@ _BATCH_MESSAGE_ROWS = 1000
 logger = logging.getLogger(__name__)
 
 _open_stores: weakref.WeakSet[EventStore] = close_at_exit(lambda store: store.close())
+
+
+class _Locked:
+    """A reader whose every statement holds the store's read lock (the lock is not held between them)."""
+
+    def __init__(self, reader: ReadConnection, lock: threading.Lock) -> None:
+        self._reader, self._lock = reader, lock
+
+    def fetch(self, sql: str, params: Any, doing: str) -> list[Any]:
+        with self._lock:
+            return self._reader.fetch(sql, params, doing)
+
+    def is_text(self, column: str) -> str:
+        return self._reader.is_text(column)
+
+    def payload_value(self, field: str, *, flag: bool = False) -> str:
+        return self._reader.payload_value(field, flag=flag)
 
 
 def new_run_id() -> str:
@@ -223,9 +249,31 @@ class EventStore:
         """Per run, in order of its first event: ``(run, first ts, last ts, events, failures,
         escalations, clean, reason)``; ``clean`` and ``reason`` come from its ``run.stopped``
         event (None when it has none: still running, or killed)."""
+        return [(r.run, r.start, r.end, r.events, r.failures, r.escalations, r.clean, r.reason)
+                for r in self.run_summaries(last_seq=self.last_seq())]
+
+    def run_summaries(self, *, last_seq: int, progress: Callable[[int], None] | None = None) -> list[RunSummary]:
+        """Every run up to ``last_seq``, oldest first, added up over seq ranges (``progress`` gets
+        the rows of each range; the log is not held between them)."""
         self._check_open()
-        with self._read_lock:
-            return self._reader.runs()
+        return run_summaries(_Locked(self._reader, self._read_lock), last_seq=last_seq, progress=progress)
+
+    def has_value(self, column: str, value: str) -> bool:
+        """Whether any event has ``value`` in ``column`` (``run``, ``actor`` or ``kind``)."""
+        self._check_open()
+        return has_value(_Locked(self._reader, self._read_lock), column, value)
+
+    def distinct_values(self, column: str, limit: int = 10_000) -> list[str]:
+        """The distinct values of ``column`` (``run``, ``actor`` or ``kind``), at most ``limit``."""
+        self._check_open()
+        return distinct_values(_Locked(self._reader, self._read_lock), column, limit)
+
+    def count_matching(self, selection: EventFilter, *, last_seq: int,
+                       progress: Callable[[int], None] | None = None) -> int:
+        """How many events up to ``last_seq`` match ``selection``, counted over seq ranges."""
+        self._check_open()
+        return count_matching(_Locked(self._reader, self._read_lock), selection, last_seq=last_seq,
+                              progress=progress)
 
     def wait_for_commit(self, after_seq: int, timeout: float) -> None:
         """Return when events after ``after_seq`` may have been committed by any writer, or after
@@ -556,6 +604,7 @@ class EventStore:
         public_key: str | os.PathLike[str] | PublicKey | None = None,
         witness: str | os.PathLike[str] | None = None,
         expect: Iterable[str] = (),
+        progress: Callable[[int], None] | None = None,
     ) -> VerifyReport:
         """Check the file (SQLite's quick_check, unless ``check_file`` is false), the append-only
         triggers and their SQL, and recompute the hash chain over every committed row.
@@ -564,7 +613,7 @@ class EventStore:
         and the rows before each must hash to what it signed. ``witness`` (a directory or a
         ``.jsonl`` file) and ``expect`` (``"SEQ:HASH"`` strings): the log must hold each of
         those rows with that hash, so truncation and rollback are found. Snapshots must match
-        the digests the chain recorded.
+        the digests the chain recorded. ``progress`` is called with the rows hashed since its last call.
         """
         self._check_open()
         pins = [(*parse_expect(text), f"--expect {text}") for text in expect]
@@ -577,7 +626,7 @@ class EventStore:
             pins += witness_pins(entries, f"the witness {str(source)!r}")
         key = PublicKey(public_key) if public_key is not None and not isinstance(public_key, PublicKey) else public_key
         audit = ChainAudit(key, pins)
-        return verify_log(self._reader, self._read_lock, check_file=check_file, audit=audit)
+        return verify_log(self._reader, self._read_lock, check_file=check_file, audit=audit, progress=progress)
 
     def newest_checkpoint(self) -> tuple[EventRecord, Checkpoint] | None:
         """The newest signed checkpoint the store wrote, with its record; None if there is none."""

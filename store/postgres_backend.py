@@ -293,13 +293,13 @@ class PostgresReader:
     def damage(self, limit: int) -> list[str]:
         return []  # PostgreSQL checks its own pages (data checksums, WAL); nothing to scan from here
 
-    def runs(self) -> list[tuple[Any, ...]]:
-        return [tuple(row) for row in self.fetch(
-            "SELECT run, min(ts), max(ts), count(*), count(*) FILTER (WHERE kind = 'failure.raised'), "
-            "count(*) FILTER (WHERE kind = 'escalated'), "
-            "bool_or(CASE WHEN kind = 'run.stopped' THEN (payload->>'clean')::boolean END), "
-            "max(CASE WHEN kind = 'run.stopped' THEN payload->>'reason' END) "
-            "FROM events GROUP BY run ORDER BY min(seq)", (), "listing its runs")]
+    def is_text(self, column: str) -> str:
+        return "TRUE"  # its columns are typed
+
+    def payload_value(self, field: str, *, flag: bool = False) -> str:
+        if flag:
+            return f"CASE (payload->>'{field}') WHEN 'true' THEN 1 WHEN 'false' THEN 0 END"
+        return f"(payload->>'{field}')"
 
     def wait_for_commit(self, after_seq: int, timeout: float) -> None:
         """Wait for a commit's NOTIFY; after (re)connecting the listener, first look whether

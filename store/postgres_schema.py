@@ -68,10 +68,13 @@ def _field(name: str, cast: str = "", alias: str | None = None, table: str = "")
 
 
 def _time(column: str = "ts") -> str:
-    """The ISO-8601 UTC form of a Unix-seconds column, to the millisecond, exactly as the SQLite
-    views give it: rounded half up to a whole millisecond (SQLite's date functions do so), the
-    seconds and the milliseconds computed apart so no float rounding can move a digit."""
-    ms = f"floor({column} * 1000 + 0.5)"
+    """The ISO-8601 UTC form of a Unix-seconds column, to the millisecond, digit for digit as the
+    SQLite views give it: SQLite turns Unix seconds into a whole number of milliseconds as
+    ``(sqlite3_int64)(ts * 1000.0 + 210866760000000.0 + 0.5)`` (its Julian-day epoch), in
+    doubles, so the same double arithmetic gives the same millisecond; the seconds and the
+    milliseconds are then formatted apart so no further rounding can move a digit."""
+    epoch = "210866760000000.0::float8"
+    ms = f"(floor(({column} * 1000.0::float8 + {epoch}) + 0.5::float8) - {epoch})"
     return (f"""to_char(to_timestamp(floor({ms} / 1000)) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS') || '.' || """
             f"""lpad(({ms} - floor({ms} / 1000) * 1000)::bigint::text, 3, '0') || 'Z' AS time""")
 

@@ -6,7 +6,7 @@ import math
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 import msgspec
@@ -14,9 +14,13 @@ import msgspec
 from actorlog.store.errors import read_error
 
 class Reader(Protocol):
-    """What `iter_rows` reads through (a backend's `ReadConnection`)."""
+    """What the queries here read through (a backend's `ReadConnection`)."""
 
     def fetch(self, sql: str, params: Any, doing: str) -> list[Any]: ...
+
+    def is_text(self, column: str) -> str: ...
+
+    def payload_value(self, field: str, *, flag: bool = False) -> str: ...
 
 
 ROW_COLUMNS = "seq, ts, run, actor, kind, version, correlation, payload, hash"
@@ -191,3 +195,141 @@ def iter_rows(
         if len(chunk) < chunk_size:
             return
         after = chunk[-1][0]
+
+
+LOOKUP_COLUMNS = ("run", "actor", "kind")
+"""Columns `has_value` and `distinct_values` answer for (each has an index)."""
+
+
+def has_value(reader: Reader, column: str, value: str) -> bool:
+    """Whether any event has ``value`` in ``column`` (run, actor or kind): one index probe."""
+    if column not in LOOKUP_COLUMNS:
+        raise ValueError(f"no lookup by {column!r}; one of {', '.join(LOOKUP_COLUMNS)}")
+    return bool(reader.fetch(f"SELECT 1 FROM events WHERE {column} = ? LIMIT 1", [value], f"looking up a {column}"))
+
+
+def distinct_values(reader: Reader, column: str, limit: int = 10_000) -> list[str]:
+    """The distinct text values of ``column`` (run, actor or kind), at most ``limit`` of them.
+
+    Walked along the column's index one value at a time (``min(col) WHERE col > ?``), so
+    it costs one probe per distinct value, not a scan of a log of any length.
+    """
+    if column not in LOOKUP_COLUMNS:
+        raise ValueError(f"no lookup by {column!r}; one of {', '.join(LOOKUP_COLUMNS)}")
+    found: list[str] = []
+    text = reader.is_text(column)
+    rows = reader.fetch(f"SELECT min({column}) FROM events WHERE {text}", (), f"listing the {column}s")
+    while rows and rows[0][0] is not None and len(found) < limit:
+        found.append(str(rows[0][0]))
+        rows = reader.fetch(f"SELECT min({column}) FROM events WHERE {column} > ? AND {text}", [found[-1]],
+                            f"listing the {column}s")
+    return found
+
+
+def runs_in_order(reader: Reader, limit: int = 10_000) -> list[str]:
+    """The runs a log holds, oldest first (by the first seq of each)."""
+    names = distinct_values(reader, "run", limit)
+    firsts = []
+    for name in names:
+        row = reader.fetch("SELECT min(seq) FROM events WHERE run = ?", [name], "listing the runs")
+        firsts.append((row[0][0] or 0, name))
+    return [name for _, name in sorted(firsts)]
+
+
+def run_summary_sql(reader: Reader) -> str:
+    """The per-run figures of one seq range, in the SQL both backends share (the payload's
+    ``clean`` flag and ``reason`` read the way the reader's backend reads JSON)."""
+    clean, reason = reader.payload_value("clean", flag=True), reader.payload_value("reason")
+    return f"""SELECT run, min(seq), min(ts), max(ts), count(*),
+       count(CASE WHEN kind = 'failure.raised' THEN 1 END), count(CASE WHEN kind = 'escalated' THEN 1 END),
+       max(CASE WHEN kind = 'run.stopped' THEN {clean} END),
+       max(CASE WHEN kind = 'run.stopped' THEN {reason} END)
+FROM events WHERE seq > ? AND seq <= ? GROUP BY run"""
+
+
+class RunSummary(msgspec.Struct, kw_only=True):
+    """One run's figures, as `run_summaries` adds them up."""
+
+    run: str
+    first_seq: int
+    start: Any
+    end: Any
+    events: int = 0
+    failures: int = 0
+    escalations: int = 0
+    clean: Any = None
+    reason: Any = None
+
+
+def run_summaries(
+    reader: Reader, *, last_seq: int, chunk_rows: int = 100_000, progress: Callable[[int], None] | None = None,
+) -> list[RunSummary]:
+    """Every run up to ``last_seq`` (oldest first): its first seq, first and last ts, event,
+    failure and escalation counts, and its ``run.stopped`` clean flag and reason.
+
+    Added up over seq ranges of ``chunk_rows``, so a caller can show progress (``progress``
+    gets the rows of each range) and the connection is free between ranges.
+    """
+    runs: dict[str, RunSummary] = {}
+    sql = run_summary_sql(reader)
+    after = 0
+    while after < last_seq:
+        upper = min(after + chunk_rows, last_seq)
+        for run, first, start, end, events, failures, escalations, clean, reason in reader.fetch(
+            sql, [after, upper], "listing its runs"
+        ):
+            key = str(run)
+            summary = runs.get(key)
+            if summary is None:
+                summary = runs[key] = RunSummary(run=key, first_seq=first, start=start, end=end)
+            else:
+                summary.start = _least(summary.start, start)
+                summary.end = _most(summary.end, end)
+            summary.events += events
+            summary.failures += failures or 0
+            summary.escalations += escalations or 0
+            if clean is not None:
+                summary.clean = clean if summary.clean is None else max(summary.clean, clean)
+            if reason is not None:
+                summary.reason = reason if summary.reason is None else max(str(summary.reason), str(reason))
+        if progress is not None:
+            progress(upper - after)
+        after = upper
+    return sorted(runs.values(), key=lambda summary: summary.first_seq)
+
+
+def _least(a: Any, b: Any) -> Any:
+    try:
+        return b if a is None or (b is not None and b < a) else a
+    except TypeError:  # a foreign writer's ts of another type: keep the first seen
+        return a
+
+
+def _most(a: Any, b: Any) -> Any:
+    try:
+        return b if a is None or (b is not None and b > a) else a
+    except TypeError:
+        return a
+
+
+def count_matching(
+    reader: Reader, selection: EventFilter, *, last_seq: int, chunk_rows: int = 100_000,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """How many events up to ``last_seq`` match ``selection``, counted over seq ranges of
+    ``chunk_rows`` (``progress`` gets the rows of each range): the connection is free between them."""
+    clauses, params = selection.where()
+    low = clamp_seq(selection.from_seq - 1) if selection.from_seq is not None else 0
+    high = min(last_seq, clamp_seq(selection.to_seq)) if selection.to_seq is not None else last_seq
+    sql = " AND ".join(["seq > ?", "seq <= ?"] + clauses)
+    found, after = 0, max(low, 0)
+    if progress is not None and after:
+        progress(min(after, last_seq))
+    while after < high:
+        upper = min(after + chunk_rows, high)
+        found += int(reader.fetch(f"SELECT count(*) FROM events WHERE {sql}", [after, upper, *params],
+                                  f"counting the events after seq {after}")[0][0])
+        if progress is not None:
+            progress(upper - after)
+        after = upper
+    return found

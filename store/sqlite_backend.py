@@ -28,15 +28,6 @@ INSERT_ONE_SQL = _INSERT + "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
 INSERT_GROUP_SQL = _INSERT + ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * ROWS_PER_STATEMENT)
 LAST_ROW_SQL = "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
 
-RUNS_SQL = """SELECT run, min(ts), max(ts), count(*),
-                     sum(kind = 'failure.raised'), sum(kind = 'escalated'),
-                     max(CASE WHEN kind = 'run.stopped' AND json_valid(payload)
-                              THEN json_extract(payload, '$.clean') END),
-                     max(CASE WHEN kind = 'run.stopped' AND json_valid(payload)
-                              THEN json_extract(payload, '$.reason') END)
-              FROM events GROUP BY run ORDER BY min(seq)"""
-
-
 class LogFileMovedError(OSError):
     """The log file at the store's path is no longer the file the writer opened (the cause of a `StoreWriteError`)."""
 
@@ -84,8 +75,11 @@ class SqliteReader:
         found = [str(row[0]) for row in self.fetch(f"PRAGMA quick_check({int(limit)})", (), "checking the file")]
         return [] if found == ["ok"] else [" ".join(problem.split()) for problem in found]
 
-    def runs(self) -> list[tuple[Any, ...]]:
-        return [tuple(row) for row in self.fetch(RUNS_SQL, (), "listing its runs")]
+    def is_text(self, column: str) -> str:
+        return f"typeof({column}) = 'text'"
+
+    def payload_value(self, field: str, *, flag: bool = False) -> str:
+        return f"CASE WHEN json_valid(payload) THEN json_extract(payload, '$.{field}') END"  # true is 1 already
 
     def wait_for_commit(self, after_seq: int, timeout: float) -> None:
         time.sleep(timeout)  # SQLite has no notifications: followers poll

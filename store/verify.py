@@ -4,6 +4,7 @@ chain, and with `ChainAudit` the signed checkpoints, pinned hashes and snapshots
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import msgspec
 
@@ -51,6 +52,7 @@ def verify_log(
     *,
     check_file: bool = True,
     audit: ChainAudit | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> VerifyReport:
     """Check the storage (SQLite's ``PRAGMA quick_check``, unless ``check_file`` is false), the
     append-only guards (present, on ``events``, with actorlog's own SQL, enabled) and column
@@ -60,7 +62,8 @@ def verify_log(
     BLOB or a number where text belongs simply fails to match). A damaged file is a finding,
     not an error: the report says what SQLite found and how far the chain could be read. A
     lock held past the busy timeout, or a file that cannot be read at all, raises the store
-    error naming it.
+    error naming it. ``progress``, if given, is called with the number of rows hashed since
+    its last call (every ``chunk_size`` rows).
     """
     path = reader.location.display
     check_file = check_file and reader.checks_storage
@@ -90,6 +93,8 @@ def verify_log(
             expected = row_hash(previous, seq, ts, run, actor, kind, version, correlation, payload)
             checked += 1
             last_seq = seq
+            if progress is not None and checked % chunk_size == 0:
+                progress(chunk_size)
             if stored != expected and first_bad is None:
                 first_bad = seq
                 problem = f"hash chain broken at seq {seq}: the row or the one before it was changed, added or removed"

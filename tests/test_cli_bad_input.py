@@ -247,6 +247,10 @@ def test_every_filter_takes_hostile_text_literally(hostile_log: Path, option: st
         assert len(expected) == (0 if option == "--kind" else 1)
         for command in (["query", hostile_log], ["tail", hostile_log, "-n", "100"]):
             result = invoke(*command, option, text, "--format", "json")
+            if not expected:  # a kind no event has: said so (exit 1), the text quoted as given
+                assert result.exit_code == 1 and result.stdout == "", (text, result.output)
+                assert result.stderr.startswith("actorlog: no events of kind ") and repr(text) in result.stderr
+                continue
             assert result.exit_code == 0, (text, result.output)
             assert [row["seq"] for row in json.loads(result.stdout)] == expected, (option, text)
         if option == "--run":
@@ -265,7 +269,7 @@ def test_hostile_text_through_the_console_script(hostile_log: Path) -> None:
         rows = [json.loads(line) for line in result.stdout.splitlines()]
         assert [(r["actor"], r["run"], r["correlation"]) for r in rows] == [(text, text, text)]
         nothing = run_cli("query", hostile_log, "--kind", text, "--format", "csv")
-        assert nothing.returncode == 0 and nothing.stdout.strip().count("\n") == 0
+        assert nothing.returncode == 1 and nothing.stdout == "" and "no events of kind" in nothing.stderr
     assert sha256_of(hostile_log) == before
     verify = run_cli("verify", hostile_log, "--json")
     assert verify.returncode == 0 and json.loads(verify.stdout)["ok"] is True

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 from actor_helpers import read_log
 from actorlog.actors.examples.agent import PROMPT
 from actorlog.actors.examples.demo import DEMO_PLUGINS, demo_tasks
+from log_helpers import ACTORLOG_CLI
 from demo_helpers import (
     event_counts,
     finish,
@@ -107,17 +109,24 @@ def test_the_summary_statistics_and_next_commands_are_printed(runs: DefaultRuns)
         assert re.search(rf"^{name}\s+stopped\s+1\.0\.0\s+{1 if name == 'llm' else 0}\s", out, re.MULTILINE), name
 
     commands = [line.split("#")[0].strip() for line in out[out.index("\nNext, try:"):].splitlines()[2:]]
-    assert f"actorlog stats {DEFAULT_LOG} --run {run_id}" in commands
-    assert f"actorlog query {DEFAULT_LOG} --kind failure.raised" in commands
-    assert f"actorlog query {DEFAULT_LOG} --kind plugin.restarted" in commands
-    assert any(c.startswith(f"actorlog reproduce {DEFAULT_LOG} ") for c in commands), commands
+    actorlog = printed_actorlog()
+    assert f"{actorlog} stats {DEFAULT_LOG} --run {run_id}" in commands
+    assert f"{actorlog} query {DEFAULT_LOG} --kind failure.raised --fields plugin,exc_type,message" in commands
+    assert f"{actorlog} query {DEFAULT_LOG} --kind plugin.restarted" in commands
+    assert any(c.startswith(f"{actorlog} reproduce {DEFAULT_LOG} ") for c in commands), commands
+
+
+def printed_actorlog() -> str:
+    """How the demo names the actorlog that runs it: bare when PATH finds that very script, else by its path."""
+    found = shutil.which("actorlog")
+    return "actorlog" if found is not None and Path(found).resolve() == ACTORLOG_CLI.resolve() else str(ACTORLOG_CLI)
 
 
 def test_the_suggested_reproduction_reproduces_a_failure_of_the_llm(runs: DefaultRuns) -> None:
     out = runs.default.result.stdout
-    line = next(line for line in out.splitlines() if line.strip().startswith("actorlog reproduce "))
+    line = next(line for line in out.splitlines() if line.strip().startswith(f"{printed_actorlog()} reproduce "))
     argv = shlex.split(line.split("#")[0])
-    assert argv[:3] == ["actorlog", "reproduce", DEFAULT_LOG] and len(argv) == 4
+    assert argv[:3] == [printed_actorlog(), "reproduce", DEFAULT_LOG] and len(argv) == 4
     seq = int(argv[3])
     failure = next(r for r in read_log(runs.default.log, kinds=["failure.raised"]) if r.seq == seq)
     assert failure.actor == "llm" and failure.event.plugin == "llm"  # the plugin's own handler, not a task

@@ -38,7 +38,8 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "actorlog.replay": [
         "ErrorStatistics", "ErrorStatisticsSnapshot", "Metrics", "MetricsSnapshot", "PluginState",
-        "PluginStates", "RecentError", "ReplayError", "Statistics", "Summary", "VersionChange", "format_time",
+        "PluginStates", "RecentError", "ReplayError", "Statistics", "StatisticsDocument", "Summary", "VersionChange",
+        "format_time",
         "newest_snapshot", "parse_time", "percentile", "rebuild", "rebuild_error_statistics",
         "rebuild_metrics", "statistics_document", "story", "take_snapshot", "to_prometheus",
     ],

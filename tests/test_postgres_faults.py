@@ -386,3 +386,23 @@ def test_a_commit_that_landed_while_its_answer_was_lost_is_not_written_twice(
     with EventStore.open_readonly(url) as store:
         assert [r.event.value for r in store.events()] == [float(i) for i in range(300)]
         assert store.verify().ok
+
+
+def test_the_views_time_column_matches_sqlites_to_the_digit(pg_log: str) -> None:
+    """The PostgreSQL views' ``time`` is the SQLite views' ``time`` for any ts, half-milliseconds included."""
+    import random
+    import sqlite3
+
+    from actorlog.store.postgres_schema import _time
+    from actorlog.store.schema import iso_time
+
+    chooser = random.Random(7)
+    values = [chooser.uniform(0, 4e9) for _ in range(3000)]
+    values += [round(v, 3) + 0.0005 for v in values[:1000]] + [round(v, 3) + 0.00049 for v in values[:500]]
+    values += [0.0, 1.0, 1796147728.8614926, 1796147729.482493, 1e9 + 0.9995]
+    sqlite = sqlite3.connect(":memory:")
+    expected = [sqlite.execute(f"SELECT {iso_time('?')}", (v,)).fetchone()[0] for v in values]
+    with admin(pg_log) as conn:
+        got = [row[0] for row in conn.execute(
+            f"SELECT {_time('v')} FROM unnest(%s::float8[]) WITH ORDINALITY AS t(v, n) ORDER BY n", (values,))]
+    assert [(v, e, g) for v, e, g in zip(values, expected, got) if e != g] == []

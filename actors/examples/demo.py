@@ -38,6 +38,7 @@ import msgspec
 from actorlog.actors.error_policy import ErrorPolicy
 from actorlog.actors.examples.agent import AgentPlugin, Solution, Solve
 from actorlog.actors.examples.llm import LLMPlugin
+from actorlog.replay.documents import StatisticsDocument
 from actorlog.actors.examples.sandbox import SandboxPlugin
 from actorlog.actors.plugin import Plugin
 from actorlog.actors.system import ActorSystem
@@ -115,7 +116,7 @@ class DemoReport(msgspec.Struct, frozen=True, kw_only=True):
     attempts: int
     restarts: dict[str, int]
     seconds: float
-    statistics: dict[str, Any]
+    statistics: StatisticsDocument
     """The final statistics, in the shape of ``actorlog stats --json``."""
     reproducible_failure: int | None
     """The seq of a ``failure.raised`` of the LLM plugin, to try ``actorlog reproduce`` on."""
