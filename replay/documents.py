@@ -16,6 +16,16 @@ __all__ = [
 ]
 
 
+class VersionChangeDocument(TypedDict):
+    """One entry of a plugin's version history (``document["plugins"][run][name]["history"]``)."""
+
+    seq: int
+    time: float
+    change: str
+    version: str
+    class_path: str
+
+
 class PluginDocument(TypedDict):
     """One plugin's state (``document["plugins"][run][name]``)."""
 
@@ -27,6 +37,7 @@ class PluginDocument(TypedDict):
     health_detail: str
     last_health_at: float | None
     run: str
+    history: list[VersionChangeDocument]
 
 
 class RecentErrorDocument(TypedDict):

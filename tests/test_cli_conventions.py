@@ -288,9 +288,41 @@ def test_the_demos_next_commands_run_as_printed_without_an_activated_venv(tmp_pa
     commands = demo.stdout.split("Next, try:\n", 1)[1].strip().splitlines()
     assert len(commands) >= 5
     for command in commands:
+        if " serve " in command:  # runs until stopped: it must answer, on any free port (8001 may be taken here)
+            assert_serves(command.split("#")[0].strip() + " --port 0", tmp_path, bare)
+            continue
         result = subprocess.run(["bash", "-c", command], cwd=tmp_path, env=bare, capture_output=True, text=True,
                                 timeout=300)
         assert result.returncode == 0, (command, result.stdout[-2000:], result.stderr[-2000:])
+
+
+def assert_serves(command: str, folder: Path, env: dict[str, str]) -> None:
+    """Start a serving command, fetch the address it prints, stop it."""
+    import re
+    import signal
+    import urllib.request
+
+    server = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=folder, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        assert server.stdout is not None
+        seen = []
+        for line in server.stdout:
+            seen.append(line)
+            found = re.search(r"http://[^\s]+", line)
+            if found:
+                with urllib.request.urlopen(found.group(0).rstrip("/") + "/", timeout=60) as answer:
+                    assert answer.status == 200
+                break
+        else:
+            raise AssertionError(f"{command!r} printed no address: {''.join(seen)[-2000:]}")
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
 
 MAIN_SCRIPT = """
