@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import pty
+import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -87,19 +89,26 @@ def first_lines(args: Sequence[object], count: int, *, safety: float = 120.0) ->
     """Run ``actorlog ARGS``, read ``count`` lines of its stdout, then close the pipe (as
     ``| head`` does) and reap it. A watchdog kills it after ``safety`` seconds, so a program
     that collects everything before printing fails instead of hanging (never a timing
-    assertion: the bound is far beyond what streaming needs)."""
-    process = subprocess.Popen([str(ACTORLOG_CLI), *map(str, args)], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    assert process.stdout is not None and process.stderr is not None
-    watchdog = threading.Timer(safety, process.kill)
-    watchdog.start()
-    try:
-        lines = [process.stdout.readline() for _ in range(count)]
-        process.stdout.close()
-        stderr = process.stderr.read()
-        status, rss = wait4(process)
-    finally:
-        watchdog.cancel()
+    assertion: the bound is far beyond what streaming needs). Its peak RSS is measured by
+    ``helpers/measure_rss.py``, so it is the command's own, not this process's."""
+    with tempfile.TemporaryDirectory() as folder:
+        rss_file = Path(folder) / "rss"
+        process = subprocess.Popen(
+            [sys.executable, str(Path(__file__).parent / "helpers" / "measure_rss.py"), str(rss_file),
+             str(ACTORLOG_CLI), *map(str, args)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        )
+        assert process.stdout is not None and process.stderr is not None
+        watchdog = threading.Timer(safety, lambda: os.killpg(process.pid, signal.SIGKILL))
+        watchdog.start()
+        try:
+            lines = [process.stdout.readline() for _ in range(count)]
+            process.stdout.close()
+            stderr = process.stderr.read()
+            status = process.wait()
+        finally:
+            watchdog.cancel()
+        rss = int(rss_file.read_text()) if rss_file.exists() else 0
     return lines, Finished(status, rss, "".join(lines), stderr)
 
 
