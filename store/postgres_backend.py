@@ -141,10 +141,10 @@ def _read_meta(conn: Any, location: LogLocation) -> dict[str, str] | None:
     return meta
 
 
-def _create(conn: Any, location: LogLocation) -> None:
-    """Create the log's schema unless it exists, safely when several hosts start at once, and
-    bring the views of an existing log up to this version's (events are never touched)."""
-    meta = _read_meta(conn, location)
+def _create(conn: Any, location: LogLocation, meta: dict[str, str] | None) -> None:
+    """Create the log's schema unless it exists (``meta``: what the log's meta table held when
+    opened), safely when several hosts start at once, and bring the views of an existing log
+    up to this version's (events are never touched)."""
     if meta is not None and meta.get("views") == views_digest():
         return  # a writer's role needs no CREATE privilege once the log exists
     schema = f'"{location.schema}"'
@@ -177,11 +177,12 @@ def open_postgres(
     psycopg = _psycopg()
     conn = connect(location, purpose="reader", run=run)
     try:
+        meta = _read_meta(conn, location)
         if not readonly:
             try:
-                _create(conn, location)
+                _create(conn, location, meta)  # afterwards the log exists
             except psycopg.errors.InsufficientPrivilege as exc:
-                if _read_meta(conn, location) is not None:  # only the views are older: they stay as they are
+                if meta is not None:  # only the views are older: they stay as they are
                     logger.warning("event log %r: its views are from an older actorlog and this role may not "
                                    "replace them (%s); the owner of schema %s updates them when it opens the log",
                                    location.display, _message(location, exc), location.schema)
@@ -190,7 +191,7 @@ def open_postgres(
                         f"cannot create event log {location.display!r}: {_message(location, exc)}; create it once as a "
                         f"role that may, or grant this one CREATE on the database"
                     ) from None
-        if _read_meta(conn, location) is None:
+        elif meta is None:
             raise NotAnEventLogError(f"no event log at {location.display!r}: schema {location.schema!r} does not "
                                      f"hold one")
         conn.execute("SET default_transaction_read_only = on")
