@@ -272,9 +272,19 @@ class StoreWriter:
         committed after all (its last row is there with the hash computed for it). Lost before
         its rows were chained: it was not."""
         _, seq, previous, _ = self._last_outcome  # seq 0: lost before its rows were chained
+        conn = self._conn
         logger.warning("event log %r: the connection was lost while committing %d events (%s); checking whether "
-                       "the commit landed", self._name, len(rows), self._conn.describe(exc))
-        return self._conn.landed(seq, previous)
+                       "the commit landed", self._name, len(rows), conn.describe(exc))
+        for attempt in range(1, MAX_COMMIT_ATTEMPTS + 1):
+            try:
+                return conn.landed(seq, previous)
+            except Exception as again:
+                # the check's own connection lost too: the answer is still unknown, so ask again
+                if not conn.is_disconnect(again) or attempt == MAX_COMMIT_ATTEMPTS:
+                    raise
+                logger.warning("event log %r: the connection was lost again while checking (%s); checking again",
+                               self._name, conn.describe(again))
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _publish(self, rows: list[PendingRow], last_seq: int) -> None:
         """Hand the committed rows, decoded, to every subscriber (each gets the kinds it asked for)."""

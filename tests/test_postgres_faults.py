@@ -322,6 +322,8 @@ class CutAfterCommit:
         self.port = self.listener.getsockname()[1]
         self.armed = threading.Event()
         self.cut = threading.Event()
+        self.checks_to_cut = 0  # also cut this many of the writer's checks of whether a commit landed
+        self.check_cut = threading.Event()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -340,6 +342,10 @@ class CutAfterCommit:
     def _pump(self, source: Any, sink: Any, committing: threading.Event, upstream: bool) -> None:
         try:
             while data := source.recv(65536):
+                if upstream and self.checks_to_cut and b"SELECT hash FROM events WHERE seq" in data:
+                    self.checks_to_cut -= 1
+                    self.check_cut.set()
+                    break  # the check never reaches the server: the writer loses this connection too
                 if upstream and self.armed.is_set() and b"pg_notify" in data and b"COMMIT" in data:
                     self.armed.clear()
                     committing.set()
@@ -385,6 +391,32 @@ def test_a_commit_that_landed_while_its_answer_was_lost_is_not_written_twice(
     assert "checking whether the commit landed" in caplog.text
     with EventStore.open_readonly(url) as store:
         assert [r.event.value for r in store.events()] == [float(i) for i in range(300)]
+        assert store.verify().ok
+
+
+def test_a_connection_lost_again_while_checking_whether_a_commit_landed_is_checked_again(
+    postgres_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Found by the kill test under load: a second kill, during the check after the first, failed the log."""
+    url = postgres_server.url(new_schema(), tcp=True)
+    port = int(url.split("127.0.0.1:")[1].split("/")[0])
+    proxy = CutAfterCommit(port)
+    through = url.replace(f"127.0.0.1:{port}", f"127.0.0.1:{proxy.port}") + "&sslmode=disable"
+    try:
+        with EventStore(through, run="cut-twice") as store:
+            store.append_many([CounterIncremented(name="n", value=float(i)) for i in range(100)], actor="worker")
+            store.flush()
+            proxy.checks_to_cut = 2
+            proxy.armed.set()
+            store.append_many([CounterIncremented(name="n", value=float(i)) for i in range(100, 200)],
+                              actor="worker")
+            assert store.flush() == 200
+            assert proxy.cut.is_set() and proxy.check_cut.is_set() and proxy.checks_to_cut == 0
+    finally:
+        proxy.close()
+    assert "checking again" in caplog.text
+    with EventStore.open_readonly(url) as store:
+        assert [r.event.value for r in store.events()] == [float(i) for i in range(200)]
         assert store.verify().ok
 
 
