@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -250,3 +253,23 @@ def test_prometheus_live_export_equals_the_replayed_export(measurements: list[An
             family = name.replace(".", "_")
             assert families[family][0] == "counter"
             assert families[family][1][(family + "_total", labels | {run})] == total
+
+
+def test_a_recorded_max_history_is_what_every_reader_keeps(tmp_path: Path) -> None:
+    """The issue's case: with ``max_history=3`` live, ``actorlog stats`` and ``rebuild_metrics``
+    kept 1000 points, because the log did not record the option. Now the log does, and no reader
+    is told it."""
+    path = tmp_path / "app.db"
+    with ActorSystem(path, metrics=MetricsOptions(max_history=3)) as system:
+        for i in range(10):
+            system.metrics.observe("hist", float(i))
+        system.flush()
+        live = system.metric_summary("hist", window_seconds=3600)
+    assert (live.count, live.min, live.max) == (3, 7.0, 9.0)
+    rebuilt = rebuild_metrics(path)
+    assert rebuilt.max_history == 3
+    assert rebuilt.summary("hist", as_of=live.as_of, window_seconds=3600) == live
+    cli = Path(sys.executable).parent / "actorlog"
+    done = subprocess.run([str(cli), "stats", str(path), "--json"], capture_output=True, text=True, check=True)
+    histogram = json.loads(done.stdout)["metrics"]["histograms"]["hist"]
+    assert (histogram["count"], histogram["min"], histogram["max"]) == (3, 7.0, 9.0)
