@@ -58,6 +58,16 @@ TRIGGERS: dict[str, dict[str, tuple[str, str]]] = {
 """Per table, each guard trigger: when it fires and the function it runs (statement-level)."""
 
 
+INDEX_METHODS = {
+    "ts": "USING brin (ts)",
+    "correlation": "(correlation) WHERE correlation IS NOT NULL",
+}
+"""How the columns SQLite indexes with a plain B-tree are indexed here where it differs, each to
+cost less per appended row (each B-tree costs the server about a microsecond a row, a fifth of
+its work): times grow with seq, which a BRIN index summarises per block range; a lookup by
+correlation names one (``correlation = ?``), so rows without one (every measurement) are left out."""
+
+
 def _in(kinds: tuple[str, ...]) -> str:
     return ", ".join(f"'{kind}'" for kind in kinds)
 
@@ -124,7 +134,8 @@ def schema_ddl(schema: str) -> list[str]:
         f"CREATE TABLE {s}.snapshots (id bigserial PRIMARY KEY, projection text NOT NULL, version integer NOT NULL, "
         "position bigint NOT NULL, run text NOT NULL, created_at double precision NOT NULL, state text NOT NULL)",
     ]
-    statements += [f"CREATE INDEX events_by_{column} ON {s}.events ({column})" for column in INDEXED_COLUMNS]
+    statements += [f"CREATE INDEX events_by_{column} ON {s}.events {INDEX_METHODS.get(column, f'({column})')}"
+                   for column in INDEXED_COLUMNS]
     statements += view_ddl(schema)
     statements += [
         f"CREATE FUNCTION {s}.{name}() RETURNS trigger LANGUAGE plpgsql AS $actorlog$ {body} $actorlog$"
