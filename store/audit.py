@@ -65,6 +65,8 @@ class ChainAudit:
         """The seq of the newest checkpoint whose signature verifies, over an unbroken chain."""
         self.last_seq = 0
         self.snapshot_digests: set[str] = set()
+        self.snapshot_records = 0
+        """``snapshot.taken`` rows in the chain: how many snapshots were stored since snapshots were chained."""
         self._previous_hash = ""
         self._chain_ok = True
 
@@ -81,6 +83,7 @@ class ChainAudit:
         if actor == STORE_ACTOR and kind == "checkpoint":
             self._checkpoint(seq, payload)
         elif actor == STORE_ACTOR and kind == "snapshot.taken":
+            self.snapshot_records += 1
             try:
                 self.snapshot_digests.add(_snapshot.decode(payload).digest)
             except (msgspec.DecodeError, msgspec.ValidationError, TypeError):
@@ -147,20 +150,37 @@ class ChainAudit:
         return notes
 
 
-def check_snapshots(rows: Iterable[tuple[Any, ...]], vouched: set[str]) -> list[Finding]:
-    """Every snapshot must match a digest the chain recorded (``snapshot.taken``)."""
+def check_snapshots(
+    rows: Iterable[tuple[Any, ...]], vouched: set[str], chained: int | None = None
+) -> tuple[list[Finding], list[Any]]:
+    """Every snapshot must match a digest the chain recorded (``snapshot.taken``).
+
+    ``rows`` come in id order. Snapshots were chained from some version on, and rows are
+    only appended, so the newest ``chained`` rows (the number of ``snapshot.taken`` rows in
+    the chain) are the chained ones: one of those that matches no digest was edited or added
+    by hand. The older rows, if they match none, were taken before snapshots were chained:
+    they cannot be verified (rebuild skips them), which is not tampering. Returns the findings
+    and the ids of those older snapshots. ``chained`` None: every row must match.
+    """
+    rows = list(rows)
+    older = 0 if chained is None else len(rows) - chained
     findings = []
-    for snapshot_id, projection, version, position, run, state in rows:
+    unchained = []
+    for index, (snapshot_id, projection, version, position, run, state) in enumerate(rows):
         try:
             digest = snapshot_digest(projection, version, position, run, state)
         except (TypeError, AttributeError):
             digest = ""
-        if digest not in vouched:
-            findings.append(Finding(position if type(position) is int else None, (
-                f"snapshot id {snapshot_id} ({projection} at seq {position}) does not match any digest the chain "
-                f"recorded: it was edited or added by hand (rebuild skips it)"
-            )))
-    return findings
+        if digest in vouched:
+            continue
+        if index < older:
+            unchained.append(snapshot_id)
+            continue
+        findings.append(Finding(position if type(position) is int else None, (
+            f"snapshot id {snapshot_id} ({projection} at seq {position}) does not match any digest the chain "
+            f"recorded: it was edited or added by hand (rebuild skips it)"
+        )))
+    return findings, unchained
 
 
 def witness_pins(entries: Iterable[Mapping[str, Any]], source: str) -> list[tuple[int, str, str]]:
