@@ -142,10 +142,20 @@ class ChainAudit:
                 notes.append(f"{self.checkpoints} signed checkpoint(s) not checked: give the public key "
                              f"(--public-key) to check them")
             notes.append("without a signing key's public key, an editor who recomputes the hash chain is not detected")
+        elif self.last_seq and not self.valid_checkpoints:
+            notes.append(
+                f"no valid signed checkpoint: nothing is vouched for by a signature; all {self.last_seq} row(s), "
+                f"seq 1 to {self.last_seq}, are not yet covered by a signature and could have been rewritten with "
+                f"the chain recomputed. A log whose "
+                f"checkpoints were all removed looks like this: keep a witness (--witness) or pass --expect SEQ:HASH"
+            )
         elif self.last_seq > self.signed_up_to:
+            hint = "" if self.pinned else (
+                "; checkpoints removed from the end look the same, so keep a witness (--witness) to catch that"
+            )
             notes.append(
                 f"{self.last_seq - self.signed_up_to} row(s), seq {self.signed_up_to + 1} to {self.last_seq}, "
-                f"were written after the newest valid checkpoint: not yet covered by a signature"
+                f"were written after the newest valid checkpoint: not yet covered by a signature{hint}"
             )
         return notes
 
