@@ -117,7 +117,7 @@ class ChainAudit:
             return
         if checkpoint.covered_seq != seq - 1 or checkpoint.covered_hash != self._previous_hash:
             since = self.signed_up_to
-            self.findings.append(Finding(checkpoint.covered_seq, (
+            self.findings.append(Finding(since + 1, (  # the first row no valid signature vouches for
                 f"checkpoint at seq {seq} signs hash {_short(checkpoint.covered_hash)} for seq "
                 f"{checkpoint.covered_seq}, but the log's row {seq - 1} hashes to {_short(self._previous_hash)}: "
                 f"rows {since + 1} to {checkpoint.covered_seq} were rewritten (the chain recomputed), "

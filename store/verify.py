@@ -85,6 +85,9 @@ def verify_log(
     checked = 0
     last_seq = 0
     first_bad: int | None = None
+    gaps: list[tuple[int, int]] = []
+    """Seqs missing between rows: a row removed with the chain recomputed after it (seq is hashed,
+    so only an editor who also renumbers every later row hides a gap)."""
     see = audit.see
     try:
         for seq, ts, run, actor, kind, version, correlation, payload, stored in iter_rows(
@@ -92,6 +95,8 @@ def verify_log(
         ):
             expected = row_hash(previous, seq, ts, run, actor, kind, version, correlation, payload)
             checked += 1
+            if seq != last_seq + 1:
+                gaps.append((last_seq + 1, seq - 1))
             last_seq = seq
             if progress is not None and checked % chunk_size == 0:
                 progress(chunk_size)
@@ -111,6 +116,14 @@ def verify_log(
         problem = f"the hash chain could not be read past seq {last_seq} ({checked} events checked): the file is damaged there"
         problems.append(problem)
         findings.append(Finding(last_seq, problem))
+    if gaps:
+        first, last = gaps[0]
+        missing = f"seq {first} is missing" if first == last else f"seqs {first} to {last} are missing"
+        more = f" ({len(gaps)} gaps in all)" if len(gaps) > 1 else ""
+        problem = (f"{missing}: the log goes from seq {first - 1} to {last + 1}{more}; a row was removed "
+                   f"and the chain recomputed")
+        problems.append(problem)
+        findings.append(Finding(first, problem))
     snapshot_findings, snapshot_notes = _snapshots(reader, lock, audit)
     notes = audit.finish() + snapshot_notes
     for finding in audit.findings + snapshot_findings:
