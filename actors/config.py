@@ -55,6 +55,7 @@ from actorlog.actors.system import RESERVED_NAMES, ActorSystem
 from actorlog.store.errors import one_line
 from actorlog.store.location import is_url
 from actorlog.store.schema import check_regular_file
+from actorlog.store.signing import SigningKey, SigningKeyError
 from actorlog.events import Message, RecoveryAction, Severity
 
 __all__ = [
@@ -189,7 +190,7 @@ def load_config(path: str | os.PathLike[str]) -> LoadedConfig:
     """Read, decode and check a config file; `ConfigError` names the file, the key and the problem.
 
     Everything that can be checked without opening the log or starting a plugin is:
-    the file's shape and types, plugin names, classes (imported, with their handlers),
+    the file's shape and types, the ``[store] signing_key`` file, plugin names, classes (imported, with their handlers),
     each plugin's own config (its class's `Plugin.validate_config`), dependencies and
     version requirements, exception types, and the ``[[send]]`` messages.
     """
@@ -402,6 +403,11 @@ def _check(path: Path, config: SystemConfig) -> dict[type[BaseException], Severi
             parse_address(config.metrics.address)
         except MetricsAddressError as exc:
             raise ConfigError(f"{path}: key `metrics.address`: {exc}") from None
+    if config.store.signing_key is not None:
+        try:  # what the store would refuse when opening the log (permissions, not a key), refused here too
+            SigningKey(path.parent / config.store.signing_key)
+        except SigningKeyError as exc:
+            raise ConfigError(f"{path}: key `store.signing_key`: {one_line(str(exc))}") from None
     severities: dict[type[BaseException], Severity] = {}
     for type_name, severity in config.errors.severities.items():
         severities[_exception_type(path, type_name)] = severity

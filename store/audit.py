@@ -65,6 +65,8 @@ class ChainAudit:
         """The seq of the newest checkpoint whose signature verifies, over an unbroken chain."""
         self.last_seq = 0
         self.snapshot_digests: set[str] = set()
+        self.snapshot_records = 0
+        """``snapshot.taken`` rows in the chain: how many snapshots were stored since snapshots were chained."""
         self._previous_hash = ""
         self._chain_ok = True
 
@@ -81,6 +83,7 @@ class ChainAudit:
         if actor == STORE_ACTOR and kind == "checkpoint":
             self._checkpoint(seq, payload)
         elif actor == STORE_ACTOR and kind == "snapshot.taken":
+            self.snapshot_records += 1
             try:
                 self.snapshot_digests.add(_snapshot.decode(payload).digest)
             except (msgspec.DecodeError, msgspec.ValidationError, TypeError):
@@ -114,7 +117,7 @@ class ChainAudit:
             return
         if checkpoint.covered_seq != seq - 1 or checkpoint.covered_hash != self._previous_hash:
             since = self.signed_up_to
-            self.findings.append(Finding(checkpoint.covered_seq, (
+            self.findings.append(Finding(since + 1, (  # the first row no valid signature vouches for
                 f"checkpoint at seq {seq} signs hash {_short(checkpoint.covered_hash)} for seq "
                 f"{checkpoint.covered_seq}, but the log's row {seq - 1} hashes to {_short(self._previous_hash)}: "
                 f"rows {since + 1} to {checkpoint.covered_seq} were rewritten (the chain recomputed), "
@@ -139,28 +142,55 @@ class ChainAudit:
                 notes.append(f"{self.checkpoints} signed checkpoint(s) not checked: give the public key "
                              f"(--public-key) to check them")
             notes.append("without a signing key's public key, an editor who recomputes the hash chain is not detected")
+        elif self.last_seq and not self.valid_checkpoints:
+            notes.append(
+                f"no valid signed checkpoint: nothing is vouched for by a signature; all {self.last_seq} row(s), "
+                f"seq 1 to {self.last_seq}, are not yet covered by a signature and could have been rewritten with "
+                f"the chain recomputed. A log whose "
+                f"checkpoints were all removed looks like this: keep a witness (--witness) or pass --expect SEQ:HASH"
+            )
         elif self.last_seq > self.signed_up_to:
+            hint = "" if self.pinned else (
+                "; checkpoints removed from the end look the same, so keep a witness (--witness) to catch that"
+            )
             notes.append(
                 f"{self.last_seq - self.signed_up_to} row(s), seq {self.signed_up_to + 1} to {self.last_seq}, "
-                f"were written after the newest valid checkpoint: not yet covered by a signature"
+                f"were written after the newest valid checkpoint: not yet covered by a signature{hint}"
             )
         return notes
 
 
-def check_snapshots(rows: Iterable[tuple[Any, ...]], vouched: set[str]) -> list[Finding]:
-    """Every snapshot must match a digest the chain recorded (``snapshot.taken``)."""
+def check_snapshots(
+    rows: Iterable[tuple[Any, ...]], vouched: set[str], chained: int | None = None
+) -> tuple[list[Finding], list[Any]]:
+    """Every snapshot must match a digest the chain recorded (``snapshot.taken``).
+
+    ``rows`` come in id order. Snapshots were chained from some version on, and rows are
+    only appended, so the newest ``chained`` rows (the number of ``snapshot.taken`` rows in
+    the chain) are the chained ones: one of those that matches no digest was edited or added
+    by hand. The older rows, if they match none, were taken before snapshots were chained:
+    they cannot be verified (rebuild skips them), which is not tampering. Returns the findings
+    and the ids of those older snapshots. ``chained`` None: every row must match.
+    """
+    rows = list(rows)
+    older = 0 if chained is None else len(rows) - chained
     findings = []
-    for snapshot_id, projection, version, position, run, state in rows:
+    unchained = []
+    for index, (snapshot_id, projection, version, position, run, state) in enumerate(rows):
         try:
             digest = snapshot_digest(projection, version, position, run, state)
         except (TypeError, AttributeError):
             digest = ""
-        if digest not in vouched:
-            findings.append(Finding(position if type(position) is int else None, (
-                f"snapshot id {snapshot_id} ({projection} at seq {position}) does not match any digest the chain "
-                f"recorded: it was edited or added by hand (rebuild skips it)"
-            )))
-    return findings
+        if digest in vouched:
+            continue
+        if index < older:
+            unchained.append(snapshot_id)
+            continue
+        findings.append(Finding(position if type(position) is int else None, (
+            f"snapshot id {snapshot_id} ({projection} at seq {position}) does not match any digest the chain "
+            f"recorded: it was edited or added by hand (rebuild skips it)"
+        )))
+    return findings, unchained
 
 
 def witness_pins(entries: Iterable[Mapping[str, Any]], source: str) -> list[tuple[int, str, str]]:

@@ -1,8 +1,8 @@
 """Signed checkpoints, written by the store's writer, and the witness file that keeps them.
 
 With a signing key, the writer appends a ``checkpoint`` event (actor ``store``) every
-``every`` events and every ``interval`` seconds (at the next commit), and at a clean
-close. Each signs the seq and chain hash of the row before it. The witness, a file
+``every`` events and every ``interval`` seconds (at the next commit, or once that long
+has passed with nothing to write), and at a clean close. Each signs the seq and chain hash of the row before it. The witness, a file
 outside the log (one JSON line per checkpoint, append-only by convention, readable by
 ``jq``), keeps them where an editor of the log cannot reach, so truncation and
 rollback are detected too.
@@ -29,7 +29,7 @@ DEFAULT_CHECKPOINT_EVERY = 10_000
 """Events between checkpoints by default (an Ed25519 signature costs about 50 us)."""
 
 DEFAULT_CHECKPOINT_INTERVAL = 10.0
-"""Seconds between checkpoints by default, while events keep coming."""
+"""Seconds between checkpoints by default: an idle writer signs its newest rows this long after the last checkpoint."""
 
 
 def witness_file(witness: str | os.PathLike[str], log: str | os.PathLike[str]) -> Path:

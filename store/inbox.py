@@ -43,9 +43,13 @@ class RowInbox:
             self._rows += weight
             self._not_empty.notify()
 
-    def get(self) -> Any:
-        """The oldest item, waiting for one."""
+    def get(self, timeout: float | None = None) -> Any:
+        """The oldest item, waiting for one; None if ``timeout`` seconds pass first (items are never None)."""
         with self._lock:
+            if timeout is not None and not self._items:
+                self._not_empty.wait_for(lambda: bool(self._items), timeout)
+                if not self._items:
+                    return None
             while not self._items:
                 self._not_empty.wait()
             item = self._items.popleft()

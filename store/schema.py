@@ -23,6 +23,7 @@ from actorlog.store.errors import (
     StoreReadError,
     read_error,
 )
+from actorlog.store.snapshot_table import SNAPSHOT_TRIGGERS
 
 SCHEMA_VERSION = 1
 """The schema version this code writes and the newest it reads."""
@@ -401,11 +402,12 @@ def open_database(
         if not readonly:  # only once the file is known to be an actorlog log
             try:
                 _upgrade_views(db)
+                _upgrade_snapshot_triggers(db)
             except sqlite3.OperationalError as exc:
                 if _is_locked(exc):
                     raise StoreLockedError(
                         f"event log {str(path)!r} stayed locked by another connection for more than "
-                        f"{busy_timeout:g} s while bringing its views up to date; retry later"
+                        f"{busy_timeout:g} s while bringing its views and triggers up to date; retry later"
                     ) from None
                 raise _cannot_open(path, exc) from None
     except BaseException:
@@ -484,6 +486,30 @@ def _upgrade_views(db: sqlite_utils.Database) -> None:
         for name in _stale_views(db):  # again inside the transaction: another writer may have done it
             db.execute(f'DROP VIEW IF EXISTS "{name}"')
             db.execute(view_sql(name))
+        db.execute("COMMIT")
+    except BaseException:
+        if db.conn.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+
+
+def _missing_snapshot_triggers(db: sqlite_utils.Database) -> list[str]:
+    if not db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'snapshots'").fetchall():
+        return []
+    kept = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall()}
+    return [name for name in SNAPSHOT_TRIGGERS if name not in kept]
+
+
+def _upgrade_snapshot_triggers(db: sqlite_utils.Database) -> None:
+    """Give the snapshots table of a log from before snapshots were chained its append-only
+    triggers, as `_upgrade_views` does for views. Only missing ones are added: a trigger that is
+    there but not actorlog's is left for `verify` to name."""
+    if not _missing_snapshot_triggers(db):
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for name in _missing_snapshot_triggers(db):  # again inside the transaction: another writer may have done it
+            db.execute(f"CREATE TRIGGER {name} {SNAPSHOT_TRIGGERS[name]}")
         db.execute("COMMIT")
     except BaseException:
         if db.conn.in_transaction:

@@ -85,6 +85,9 @@ def verify_log(
     checked = 0
     last_seq = 0
     first_bad: int | None = None
+    gaps: list[tuple[int, int]] = []
+    """Seqs missing between rows: a row removed with the chain recomputed after it (seq is hashed,
+    so only an editor who also renumbers every later row hides a gap)."""
     see = audit.see
     try:
         for seq, ts, run, actor, kind, version, correlation, payload, stored in iter_rows(
@@ -92,6 +95,8 @@ def verify_log(
         ):
             expected = row_hash(previous, seq, ts, run, actor, kind, version, correlation, payload)
             checked += 1
+            if seq != last_seq + 1:
+                gaps.append((last_seq + 1, seq - 1))
             last_seq = seq
             if progress is not None and checked % chunk_size == 0:
                 progress(chunk_size)
@@ -111,8 +116,16 @@ def verify_log(
         problem = f"the hash chain could not be read past seq {last_seq} ({checked} events checked): the file is damaged there"
         problems.append(problem)
         findings.append(Finding(last_seq, problem))
-    snapshot_findings = _snapshots(reader, lock, audit.snapshot_digests)
-    notes = audit.finish()
+    if gaps:
+        first, last = gaps[0]
+        missing = f"seq {first} is missing" if first == last else f"seqs {first} to {last} are missing"
+        more = f" ({len(gaps)} gaps in all)" if len(gaps) > 1 else ""
+        problem = (f"{missing}: the log goes from seq {first - 1} to {last + 1}{more}; a row was removed "
+                   f"and the chain recomputed")
+        problems.append(problem)
+        findings.append(Finding(first, problem))
+    snapshot_findings, snapshot_notes = _snapshots(reader, lock, audit)
+    notes = audit.finish() + snapshot_notes
     for finding in audit.findings + snapshot_findings:
         problems.append(finding.problem)
         findings.append(finding)
@@ -123,15 +136,30 @@ def verify_log(
     )
 
 
-def _snapshots(reader: ReadConnection, lock: threading.Lock, vouched: set[str]) -> list[Finding]:
-    """The snapshots table, if there is one: append-only, and every snapshot vouched for by the chain."""
+def _snapshots(reader: ReadConnection, lock: threading.Lock, audit: ChainAudit) -> tuple[list[Finding], list[str]]:
+    """The snapshots table, if there is one: append-only, and every snapshot vouched for by the
+    chain; returns the findings and the notes (snapshots from before snapshots were chained)."""
     with lock:
         if not reader.table_exists("snapshots"):
-            return []
+            return [], []
         rows = reader.fetch("SELECT id, projection, version, position, run, state FROM snapshots ORDER BY id", (),
                             "reading the snapshots")
         guards = reader.structure_problems("snapshots")
-    return [Finding(None, problem) for problem in guards] + check_snapshots(rows, vouched)
+    findings, unchained = check_snapshots(rows, audit.snapshot_digests, audit.snapshot_records)
+    notes = []
+    if guards and not audit.snapshot_records:
+        # a log from before snapshots were chained had no snapshot triggers (a writer opening it adds
+        # them); with no chained snapshot, none in the table is used, so nothing they guard is vouched for
+        notes.append(f"the snapshots table has no append-only triggers as actorlog makes them ({len(guards)} "
+                     f"missing or replaced): it predates them, and no snapshot in it is used; a writer opening the "
+                     f"log adds missing ones")
+    else:
+        findings = [Finding(None, problem) for problem in guards] + findings
+    if unchained:
+        ids = f"id {unchained[0]}" if len(unchained) == 1 else f"ids {unchained[0]} to {unchained[-1]}"
+        notes.append(f"{len(unchained)} snapshot(s) taken before snapshots were chained ({ids}): not verifiable, "
+                     f"so rebuild skips them; `actorlog snapshot` takes a verified one")
+    return findings, notes
 
 
 def _quick_check(reader: ReadConnection, lock: threading.Lock) -> list[str]:

@@ -160,7 +160,10 @@ class StoreWriter:
         self._open()
         inbox = self.inbox
         while True:
-            item = inbox.get()
+            item = inbox.get(self._checkpoint_wait())
+            if item is None:  # idle past the checkpoint interval: sign what was written
+                self._commit([], checkpoint=True)
+                continue
             if type(item) is Request:
                 if self._answer(item):
                     break
@@ -171,6 +174,14 @@ class StoreWriter:
             if other is not None and self._answer(other):
                 break
         self._conn.close()
+
+    def _checkpoint_wait(self) -> float | None:
+        """How long the writer may wait for work before a time-based checkpoint is due; None:
+        no checkpoint is pending (no key, nothing unsigned, or writing has stopped)."""
+        checkpointer = self._checkpointer
+        if checkpointer is None or not checkpointer.since or self._state.failure is not None or not self._opened:
+            return None
+        return max(0.0, checkpointer.last_at + checkpointer.interval - time.monotonic())
 
     def _open(self) -> None:
         try:

@@ -52,9 +52,10 @@ def rows(path: Path) -> list[tuple[object, ...]]:
         conn.close()
 
 
-def rewrite(path: Path, edit: str, *params: object) -> None:
+def rewrite(path: Path, edit: str, *params: object, renumber: bool = False) -> None:
     """What an editor who knows the format does: drop the triggers, edit, recompute every
-    hash with the documented formula, and put the triggers back."""
+    hash with the documented formula, and put the triggers back (``renumber``: after
+    closing the seq gaps left by deleted rows)."""
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         triggers = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'events'").fetchall()
@@ -62,6 +63,11 @@ def rewrite(path: Path, edit: str, *params: object) -> None:
         for (sql,) in triggers:
             conn.execute(f"DROP TRIGGER {sql.split()[2]}")
         conn.execute(edit, params)
+        if renumber:
+            kept = conn.execute("SELECT * FROM events ORDER BY seq").fetchall()
+            conn.execute("DELETE FROM events")
+            conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             [(number, *row[1:]) for number, row in enumerate(kept, start=1)])
         previous = GENESIS
         for seq, ts, run, actor, kind, version, correlation, payload, _ in conn.execute(
             "SELECT * FROM events ORDER BY seq"
@@ -183,7 +189,7 @@ def test_a_payload_edited_with_the_chain_recomputed_is_found_by_the_signature(
     report = verify(path, public_key=public)
     assert not report.ok
     (finding, *_) = report.findings
-    assert "were rewritten" in finding.problem and finding.seq is not None and finding.seq >= victim
+    assert "were rewritten" in finding.problem and finding.seq is not None and finding.seq <= victim
     result = cli("verify", path, "--public-key", public, "--json")
     assert result.returncode == 1
     assert any("were rewritten" in f["problem"] for f in json.loads(result.stdout)["findings"])
@@ -368,3 +374,213 @@ def test_appends_checkpoints_and_crashes_never_make_a_valid_log_fail_verify(tmp_
             assert any("not yet covered" in note for note in report.notes)
 
     check()
+
+
+# -- gaps found by the audit (notes/audit-14.md) ----------------------------------------------------
+
+IDLE_WORKER = """
+import sys
+from actorlog.events import GaugeSet
+from actorlog.store import EventStore
+store = EventStore(sys.argv[1], signing_key=sys.argv[2], checkpoint_interval=0.3)
+store.append_many([GaugeSet(name="g", value=float(i)) for i in range(5)])
+store.flush()
+print("flushed", flush=True)
+sys.stdin.read()  # idle until killed
+"""
+
+
+def last_row_kind(path: Path) -> str | None:
+    """The kind of the log's newest row (read while a writer holds the file)."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        row = conn.execute("SELECT kind FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+    finally:
+        conn.close()
+    return None if row is None else str(row[0])
+
+
+def test_an_idle_writer_signs_its_newest_rows_once_the_checkpoint_interval_passes(
+    tmp_path: Path, keys: tuple[Path, Path]
+) -> None:
+    import time
+
+    private, public = keys
+    path = tmp_path / "idle.db"
+    worker = subprocess.Popen([sys.executable, "-c", IDLE_WORKER, str(path), str(private)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert worker.stdout is not None and worker.stdout.readline().strip() == "flushed"
+        deadline = time.monotonic() + 60  # a deadline for a condition, not a timing assertion
+        while last_row_kind(path) != "checkpoint":
+            assert time.monotonic() < deadline, "no checkpoint covered the idle writer's newest events"
+            time.sleep(0.05)
+    finally:
+        worker.kill()  # SIGKILL: no clean close signs anything now
+        worker.wait(timeout=60)
+        for stream in (worker.stdin, worker.stdout):
+            if stream is not None:
+                stream.close()
+    report = verify(path, public_key=public)
+    assert report.ok, report.problems
+    assert report.events_checked >= 6 and report.signed_up_to == report.last_seq
+
+
+def test_the_config_files_checkpoint_settings_reach_the_store(tmp_path: Path, keys: tuple[Path, Path]) -> None:
+    from actorlog.actors.config import build_system, load_config
+
+    private, _ = keys
+    config = tmp_path / "app.toml"
+    config.write_text(f'log = "cfg.db"\n[store]\nsigning_key = "{private.relative_to(tmp_path)}"\n'
+                      'checkpoint_every = 1234\ncheckpoint_interval = 0.25\n'
+                      '[plugins.llm]\nclass = "actorlog.actors.examples.llm:LLMPlugin"\n')
+    system = build_system(load_config(config))
+    try:
+        writer = system.store._writer
+        assert writer is not None
+        checkpointer = writer._checkpointer
+        assert checkpointer is not None and (checkpointer.every, checkpointer.interval) == (1234, 0.25)
+    finally:
+        system.stop()
+
+
+def legacy_snapshot(path: Path, gauge: float) -> None:
+    """What actorlog before signed checkpoints stored: a snapshots table without triggers, and no
+    ``snapshot.taken`` row in the chain."""
+    with EventStore(path) as store:
+        take_snapshot(store)
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("DROP TRIGGER snapshots_no_update")
+        conn.execute("DROP TRIGGER snapshots_no_delete")
+        state = json.loads(conn.execute("SELECT state FROM snapshots").fetchone()[0])
+        state["metrics"]["gauges"] = [["g", [], gauge]]
+        conn.execute("UPDATE snapshots SET state = ?", (json.dumps(state),))
+    finally:
+        conn.close()
+    rewrite(path, "DELETE FROM events WHERE kind = 'snapshot.taken'")
+
+
+def test_a_log_with_snapshots_from_before_they_were_chained_verifies_with_a_note(
+    tmp_path: Path, keys: tuple[Path, Path]
+) -> None:
+    private, public = keys
+    path = tmp_path / "old.db"
+    write_signed(path, private)
+    legacy_snapshot(path, 1_000_013.0)
+    expected = rebuild(path, use_snapshots=False).document()
+    report = verify(path)  # read-only: nothing upgraded yet
+    assert report.ok, report.problems
+    assert any("before snapshots were chained" in note for note in report.notes)
+    result = cli("verify", path)
+    assert result.returncode == 0 and "before snapshots were chained" in result.stdout, result.stdout
+    assert rebuild(path).document() == expected  # the old snapshot is not used (its gauge was edited)
+    with EventStore(path, signing_key=private) as store:  # a writer brings the triggers up to date
+        store.append(GaugeSet(name="g", value=-5.0))
+    conn = sqlite3.connect(path)
+    try:
+        triggers = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' "
+                                                     "AND tbl_name = 'snapshots'")}
+    finally:
+        conn.close()
+    assert triggers == {"snapshots_no_update", "snapshots_no_delete"}
+    report = verify(path, public_key=public)
+    assert report.ok, report.problems
+    assert any("1 snapshot(s) taken before snapshots were chained" in note for note in report.notes)
+    assert rebuild(path).document() == rebuild(path, use_snapshots=False).document()
+    # a snapshot taken now is chained; editing it is still caught
+    with EventStore(path, signing_key=private) as store:
+        take_snapshot(store)
+    assert verify(path, public_key=public).ok
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("DROP TRIGGER snapshots_no_update")
+        state = json.loads(conn.execute("SELECT state FROM snapshots WHERE id = 2").fetchone()[0])
+        state["metrics"]["gauges"] = [["g", [], 7.0]]
+        conn.execute("UPDATE snapshots SET state = ? WHERE id = 2", (json.dumps(state),))
+        conn.execute("CREATE TRIGGER snapshots_no_update BEFORE UPDATE ON snapshots BEGIN "
+                     "SELECT RAISE(ABORT, 'snapshots are append-only'); END")
+    finally:
+        conn.close()
+    report = verify(path, public_key=public)
+    assert not report.ok and any("snapshot id 2" in f.problem for f in report.findings), report.problems
+
+
+def test_an_edited_chained_snapshot_cannot_pass_for_one_taken_before_chaining(
+    tmp_path: Path, keys: tuple[Path, Path]
+) -> None:
+    private, public = keys
+    path = tmp_path / "s.db"
+    write_signed(path, private)
+    with EventStore(path, signing_key=private) as store:
+        take_snapshot(store)
+        store.append(GaugeSet(name="g", value=1.0))
+    # the editor changes the snapshot and removes its snapshot.taken row, recomputing the chain
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("DROP TRIGGER snapshots_no_update")
+        conn.execute("UPDATE snapshots SET state = replace(state, '\"g\"', '\"h\"')")
+    finally:
+        conn.close()
+    rewrite(path, "DELETE FROM events WHERE kind = 'snapshot.taken'", renumber=True)
+    report = verify(path, public_key=public)
+    assert not report.ok  # the snapshot triggers are gone, and the signature no longer matches the chain
+    assert any("were rewritten" in f.problem for f in report.findings)
+
+
+def test_run_check_refuses_a_signing_key_the_real_run_would_refuse(tmp_path: Path, keys: tuple[Path, Path]) -> None:
+    private, _ = keys
+    config = tmp_path / "app.toml"
+    body = '[plugins.llm]\nclass = "actorlog.actors.examples.llm:LLMPlugin"\n'
+    config.write_text(f'log = "cfg.db"\n[store]\nsigning_key = "{private.relative_to(tmp_path)}"\n' + body)
+    private.chmod(0o644)
+    result = cli("run", config, "--check")
+    assert result.returncode == 2, result.stdout
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert "store.signing_key" in result.stderr and "chmod 600" in result.stderr
+    config.write_text('log = "cfg.db"\n[store]\nsigning_key = "missing.key"\n' + body)
+    result = cli("run", config, "--check")
+    assert result.returncode == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert "store.signing_key" in result.stderr and "actorlog keygen" in result.stderr
+    assert not (tmp_path / "cfg.db").exists()
+
+
+def test_a_log_whose_checkpoints_were_all_stripped_says_nothing_is_vouched_for(
+    tmp_path: Path, keys: tuple[Path, Path]
+) -> None:
+    private, public = keys
+    path = tmp_path / "s.db"
+    write_signed(path, private)
+    rewrite(path, "DELETE FROM events WHERE kind = 'checkpoint'", renumber=True)
+    report = verify(path, public_key=public)
+    assert report.ok, report.problems  # by design: uncovered rows are not failures; a witness or --expect catches this
+    assert any("no valid signed checkpoint" in note and "nothing is vouched for" in note and "witness" in note
+               for note in report.notes), report.notes
+    result = cli("verify", path, "--public-key", public)
+    assert result.returncode == 0 and "nothing is vouched for" in result.stdout
+
+
+def test_the_rewritten_range_finding_carries_the_first_row_not_vouched_for(
+    tmp_path: Path, keys: tuple[Path, Path]
+) -> None:
+    private, public = keys
+    path = tmp_path / "s.db"
+    write_signed(path, private)
+    victim = 40
+    kept_checkpoint = max(int(r[0]) for r in rows(path) if r[4] == "checkpoint" and int(r[0]) < victim)  # type: ignore[call-overload]
+    rewrite(path, "UPDATE events SET payload = replace(payload, '\"value\":', '\"value\":1000') WHERE seq = ?", victim)
+    report = verify(path, public_key=public)
+    (finding, *_) = report.findings
+    assert "were rewritten" in finding.problem and finding.seq == kept_checkpoint + 1
+
+
+def test_a_middle_row_deleted_with_the_chain_recomputed_is_a_seq_gap(tmp_path: Path) -> None:
+    path = tmp_path / "plain.db"
+    with EventStore(path) as store:
+        store.append_many([GaugeSet(name="g", value=float(i)) for i in range(20)])
+    rewrite(path, "DELETE FROM events WHERE seq = ?", 7)
+    report = verify(path)
+    assert not report.ok
+    assert any(f.seq == 7 and "seq 7 is missing" in f.problem for f in report.findings), report.problems
+    result = cli("verify", path)
+    assert result.returncode == 1 and "seq 7 is missing" in result.stdout
