@@ -289,6 +289,25 @@ def test_stop_returns_when_a_handler_or_an_on_stop_never_finishes(tmp_path: Path
     assert final == statistics_document(path, run=system.run)
 
 
+def test_stop_returns_after_an_ask_that_had_already_timed_out(tmp_path: Path) -> None:
+    """The issue's last hang: a synchronous ask times out, its handler is still running, then stop()."""
+    path = tmp_path / "app.db"
+    never = threading.Event()
+    system = ActorSystem(path)
+    try:
+        system.register("busy", Jobs)
+        system.start()
+        with pytest.raises(TimeoutError):
+            system.ask("busy", Wait(key=share(never)), timeout=0.2)
+    finally:
+        system.stop(timeout=0.5)  # returns: the asked handler is still waiting
+    never.set()
+    (timed_out,) = read_log(path, kinds=["plugin.stop_timed_out"])
+    assert timed_out.event.plugin == "busy" and timed_out.event.handling == "Wait"
+    (stopped,) = read_log(path, kinds=["run.stopped"])
+    assert stopped.event.clean is False
+
+
 def test_a_read_that_times_out_is_a_timeout_error_not_pykkas_own(tmp_path: Path) -> None:
     started, release = threading.Event(), threading.Event()
 
