@@ -38,7 +38,7 @@ pytestmark = [
 
 FLUSH_WORKER = HELPERS / "flush_worker.py"
 SOAK = os.environ.get("ACTORLOG_SOAK", "") not in ("", "0")
-PROCESSES = 40 if SOAK else 2
+PROCESSES = 40 if SOAK else 10
 ROUNDS = 10
 """Flushes per worker process; the last one is followed by the SIGKILL."""
 THREADS = 4
