@@ -100,7 +100,7 @@ class SupervisionSettings(_Section, frozen=True):
 
     max_restarts: Annotated[int, msgspec.Meta(ge=0)] = 3
     within_seconds: Seconds = 60.0
-    control_timeout: Seconds = 10.0
+    control_timeout: Seconds = 5.0
     """How long a plugin may take to halt or stop (then it is abandoned, and the run is not clean)."""
 
 

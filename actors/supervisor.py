@@ -93,7 +93,7 @@ class RestartPolicy(msgspec.Struct, frozen=True):
 
     max_restarts: int = 3
     within_seconds: float = 60.0
-    control_timeout: float = 10.0
+    control_timeout: float = 5.0
 
     def __post_init__(self) -> None:
         if self.max_restarts < 0 or not 0 < self.within_seconds < math.inf or not 0 < self.control_timeout < math.inf:
