@@ -29,7 +29,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
+
+import pytest
 
 from actorlog.actors.examples import sandbox_launcher
 from actorlog.actors.examples.sandbox import SandboxRunner, load_config
@@ -294,3 +296,26 @@ for pid in children:
 print("all done", flush=True)
 """
 """Six children, each holding 150 MiB resident for 30 s: over a whole-sandbox memory limit, under a per-process one."""
+
+
+REQUIRE_ISOLATION_ENV = "ACTORLOG_REQUIRE_ISOLATION"
+"""Set to 1 (as `.ci/run` does) to make the isolation tests mandatory: where the kernel
+refuses a namespace, or the tests are not run as root, they fail instead of skipping."""
+
+
+def isolation_required() -> bool:
+    """Whether a missing namespace or root is a failure here rather than a skip."""
+    return os.environ.get(REQUIRE_ISOLATION_ENV) == "1"
+
+
+def skip_or_fail(reason: str) -> NoReturn:
+    """Skip the test for ``reason``; where the isolation tests are mandatory, fail it instead."""
+    if isolation_required():
+        pytest.fail(f"{reason} ({REQUIRE_ISOLATION_ENV}=1: the isolation tests are mandatory here)")
+    pytest.skip(reason)
+
+
+def need_root(reason: str) -> None:
+    """`skip_or_fail` unless the tests run as root."""
+    if not IS_ROOT:
+        skip_or_fail(reason)
