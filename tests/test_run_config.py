@@ -374,7 +374,8 @@ def test_the_store_section_chooses_the_mode_new_logs_are_created_with(tmp_path: 
     from actorlog.actors.config import build_system  # noqa: PLC0415
 
     path = tmp_path / "system.toml"
-    path.write_text('log = "group.db"\n[store]\nfile_mode = 0o640\n', encoding="utf-8")
+    plugin = '[plugins.worker]\nclass = "actor_helpers:Worker"\n'
+    path.write_text(f'log = "group.db"\n[store]\nfile_mode = 0o640\n{plugin}', encoding="utf-8")
     loaded = load_config(path)
     assert loaded.config.store.file_mode == 0o640
     with build_system(loaded, db=tmp_path / "group.db") as system:
@@ -382,8 +383,8 @@ def test_the_store_section_chooses_the_mode_new_logs_are_created_with(tmp_path: 
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(os.stat(tmp_path / "group.db").st_mode) == 0o640 & ~umask
-    assert load_config(_written(tmp_path / "default.toml", 'log = "x.db"\n')).config.store.file_mode == 0o600
-    bad = run_actorlog("run", _written(tmp_path / "bad.toml", 'log = "x.db"\n[store]\nfile_mode = 0o7777\n'))
+    assert load_config(_written(tmp_path / "default.toml", 'log = "x.db"\n' + plugin)).config.store.file_mode == 0o600
+    bad = run_actorlog("run", _written(tmp_path / "bad.toml", 'log = "x.db"\n[store]\nfile_mode = 0o7777\n' + plugin))
     assert "file_mode" in one_line_error(bad) and not (tmp_path / "x.db").exists()
 
 
