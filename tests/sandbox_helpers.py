@@ -14,7 +14,7 @@ wherever they moved (new sessions, process groups or directories included).
 
 from __future__ import annotations
 
-import ctypes
+import functools
 import inspect
 import os
 import pwd
@@ -152,7 +152,15 @@ def sandboxed_programs() -> list[Proc]:
 
 
 _PR_SET_CHILD_SUBREAPER, _PR_GET_CHILD_SUBREAPER = 36, 37
-_libc = ctypes.CDLL(None, use_errno=True)
+
+
+@functools.cache
+def _c_library() -> Any:
+    """The C library (``ctypes``), loaded when first needed, not on import: a confined
+    reproduction that imports a test module refuses native code."""
+    import ctypes  # noqa: PLC0415
+
+    return ctypes.CDLL(None, use_errno=True)
 
 
 @contextmanager
@@ -160,7 +168,10 @@ def adopting_orphans() -> Iterator[None]:
     """Within the block, this process is a child subreaper: an orphan among its descendants
     (a sandboxed process whose launcher died) is re-parented here, not to init, so it stays
     among `descendants`. The previous setting is restored afterwards."""
+    import ctypes  # noqa: PLC0415 - see _c_library
+
     previous = ctypes.c_int(0)
+    _libc = _c_library()
     if _libc.prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(previous), 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_GET_CHILD_SUBREAPER) failed")
     if _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
