@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from actor_helpers import read_log
 from actorlog.actors import ActorSystem, Plugin, handler
@@ -578,3 +580,43 @@ def test_a_plugin_may_still_write_files_as_documented(tmp_path: Path) -> None:
     mark.unlink()
     reproduce(path, seq)
     assert mark.read_text() == "written"
+
+
+# -- the property: whatever the caller's environment holds, only what was allowed gets through ------
+
+
+VARIABLE_NAMES = st.from_regex(r"[A-Z][A-Z0-9_]{2,14}", fullmatch=True).filter(
+    lambda name: name not in MINIMAL_ENV and not name.startswith("LC_"))
+
+
+@pytest.fixture(scope="module")
+def procenv_log(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    path = tmp_path_factory.mktemp("procenv") / "app.db"
+    (seq,) = prying_log(path, [Pry(what="procenv")])
+    return path, seq
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(planted=st.dictionaries(VARIABLE_NAMES, st.text(st.characters(min_codepoint=33, max_codepoint=126),
+                                                         min_size=1, max_size=20), min_size=1, max_size=6),
+       data=st.data())
+def test_only_the_variables_allowed_reach_the_reproduction(
+    procenv_log: tuple[Path, int], planted: dict[str, str], data: st.DataObject,
+) -> None:
+    """Variables planted in the caller's environment, whatever their names, are absent from
+    the reproduction's /proc/self/environ unless allowed by name."""
+    path, seq = procenv_log
+    allowed = data.draw(st.lists(st.sampled_from(sorted(planted)), unique=True, max_size=2))
+    saved = {name: os.environ.get(name) for name in planted}
+    os.environ.update(planted)
+    try:
+        outcome = reproduce(path, seq, allow_env=allowed)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    assert outcome.message is not None
+    seen = set(outcome.message.removeprefix("procenv: ").split())
+    assert seen & set(planted) == set(allowed), (planted, allowed, seen)
