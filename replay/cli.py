@@ -784,9 +784,9 @@ def reproduce(
     messages decide what the plugin does, so by default the plugin gets no environment
     variables, no network and no child processes, and runs in a child process whose
     environment holds only what you allowed (on Linux with a network namespace of its
-    own); the report says what it tried to use and which isolation held it. File writes
-    are not withheld: this guards installed plugins misdirected by a log, not hostile
-    plugin code. A log signed by a key you trust (--trust-key PUB) gets them all. Exit 0 if the same
+    own); the report says what it tried to use and which isolation held it. Its own
+    file writes are not withheld: this guards installed plugins misdirected by a log,
+    not hostile plugin code. A log signed by a key you trust (--trust-key PUB) gets them all. Exit 0 if the same
     exception happens at the same message, 1 if not (or if it cannot be reproduced), 2 if
     SEQ is not a failure or the log is not signed by the key given.
 
