@@ -12,8 +12,17 @@ process while it is active: Python's audit hooks refuse outbound connections and
 lookups (``socket.connect``, ``sendto``, ``getaddrinfo``...) and process creation
 (``subprocess.Popen``, ``os.system``, ``os.exec*``, ``os.fork``, ``os.posix_spawn``...)
 with `CapabilityDenied`, and the environment variables named are removed from
-``os.environ`` until it ends. Audit hooks stop Python's own APIs, not native code that
-calls the C library directly.
+``os.environ`` until it ends. What starts programs without an audit event
+(``_posixsubprocess.fork_exec``, and ``subprocess``'s own reference to it) is replaced
+meanwhile by a guard that refuses it the same way, and native code is refused whole
+(``native code``: importing ``ctypes``/``_ctypes`` afresh, and every ``ctypes.*`` audit
+event: loading a library, looking up or calling a C function), since with it a plugin
+could call the C library past every other rule.
+
+This guards against a plugin that is misdirected by what a log says, not against hostile
+plugin code: Python code can undo what Python code set up. Reproduction therefore also
+runs the plugin in a child process of its own (`actorlog.replay.reproduce`), whose
+environment holds only what was allowed. File writes are not withheld.
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ _FLAGS: dict[str, str] = {
     "environment": "--allow-env NAME",
     "network": "--allow-network",
     "processes": "--allow-processes",
+    "native code": "--trust",
 }
 
 
@@ -82,6 +92,10 @@ class Capabilities(msgspec.Struct, frozen=True, kw_only=True):
     def allows_variable(self, name: str) -> bool:
         """Whether the environment variable ``name`` may be read."""
         return self.environment is None or name in self.environment
+
+    def withholds_anything(self) -> bool:
+        """Whether any capability is withheld (then native code is refused too: it could reach them all)."""
+        return self.environment is not None or not self.network or not self.processes
 
     def denied(self) -> tuple[str, ...]:
         """The capabilities withheld, for a report: ``environment``, ``network``, ``processes``."""
@@ -170,28 +184,94 @@ def _describe(event: str, args: tuple[Any, ...]) -> str:
     return event
 
 
-def _audit(event: str, args: tuple[Any, ...]) -> None:
-    if not _active:
-        return
+_NATIVE_MODULES = frozenset({"ctypes", "_ctypes"})
+_PROCESS_MODULES = frozenset({"_posixsubprocess"})
+"""Modules whose fresh import would hand out what `_guard_process_creation` replaced."""
+
+
+def _capability_of(event: str, args: tuple[Any, ...]) -> tuple[str, str] | None:
+    """The capability an audit event uses, and how to describe it; None for any other event."""
     if event in _NETWORK_EVENTS:
-        capability = "network"
-    elif event in _PROCESS_EVENTS:
-        capability = "processes"
-    else:
-        return
-    denying = [c for c in list(_active) if not c.capabilities.allows(capability)]  # type: ignore[arg-type]
+        return "network", _describe(event, args)
+    if event in _PROCESS_EVENTS:
+        return "processes", _describe(event, args)
+    if event.startswith("ctypes."):
+        return "native code", event
+    if event == "import" and args and isinstance(args[0], str):
+        root = args[0].partition(".")[0]
+        if root in _NATIVE_MODULES:
+            return "native code", f"importing {args[0]}"
+        if root in _PROCESS_MODULES:
+            return "processes", f"importing {args[0]} afresh"
+    return None
+
+
+def _withholds(confinement: Confinement, capability: str) -> bool:
+    if capability == "native code":
+        return confinement.capabilities.withholds_anything()
+    return not confinement.capabilities.allows(capability)  # type: ignore[arg-type]
+
+
+def _refuse_if_withheld(capability: str, what: str) -> None:
+    """`CapabilityDenied` (noted in each block that withholds it) if an active block withholds ``capability``."""
+    denying = [c for c in list(_active) if _withholds(c, capability)]
     if not denying:
         return
-    what = _describe(event, args)
     for confinement in denying:
         confinement.note(capability, what)
     raise CapabilityDenied(capability, what)
 
 
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if not _active:
+        return
+    found = _capability_of(event, args)
+    if found is not None:
+        _refuse_if_withheld(*found)
+
+
+_unguarded: list[tuple[Any, str, Any]] = []
+"""While a block is active: (module, attribute, the original) for each guarded entry point."""
+
+
+def _guarded_fork_exec(original: Any, where: str) -> Any:
+    def fork_exec(*args: Any, **kwargs: Any) -> Any:
+        if _active:
+            argv = args[0] if args else None
+            first = argv[0] if isinstance(argv, (list, tuple)) and argv else argv
+            _refuse_if_withheld("processes", f"{where} of {first!r}")
+        return original(*args, **kwargs)
+
+    fork_exec.__wrapped__ = original  # type: ignore[attr-defined]
+    return fork_exec
+
+
+def _guard_process_creation() -> None:
+    """Replace the entry points that start a program without an audit event by guards
+    (called with the first block, under `_active_lock`)."""
+    import _posixsubprocess  # noqa: PLC0415 - POSIX only
+    import subprocess  # noqa: PLC0415
+
+    for module, attribute, where in ((_posixsubprocess, "fork_exec", "_posixsubprocess.fork_exec"),
+                                     (subprocess, "_fork_exec", "subprocess._fork_exec")):
+        original = getattr(module, attribute, None)
+        if original is not None:
+            _unguarded.append((module, attribute, original))
+            setattr(module, attribute, _guarded_fork_exec(original, where))
+
+
+def _unguard_process_creation() -> None:
+    """Put the originals back (called when the last block ends, under `_active_lock`)."""
+    while _unguarded:
+        module, attribute, original = _unguarded.pop()
+        setattr(module, attribute, original)
+
+
 @contextmanager
 def confined(capabilities: Capabilities, hidden: Iterable[str] = ()) -> Iterator[Confinement]:
     """Within the block, the whole process runs under ``capabilities``: what they withhold
-    of the network and of child processes is refused (`CapabilityDenied`), and the
+    of the network and of child processes is refused (`CapabilityDenied`), native code too
+    while anything is withheld (``ctypes``: see the module's docstring), and the
     environment variables in ``hidden`` that they do not allow, together with every variable
     whose name says it holds a secret (``*KEY*``, ``*TOKEN*``, ``*SECRET*``, ``*PASSW*``...),
     are unset until the block ends. Blocks may nest or overlap across threads: a capability
@@ -202,6 +282,8 @@ def confined(capabilities: Capabilities, hidden: Iterable[str] = ()) -> Iterator
         if not _hook_installed:
             sys.addaudithook(_audit)  # for good: audit hooks cannot be removed; idle when nothing is confined
             _hook_installed = True
+        if not _active and os.name == "posix":
+            _guard_process_creation()
         _active.append(confinement)
     saved: dict[str, str] = {}
     if capabilities.environment is not None:
@@ -216,3 +298,5 @@ def confined(capabilities: Capabilities, hidden: Iterable[str] = ()) -> Iterator
         os.environ.update(saved)
         with _active_lock:
             _active.remove(confinement)
+            if not _active:
+                _unguard_process_creation()

@@ -93,6 +93,9 @@ class StoreSettings(_Section, frozen=True):
     """A directory or ``.jsonl`` file that keeps a copy of each checkpoint. Relative to the config file."""
     checkpoint_every: Positive = 10_000
     checkpoint_interval: Seconds = 10.0
+    file_mode: Annotated[int, msgspec.Meta(ge=0, le=0o777)] = 0o600
+    """The permission bits a new log (and its -wal and -shm files) is created with, less the
+    umask: ``0o600`` (its owner only), ``0o640`` for a group of readers."""
 
 
 class SupervisionSettings(_Section, frozen=True):

@@ -762,8 +762,9 @@ def checkpoint(log: str, witness: str | None) -> None:
 @cli.command()
 @LOG
 @click.argument("seq", type=click.IntRange(min=1))
-@click.option("--import-path", "import_paths", multiple=True, default=["."], show_default=True,
-              help="Folder to import the plugin's code from (repeatable).")
+@click.option("--import-path", "import_paths", multiple=True, metavar="DIR",
+              help="Folder to import the plugin's code from (repeatable). Default: none but the installed "
+                   "packages; the current folder too with --trust or --trust-key.")
 @click.option("--allow-env", "allow_env", multiple=True, metavar="NAME",
               help="Let the plugin read this environment variable (repeatable).")
 @click.option("--allow-network", is_flag=True, help="Let the plugin connect to the network.")
@@ -781,8 +782,11 @@ def reproduce(
 
     Nothing is written to the log. A log may come from someone else, and its config and
     messages decide what the plugin does, so by default the plugin gets no environment
-    variables, no network and no child processes; the report says what it tried to use.
-    A log signed by a key you trust (--trust-key PUB) gets them all. Exit 0 if the same
+    variables, no network and no child processes, and runs in a child process whose
+    environment holds only what you allowed (on Linux with a network namespace of its
+    own); the report says what it tried to use and which isolation held it. Its own
+    file writes are not withheld: this guards installed plugins misdirected by a log,
+    not hostile plugin code. A log signed by a key you trust (--trust-key PUB) gets them all. Exit 0 if the same
     exception happens at the same message, 1 if not (or if it cannot be reproduced), 2 if
     SEQ is not a failure or the log is not signed by the key given.
 
@@ -793,6 +797,8 @@ def reproduce(
       actorlog reproduce app.db 1234 --allow-env OPENAI_API_KEY --allow-network
       actorlog reproduce app.db 1234 --trust-key audit.key.pub
     """
+    if not import_paths and (trust or trust_key is not None):
+        import_paths = (".",)  # a log you trust may name a module of the folder you are in
     for folder in reversed(import_paths):
         sys.path.insert(0, os.path.abspath(folder))
     outcome = run_reproduction(

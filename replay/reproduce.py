@@ -10,20 +10,31 @@ was active when it happened. Nothing is written to the original log: events the 
 in memory, and calls to other plugins are refused (their answers were not recorded).
 
 A log may come from someone else, and its config and messages decide what the plugin
-does, so reproduction is safe by default: the plugin gets no environment variables
-(``context.getenv`` reads them as unset, and the variables the config names, with every
-variable named like a secret, are unset in the process meanwhile), no network and no
-child processes (`actorlog.actors.capabilities.confined`), unless the caller allows each
-(``allow_env``, ``allow_network``, ``allow_processes``, or ``trust`` for all). The report
-names what was withheld and what the plugin tried to use and was refused, so an outcome
-that depended on it says so.
+does, so reproduction is safe by default: opening a log runs nothing you did not allow.
+The plugin gets no environment variables, no network and no child processes, unless the
+caller allows each (``allow_env``, ``allow_network``, ``allow_processes``, or ``trust``
+for all). While anything is withheld, the reproduction runs in a child process of its own
+(`actorlog.replay.reproduce_child`) whose environment holds only the variables allowed
+and `BASE_ENVIRONMENT`, on Linux in a network namespace of its own where the kernel
+allows it; in it, `actorlog.actors.capabilities.confined` refuses connections, name
+lookups, process creation and native code (``ctypes``), and ``context.getenv`` reads
+what is withheld as unset. The report names what was withheld, what the plugin tried to
+use and was refused (so an outcome that depended on it says so), and which isolation was
+in force (`Reproduction.isolation`).
+
+Limits: file writes are not withheld, and this guards installed plugins misdirected by a
+log's config and messages, not hostile plugin code (Python code can undo Python's guards;
+the child's environment and network namespace are what it cannot undo).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +77,10 @@ class ReproductionRefused(ActorlogError, RuntimeError):
     """A reproduced plugin tried to do something that cannot be replayed (call another plugin)."""
 
 
+class ReproductionFailed(ActorlogError, RuntimeError):
+    """The reproduction's child process ended without a report (it could not start, or it crashed)."""
+
+
 class Reproduction(msgspec.Struct, frozen=True, kw_only=True):
     """What happened when a failure was replayed."""
 
@@ -92,6 +107,41 @@ class Reproduction(msgspec.Struct, frozen=True, kw_only=True):
     when not empty, the outcome depended on a withheld capability."""
     upgrades: tuple[int, ...] = ()
     """Seqs of the ``plugin.upgraded`` events replayed between the start and the failure."""
+    isolation: str = ""
+    """Where the plugin ran and what held it: a child process with a clean environment (and
+    on Linux its own network namespace), or this process (audit hooks only)."""
+
+
+BASE_ENVIRONMENT = ("PATH", "LANG", "LANGUAGE", "TZ", "SYSTEMROOT")
+"""What a confined reproduction's child process gets of the caller's environment besides
+the variables allowed: these, every ``LC_*`` locale variable, and ``PYTHONPATH`` set to the
+caller's import paths (so it imports the same code). ``SYSTEMROOT`` only matters on Windows."""
+
+CHILD_MODULE = "actorlog.replay.reproduce_child"
+"""The module the child process runs (``python -P -m CHILD_MODULE``)."""
+
+
+class ChildRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """What the parent asks the child process to reproduce (on its stdin, as JSON)."""
+
+    log: str
+    failure_seq: int
+    allow_env: tuple[str, ...] = ()
+    allow_network: bool = False
+    allow_processes: bool = False
+    sys_path: tuple[str, ...] = ()
+    """The caller's import paths: the child imports the plugin from the same places."""
+    absent: tuple[str, ...] = ()
+    """Names (never values) of the caller's variables the child was not given, for the report."""
+
+
+class ChildAnswer(msgspec.Struct, frozen=True, kw_only=True):
+    """The child's answer (on its original stdout): the report, or the error that stopped it."""
+
+    report: Reproduction | None = None
+    error_type: str = ""
+    """The qualified name of the `ActorlogError` raised (``actorlog.replay.reproduce.NotAFailureError``)."""
+    error: str = ""
 
 
 class _RefusingRef:
@@ -220,6 +270,7 @@ def reproduce(
     allow_processes: bool = False,
     trust: bool = False,
     trust_key: str | os.PathLike[str] | None = None,
+    isolate: bool | None = None,
 ) -> Reproduction:
     """Replay the messages that led to the failure at ``failure_seq`` and compare outcomes.
 
@@ -227,16 +278,106 @@ def reproduce(
     variables named in ``allow_env`` and what ``allow_network`` and ``allow_processes``
     allow; ``trust=True`` allows everything (only for a log whose origin you trust), and so
     does ``trust_key`` (a ``.pub`` file) for a log whose signed checkpoints verify with that
-    key up to the failure (`UntrustedLogError` otherwise). While it runs, what is withheld
-    is withheld from the whole process (see `actorlog.actors.capabilities.confined`)."""
+    key up to the failure (`UntrustedLogError` otherwise).
+
+    While anything is withheld the reproduction runs, by default (``isolate=None`` or
+    True), in a child process with the same import paths (``sys.path``), whose environment
+    holds only the variables allowed and `BASE_ENVIRONMENT`, on Linux in a network namespace
+    of its own when the network is withheld and the kernel allows one; the report says
+    which (`Reproduction.isolation`). ``isolate=False`` runs it in this process instead,
+    held by audit hooks only (`actorlog.actors.capabilities.confined`): the kernel's copy of
+    the environment (``/proc/self/environ``) and variables not named like secrets stay
+    readable there. A trusted log (``trust``, or a ``trust_key`` that vouches for it) is
+    always reproduced in this process."""
     capabilities = (
         Capabilities.everything() if trust
         else Capabilities.withheld(allow_env=allow_env, allow_network=allow_network, allow_processes=allow_processes)
     )
+    location = _location_of(log)
+    if isolate is not False and trust_key is None and capabilities.withholds_anything() and location is not None:
+        return _in_child(location, failure_seq, capabilities)
+    if isolate is not False and trust_key is None and capabilities.withholds_anything():
+        where = "in this process: the log was given as an open store that a child process cannot reopen; audit hooks only"
+    elif capabilities.withholds_anything() and trust_key is None:
+        where = ("in this process (isolate=False): audit hooks only; the kernel's copy of the environment and "
+                 "variables not named like secrets stay readable")
+    else:
+        where = "in this process: trusted, nothing withheld"
     if isinstance(log, EventStore):
-        return _reproduce(log, failure_seq, capabilities, trust_key)
+        return _reproduce(log, failure_seq, capabilities, trust_key, isolation=where)
     with EventStore.open_readonly(log) as store:
-        return _reproduce(store, failure_seq, capabilities, trust_key)
+        return _reproduce(store, failure_seq, capabilities, trust_key, isolation=where)
+
+
+def _location_of(log: str | EventStore) -> str | None:
+    """What a child process opens the log by: the path or URL given, an open store's file; None
+    for an open PostgreSQL store (its password is not kept where it could be handed over)."""
+    if not isinstance(log, EventStore):
+        return os.fspath(log)
+    return str(log.path) if log.path is not None else None
+
+
+def child_environment(capabilities: Capabilities) -> dict[str, str]:
+    """The child process's environment: the variables allowed, `BASE_ENVIRONMENT`, ``LC_*``
+    and ``PYTHONPATH`` (the caller's import paths)."""
+    env = {
+        name: value for name, value in os.environ.items()
+        if name in BASE_ENVIRONMENT or name.startswith("LC_") or capabilities.allows_variable(name)
+    }
+    env["PYTHONPATH"] = os.pathsep.join(entry for entry in sys.path if entry)
+    return env
+
+
+def _in_child(location: str, failure_seq: int, capabilities: Capabilities) -> Reproduction:
+    """`_reproduce` in a child process of its own (`CHILD_MODULE`), its report handed back."""
+    env = child_environment(capabilities)
+    request = ChildRequest(
+        log=location, failure_seq=failure_seq, allow_env=tuple(sorted(capabilities.environment or ())),
+        allow_network=capabilities.network, allow_processes=capabilities.processes, sys_path=tuple(sys.path),
+        absent=tuple(sorted(name for name in os.environ if name not in env)),
+    )
+    done = subprocess.run(  # noqa: S603 - this interpreter, a module of this package
+        [sys.executable, "-P", "-m", CHILD_MODULE], input=msgspec.json.encode(request), capture_output=True,
+        env=env, check=False,
+    )
+    try:
+        answer = msgspec.json.decode(done.stdout, type=ChildAnswer)
+    except msgspec.DecodeError:
+        said = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise ReproductionFailed(
+            f"the reproduction's child process ended with status {done.returncode} without a report"
+            + (f": {redact_text(said[-1])}" if said else "")
+        ) from None
+    if done.stderr:  # what the plugin printed, as it would have shown in this process
+        sys.stderr.write(done.stderr.decode("utf-8", "replace"))
+    if answer.report is None:
+        raise _error(answer.error_type, answer.error)
+    return answer.report
+
+
+def _error(qualified: str, message: str) -> ActorlogError:
+    """The child's error as this process raises it: the same `ActorlogError` class where it
+    takes a message, else `ReproductionFailed`."""
+    module, _, name = qualified.rpartition(".")
+    if module == "actorlog" or module.startswith("actorlog."):
+        try:
+            cls = getattr(importlib.import_module(module), name)
+            if isinstance(cls, type) and issubclass(cls, ActorlogError):
+                error = cls(message)
+                if str(error) == message:
+                    return error
+        except Exception:  # noqa: BLE001 - any class that cannot be rebuilt is reported generically
+            pass
+    return ReproductionFailed(message)
+
+
+def reproduce_here(
+    store: EventStore, failure_seq: int, capabilities: Capabilities, *, absent: Iterable[str] = (), isolation: str,
+) -> Reproduction:
+    """The reproduction itself, in this process, confined by ``capabilities`` (the child
+    process's work; `reproduce` is the entry point). ``absent``: variables the process was
+    not given, reported like those unset for it; ``isolation``: what the report says of it."""
+    return _reproduce(store, failure_seq, capabilities, absent=absent, isolation=isolation)
 
 
 def _vouched(store: EventStore, failure_seq: int, trust_key: str | os.PathLike[str]) -> str:
@@ -261,6 +402,7 @@ def _vouched(store: EventStore, failure_seq: int, trust_key: str | os.PathLike[s
 
 def _reproduce(
     store: EventStore, failure_seq: int, capabilities: Capabilities, trust_key: str | os.PathLike[str] | None = None,
+    *, absent: Iterable[str] = (), isolation: str = "",
 ) -> Reproduction:
     found = list(store.events(from_seq=failure_seq, to_seq=failure_seq, lenient=True))
     if not found:
@@ -289,7 +431,7 @@ def _reproduce(
         plugin=name, class_path=active.class_path, recorded_version=active.version,
         failure_seq=failure_seq, trigger_seq=failure.trigger_seq, recorded_exc_type=failure.exc_type,
         recorded_message=failure.message, recorded_traceback=failure.traceback,
-        upgrades=tuple(change.seq for change in changes if change.upgraded),
+        upgrades=tuple(change.seq for change in changes if change.upgraded), isolation=isolation,
     )
     if not registered.log_messages:
         return Reproduction(
@@ -316,7 +458,10 @@ def _reproduce(
             outcome, replayed = _replay(stages, context, messages, recorded_failures, failure, notes)
     withheld = capabilities.denied()
     refused = tuple(context.refused) + tuple(confinement.refused)
-    notes += _capability_notes(withheld, refused, vouched, [v for v in confinement.unset if v in named])
+    unset = sorted({*confinement.unset, *absent})
+    notes += _capability_notes(withheld, refused, vouched, [v for v in unset if v in named])
+    if isolation:
+        notes.append(f"isolation: {isolation}")
     if stages is None:
         return Reproduction(
             reproduced=False, current_version=None, messages_replayed=0, notes=tuple(notes), withheld=withheld,
@@ -569,7 +714,9 @@ def _unloadable(class_path: str, exc: BaseException) -> str:
             f"imported from another module of it), so the log records an importable path; then run reproduce "
             f"with --import-path pointing at the folder that holds it"
         )
-    return f"cannot reproduce: the plugin class cannot be loaded: {exc}"
+    return (f"cannot reproduce: the plugin class cannot be loaded: {exc}; if its module is not an installed "
+            f"package, pass --import-path DIR with the folder that holds it (the current folder is searched only "
+            f"for a log you trust: --trust or --trust-key)")
 
 
 def _outcome(exc: BaseException, seq: int | None) -> dict[str, Any]:

@@ -14,7 +14,7 @@ wherever they moved (new sessions, process groups or directories included).
 
 from __future__ import annotations
 
-import ctypes
+import functools
 import inspect
 import os
 import pwd
@@ -29,7 +29,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
+
+import pytest
 
 from actorlog.actors.examples import sandbox_launcher
 from actorlog.actors.examples.sandbox import SandboxRunner, load_config
@@ -150,7 +152,15 @@ def sandboxed_programs() -> list[Proc]:
 
 
 _PR_SET_CHILD_SUBREAPER, _PR_GET_CHILD_SUBREAPER = 36, 37
-_libc = ctypes.CDLL(None, use_errno=True)
+
+
+@functools.cache
+def _c_library() -> Any:
+    """The C library (``ctypes``), loaded when first needed, not on import: a confined
+    reproduction that imports a test module refuses native code."""
+    import ctypes  # noqa: PLC0415
+
+    return ctypes.CDLL(None, use_errno=True)
 
 
 @contextmanager
@@ -158,7 +168,10 @@ def adopting_orphans() -> Iterator[None]:
     """Within the block, this process is a child subreaper: an orphan among its descendants
     (a sandboxed process whose launcher died) is re-parented here, not to init, so it stays
     among `descendants`. The previous setting is restored afterwards."""
+    import ctypes  # noqa: PLC0415 - see _c_library
+
     previous = ctypes.c_int(0)
+    _libc = _c_library()
     if _libc.prctl(_PR_GET_CHILD_SUBREAPER, ctypes.byref(previous), 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_GET_CHILD_SUBREAPER) failed")
     if _libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
@@ -294,3 +307,26 @@ for pid in children:
 print("all done", flush=True)
 """
 """Six children, each holding 150 MiB resident for 30 s: over a whole-sandbox memory limit, under a per-process one."""
+
+
+REQUIRE_ISOLATION_ENV = "ACTORLOG_REQUIRE_ISOLATION"
+"""Set to 1 (as `.ci/run` does) to make the isolation tests mandatory: where the kernel
+refuses a namespace, or the tests are not run as root, they fail instead of skipping."""
+
+
+def isolation_required() -> bool:
+    """Whether a missing namespace or root is a failure here rather than a skip."""
+    return os.environ.get(REQUIRE_ISOLATION_ENV) == "1"
+
+
+def skip_or_fail(reason: str) -> NoReturn:
+    """Skip the test for ``reason``; where the isolation tests are mandatory, fail it instead."""
+    if isolation_required():
+        pytest.fail(f"{reason} ({REQUIRE_ISOLATION_ENV}=1: the isolation tests are mandatory here)")
+    pytest.skip(reason)
+
+
+def need_root(reason: str) -> None:
+    """`skip_or_fail` unless the tests run as root."""
+    if not IS_ROOT:
+        skip_or_fail(reason)

@@ -142,7 +142,7 @@ def test_only_the_messages_since_the_last_restart_are_replayed(calc_log: CalcLog
 
 def test_a_changed_version_with_the_same_behaviour_is_noted(calc_log: CalcLog, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(calc_plugin.Calc, "version", "2.0")
-    outcome = reproduce(calc_log.path, calc_log.divide)
+    outcome = reproduce(calc_log.path, calc_log.divide, isolate=False)  # patched in this process only
     assert outcome.reproduced
     assert (outcome.recorded_version, outcome.current_version) == ("1.0", "2.0")
     notes = " ".join(outcome.notes)
@@ -154,7 +154,7 @@ def test_changed_code_that_no_longer_fails_is_not_reproduced(calc_log: CalcLog, 
     monkeypatch.setattr(calc_plugin.Calc, "version", "2.0")
     monkeypatch.setattr(calc_plugin, "MODE", "lenient")
     for seq in (calc_log.divide, calc_log.unlucky[0], calc_log.overflow):
-        outcome = reproduce(calc_log.path, seq)
+        outcome = reproduce(calc_log.path, seq, isolate=False)  # patched in this process only
         assert not outcome.reproduced
         assert outcome.exc_type is None and outcome.failed_at_seq is None
         notes = " ".join(outcome.notes)
@@ -236,13 +236,16 @@ def test_cli_reproduce_in_process(calc_log: CalcLog) -> None:
 def test_cli_reproduce_exits_1_and_says_the_code_changed(calc_log: CalcLog, tmp_path: Path) -> None:
     before = sha256_of(calc_log.path)
     env = subprocess_env(T6_CALC_VERSION="2.0", T6_CALC_MODE="lenient")
-    result = run_cli("reproduce", calc_log.path, calc_log.divide, "--import-path", PLUGINS_DIR, cwd=tmp_path, env=env)
+    # the plugin module reads these when imported: they reach a reproduction only when allowed
+    allowed = ("--allow-env", "T6_CALC_VERSION", "--allow-env", "T6_CALC_MODE")
+    result = run_cli("reproduce", calc_log.path, calc_log.divide, "--import-path", PLUGINS_DIR, *allowed, cwd=tmp_path,
+                     env=env)
     assert result.returncode == 1, result.stdout + result.stderr
     assert result.stdout.startswith("NOT REPRODUCED")
     assert "note: the plugin's code has changed: the log recorded version 1.0, this installation has 2.0" in result.stdout
     assert "Traceback" in result.stdout  # the recorded one is still shown
     same_behaviour = run_cli("reproduce", calc_log.path, calc_log.divide, "--import-path", PLUGINS_DIR, "--json",
-                             cwd=tmp_path, env=subprocess_env(T6_CALC_VERSION="2.0"))
+                             *allowed, cwd=tmp_path, env=subprocess_env(T6_CALC_VERSION="2.0"))
     assert same_behaviour.returncode == 0
     document = json.loads(same_behaviour.stdout)
     assert document["reproduced"] is True and document["current_version"] == "2.0"

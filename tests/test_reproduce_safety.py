@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from actor_helpers import read_log
 from actorlog.actors import ActorSystem, Plugin, handler
@@ -29,7 +32,7 @@ from actorlog.replay.reproduce import reproduce
 from actorlog.store import EventStore
 from replay_helpers import run_cli
 from sandbox_helpers import config as sandbox_config
-from sandbox_helpers import outside_dir
+from sandbox_helpers import outside_dir, skip_or_fail
 
 VICTIM_SECRET = "victim-" + "Qm9vdHN0cmFwVG9rZW4xMjM0NTY3ODkw"
 """The victim's token, in the environment of the ``actorlog reproduce`` the victim runs."""
@@ -349,3 +352,271 @@ def test_even_importing_the_module_a_log_names_is_confined(tmp_path: Path, monke
     assert not mark.exists(), "importing the module ran its program"
     outcome = json.loads(done.stdout)
     assert "processes: starting 'sh'" in outcome["refused"]
+
+
+# -- below the audit hooks: the reproduction runs in a process of its own (audit G1) ---------------
+
+
+@register
+class Pry(Message, tag="safety.pry", frozen=True):
+    """Look at ``what`` (or start ``/bin/touch target`` by way of ``what``), then fail saying what was found."""
+
+    what: str
+    target: str = ""
+
+
+def _fork_exec_touch(fork_exec: Any, target: str) -> None:
+    """``/bin/touch target`` through ``_posixsubprocess.fork_exec`` itself (Python 3.11+'s 23 arguments)."""
+    errpipe_read, errpipe_write = os.pipe()
+    try:
+        pid = fork_exec(
+            ["/bin/touch", target], [b"/bin/touch"], True, (errpipe_write,), None, None,
+            -1, -1, -1, -1, -1, -1, errpipe_read, errpipe_write, True, False, -1, None, None, None, -1, None, False,
+        )
+    finally:
+        os.close(errpipe_write)
+    os.read(errpipe_read, 100)
+    os.close(errpipe_read)
+    os.waitpid(pid, 0)
+
+
+class Prying(Plugin):
+    """A plugin that reaches past Python's audited APIs: the kernel's copy of the environment,
+    variables not named like secrets, process creation without an audit event, native code."""
+
+    version = "1.0.0"
+
+    @handler
+    def pry(self, message: Pry) -> None:
+        what, target = message.what, message.target
+        if what == "procenv":
+            with open("/proc/self/environ", "rb") as file:
+                names = sorted({item.split(b"=", 1)[0].decode() for item in file.read().split(b"\0") if item})
+            raise RuntimeError("procenv: " + " ".join(names))
+        if what == "environ":
+            raise RuntimeError("environ: " + " ".join(sorted(os.environ)))
+        if what == "netns":
+            raise RuntimeError("netns: " + os.readlink("/proc/self/ns/net"))
+        if what == "subprocess._fork_exec":
+            import subprocess  # noqa: PLC0415
+
+            _fork_exec_touch(subprocess._fork_exec, target)  # type: ignore[attr-defined]  # noqa: SLF001
+        elif what == "_posixsubprocess.fork_exec":
+            import _posixsubprocess  # type: ignore[import-not-found]  # noqa: PLC0415
+
+            _fork_exec_touch(_posixsubprocess.fork_exec, target)
+        elif what == "posix_spawn":
+            os.waitpid(os.posix_spawn("/bin/touch", ["touch", target], {}), 0)
+        elif what == "fork":
+            pid = os.fork()
+            if pid == 0:
+                with open(target, "w"):
+                    os._exit(0)
+            os.waitpid(pid, 0)
+        elif what == "write":
+            with open(target, "w") as file:
+                file.write("written")
+        elif what == "ctypes":
+            import ctypes  # noqa: PLC0415
+
+            raise RuntimeError(f"ctypes: getpid {ctypes.CDLL(None).getpid()}")
+        raise RuntimeError(f"{what}: ran")
+
+
+def prying_log(path: Path, pries: list[Pry]) -> list[int]:
+    """A log of `Prying` failing once for each of ``pries`` (recorded with the victim's token set); their seqs."""
+    with ActorSystem(path) as system:
+        system.register("pry", Prying)
+        system.start()
+        for pry in pries:
+            with pytest.raises(RuntimeError):
+                system.ask("pry", pry, timeout=20)
+    return [r.seq for r in read_log(path, kinds=["failure.raised"])]
+
+
+MINIMAL_ENV = {"PATH", "LANG", "LANGUAGE", "TZ", "PYTHONPATH"}
+"""What a confined reproduction's environment may hold besides the variables allowed (and ``LC_*``):
+``PYTHONPATH`` is the caller's import paths."""
+
+
+def test_the_reproduced_plugin_sees_only_the_variables_it_was_allowed(tmp_path: Path) -> None:
+    """Today: the kernel's copy of the environment (/proc/self/environ) still holds
+    VICTIM_TOKEN, and DATABASE_URL (not named like a secret) is readable in os.environ."""
+    path = tmp_path / "app.db"
+    procenv, environ = prying_log(path, [Pry(what="procenv"), Pry(what="environ")])
+    env = victim_env(DATABASE_URL="postgres://u:pw@h/db", HOME=str(tmp_path))
+    for seq, what in ((procenv, "procenv"), (environ, "environ")):
+        done = run_cli("reproduce", path, seq, "--import-path", Path(__file__).parent, "--json", env=env)
+        outcome = json.loads(done.stdout)
+        names = set(outcome["message"].removeprefix(f"{what}: ").split())
+        assert not names & {"VICTIM_TOKEN", "DATABASE_URL", "HOME", "NO_PROXY"}, (what, names)
+        assert {n for n in names if not n.startswith("LC_")} <= MINIMAL_ENV, (what, names)
+        assert "child process" in outcome["isolation"]
+    allowed = run_cli("reproduce", path, environ, "--import-path", Path(__file__).parent, "--allow-env",
+                      "DATABASE_URL", "--json", env=env)
+    assert "DATABASE_URL" in json.loads(allowed.stdout)["message"].split()
+
+
+@pytest.mark.parametrize("way", ["subprocess._fork_exec", "_posixsubprocess.fork_exec", "posix_spawn", "fork"])
+def test_a_program_started_below_the_audited_apis_is_refused(tmp_path: Path, way: str) -> None:
+    """Today: ``_posixsubprocess.fork_exec`` (which raises no audit event) runs /bin/touch,
+    and the report says REPRODUCED with nothing refused."""
+    path, mark = tmp_path / "app.db", tmp_path / "touched"
+    (seq,) = prying_log(path, [Pry(what=way, target=str(mark))])
+    assert mark.exists()  # live, it ran
+    mark.unlink()
+    outcome = reproduce(path, seq)
+    assert not mark.exists(), f"{way} started a program during the reproduction"
+    assert not outcome.reproduced and any(entry.startswith("processes: ") for entry in outcome.refused), outcome
+    allowed = reproduce(path, seq, allow_processes=True)
+    assert allowed.reproduced and mark.exists(), allowed
+
+
+def test_native_code_cannot_be_loaded_while_confined(tmp_path: Path) -> None:
+    """Today: ``import ctypes`` works during a reproduction, and with it any C function."""
+    path = tmp_path / "app.db"
+    (seq,) = prying_log(path, [Pry(what="ctypes")])
+    outcome = reproduce(path, seq)
+    assert not outcome.reproduced and outcome.message is not None and "getpid" not in outcome.message, outcome
+    assert any(entry.startswith("native code: ") for entry in outcome.refused), outcome.refused
+    assert reproduce(path, seq, trust=True).reproduced
+
+
+def test_on_linux_the_reproduction_has_a_network_namespace_of_its_own(tmp_path: Path) -> None:
+    """Today: the reproduction runs in the caller's process, in the caller's network
+    namespace; the network is refused by audit hooks only."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("network namespaces are Linux's")
+    path = tmp_path / "app.db"
+    (seq,) = prying_log(path, [Pry(what="netns")])
+    outcome = reproduce(path, seq)
+    assert "child process" in outcome.isolation, outcome.isolation
+    if "own network namespace" not in outcome.isolation:
+        skip_or_fail(f"this kernel made no network namespace for the reproduction: {outcome.isolation}")
+    assert outcome.message is not None and outcome.message != f"netns: {os.readlink('/proc/self/ns/net')}"
+    assert any("own network namespace" in note for note in outcome.notes)
+    with_network = reproduce(path, seq, allow_network=True)
+    assert "own network namespace" not in with_network.isolation and with_network.reproduced
+
+
+def test_in_process_reproduction_is_still_available_and_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    (seq,) = prying_log(path, [Pry(what="netns")])
+    outcome = reproduce(path, seq, isolate=False)
+    assert outcome.reproduced and "in this process" in outcome.isolation, outcome.isolation
+
+
+BESIDE_THE_LOG = '''
+import pathlib
+
+pathlib.Path({mark!r}).write_text("imported")  # what importing this module does
+
+from actorlog.actors import Plugin, handler
+from actorlog.events import Message, register
+
+
+@register
+class Crash(Message, tag="beside.crash", frozen=True):
+    pass
+
+
+class BesidePlugin(Plugin):
+    version = "1.0.0"
+
+    @handler
+    def crash(self, message: Crash) -> None:
+        raise RuntimeError("crashed")
+'''
+
+
+def test_a_module_shipped_beside_the_log_is_not_imported_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Today: the default ``--import-path .`` imports ``beside_plugin.py`` from the folder of
+    a bug-report archive, and its code runs."""
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    mark = tmp_path / "imported"
+    (archive / "beside_plugin.py").write_text(BESIDE_THE_LOG.format(mark=str(mark)))
+    monkeypatch.syspath_prepend(str(archive))
+    import beside_plugin  # noqa: PLC0415 - the recording imports it, as the attacker's machine did
+
+    path = archive / "evil.db"
+    with ActorSystem(path) as system:
+        system.register("beside", beside_plugin.BesidePlugin)
+        system.start()
+        with pytest.raises(RuntimeError):
+            system.ask("beside", beside_plugin.Crash(), timeout=10)
+    mark.unlink()
+    (seq,) = [r.seq for r in read_log(path, kinds=["failure.raised"])]
+    done = run_cli("reproduce", "evil.db", seq, cwd=archive, env=victim_env())
+    assert not mark.exists(), "the module beside the log was imported"
+    assert done.returncode == 1 and "--import-path DIR" in done.stdout, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr  # (stdout shows the recorded traceback, as every report does)
+    given = run_cli("reproduce", "evil.db", seq, "--import-path", ".", cwd=archive, env=victim_env())
+    assert given.returncode == 0 and mark.exists(), given.stdout + given.stderr  # asked for: imported
+
+
+# -- what the documentation promises (audit G2) ----------------------------------------------------
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_the_docs_promise_nothing_written_to_the_log_and_say_files_may_be_written() -> None:
+    """Today: the README says reproduce "writes nothing", yet a plugin's own code may write files."""
+    text = " ".join(README.read_text(encoding="utf-8").split())
+    assert "It writes nothing:" not in text and "It writes nothing to the log" in text
+    assert "file writes are not withheld" in text
+    assert "not a sandbox for hostile plugin code" in text
+    helped = " ".join(run_cli("reproduce", "--help").stdout.split())
+    assert "Nothing is written to the log" in helped and "file writes are not withheld" in helped
+
+
+def test_a_plugin_may_still_write_files_as_documented(tmp_path: Path) -> None:
+    """The limit the docs state, held to: file writes are not withheld (they are not replayable either)."""
+    path, mark = tmp_path / "app.db", tmp_path / "written"
+    (seq,) = prying_log(path, [Pry(what="write", target=str(mark))])
+    mark.unlink()
+    reproduce(path, seq)
+    assert mark.read_text() == "written"
+
+
+# -- the property: whatever the caller's environment holds, only what was allowed gets through ------
+
+
+VARIABLE_NAMES = st.from_regex(r"[A-Z][A-Z0-9_]{2,14}", fullmatch=True).filter(
+    lambda name: name not in MINIMAL_ENV and not name.startswith("LC_"))
+
+
+@pytest.fixture(scope="module")
+def procenv_log(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    path = tmp_path_factory.mktemp("procenv") / "app.db"
+    (seq,) = prying_log(path, [Pry(what="procenv")])
+    return path, seq
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(planted=st.dictionaries(VARIABLE_NAMES, st.text(st.characters(min_codepoint=33, max_codepoint=126),
+                                                         min_size=1, max_size=20), min_size=1, max_size=6),
+       data=st.data())
+def test_only_the_variables_allowed_reach_the_reproduction(
+    procenv_log: tuple[Path, int], planted: dict[str, str], data: st.DataObject,
+) -> None:
+    """Variables planted in the caller's environment, whatever their names, are absent from
+    the reproduction's /proc/self/environ unless allowed by name."""
+    path, seq = procenv_log
+    allowed = data.draw(st.lists(st.sampled_from(sorted(planted)), unique=True, max_size=2))
+    saved = {name: os.environ.get(name) for name in planted}
+    os.environ.update(planted)
+    try:
+        outcome = reproduce(path, seq, allow_env=allowed)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    assert outcome.message is not None
+    seen = set(outcome.message.removeprefix("procenv: ").split())
+    assert seen & set(planted) == set(allowed), (planted, allowed, seen)

@@ -30,15 +30,17 @@ from actorlog.actors.examples.sandbox import RunCommand, SandboxPlugin
 from actorlog.store import EventStore
 from sandbox_helpers import (
     SIX_CHILDREN,
-    IS_ROOT,
     PYTHON,
     SANDBOX_UID,
     adopting_orphans,
     config,
     descendants,
+    REQUIRE_ISOLATION_ENV,
     end_new_processes,
+    need_root,
     outside_dir,
     runner,
+    skip_or_fail,
 )
 
 pytestmark = [
@@ -67,7 +69,7 @@ def isolated() -> None:
     sandbox.check()
     isolation = getattr(sandbox, "isolation", None)
     if isolation is not None and isolation.missing:
-        pytest.skip("this kernel refuses some namespaces: " + isolation.summary())
+        skip_or_fail("this kernel refuses some namespaces: " + isolation.summary())
 
 
 # -- files outside the scratch directory ------------------------------------------------------------
@@ -159,9 +161,9 @@ def _umask() -> int:
     return current
 
 
-@pytest.mark.skipif(not IS_ROOT, reason="the sandbox runs as another user only when the host is root")
 def test_the_sandbox_user_cannot_read_the_log_or_its_wal() -> None:
     """Today: ``cat LOG`` and ``cat LOG-wal`` in the sandbox print the log (it was created 0644)."""
+    need_root("the sandbox runs as another user only when the host is root")
     with outside_dir() as folder:
         path = folder / "app.db"
         with ActorSystem(path) as system:
@@ -249,13 +251,13 @@ def test_the_plugin_records_how_its_sandboxes_are_isolated(tmp_path: Path) -> No
     assert health == Health(True, "0/2 sandboxes in use; not isolated: network (network=true in the config)")
 
 
-@pytest.mark.skipif(not IS_ROOT, reason="making a user namespace with other ids mapped needs root")
 def test_where_the_kernel_refuses_namespaces_the_plugin_says_so_at_start_in_its_health_and_in_the_log(
     tmp_path: Path,
 ) -> None:
     """In a user namespace whose limits refuse every new mount, network, PID and IPC namespace,
     the plugin still runs programs, holds the whole sandbox's memory by watching it, and says
     what is not isolated: at start (a warning and a ``sandbox.isolation`` event) and in its health."""
+    need_root("making a user namespace with other ids mapped needs root")
     path = tmp_path / "refused.db"
     done = subprocess.run(
         [sys.executable, str(HELPERS / "refused_namespaces.py"), str(path), PYTHON, str(HELPERS.parent)],
@@ -275,10 +277,10 @@ def test_where_the_kernel_refuses_namespaces_the_plugin_says_so_at_start_in_its_
     assert outcome["memory"]["killed"] and outcome["memory"]["reason"] == "memory" and outcome["memory"]["held"] < 6
 
 
-@pytest.mark.skipif(not IS_ROOT, reason="runs the launcher as nobody, which needs root to switch to")
 def test_an_unprivileged_host_gets_the_same_isolation_through_a_user_namespace() -> None:
     """The launcher as an ordinary user (here nobody, as a host that is not root would run it):
     a user namespace first, then the others inside it; the program keeps that user's uid."""
+    need_root("runs the launcher as nobody, which needs root to switch to")
     done = subprocess.run(
         [PYTHON, str(HELPERS / "unprivileged_launcher.py"), sandbox_module.sandbox_launcher.__file__],
         user="nobody", extra_groups=[], capture_output=True, text=True, timeout=120, check=False, cwd="/",
@@ -287,9 +289,72 @@ def test_an_unprivileged_host_gets_the_same_isolation_through_a_user_namespace()
     outcome = json.loads(done.stdout)
     first, report = outcome["status"]
     if "user" in first["isolation"]["missing"]:
-        pytest.skip(f"this kernel refuses unprivileged user namespaces: {first['isolation']['missing']['user']}")
+        skip_or_fail(f"this kernel refuses unprivileged user namespaces: {first['isolation']['missing']['user']}")
     assert first["isolation"]["made"] == ["user", "mount", "network", "ipc", "pid"]
     assert report["exit_code"] == 0, outcome
     uid, no_new_privs, tmp, processes = outcome["stdout"].splitlines()
     assert int(uid) == SANDBOX_UID and no_new_privs.split() == ["NoNewPrivs:", "1"]
     assert tmp == outcome["scratch"] and int(processes) <= 5
+
+
+# -- the memory of the whole sandbox in a cgroup v2 (audit G4) ---------------------------------------
+
+
+CGROUP_ENV = "ACTORLOG_TEST_CGROUP"
+"""A delegated cgroup v2 directory (memory and pids enabled for its children) for the test
+below; without it, the test process's own cgroup, when that one delegates them."""
+
+
+def test_with_a_delegated_cgroup_v2_the_kernel_holds_the_whole_sandbox_to_its_memory() -> None:
+    """Where a cgroup v2 with the memory and pids controllers is delegated, ``memory_bytes``
+    is the kernel's ``memory.max`` on the sandbox's own cgroup: six children of 150 MiB
+    under 384 MiB are killed for memory, and the cgroup is gone afterwards. Elsewhere (a
+    hybrid host whose v2 hierarchy has no memory controller) it skips, saying why."""
+    parent, problem = sandbox_module._cgroup_parent(os.environ.get(CGROUP_ENV))  # noqa: SLF001 - the plugin's own probe
+    if parent is None:
+        pytest.skip(f"no delegated cgroup v2 here ({problem}); set {CGROUP_ENV} to one to run this test")
+    before = set(os.listdir(parent))
+    sandbox = runner(memory_bytes=384 * 1024 * 1024, wall_timeout=60, cgroup=parent)
+    result = sandbox.run_python(SIX_CHILDREN)
+    assert sandbox.isolation is not None and sandbox.isolation.memory == "cgroup", sandbox.isolation
+    assert result.killed and result.reason == "memory", result
+    assert result.stdout.count("held") < 6
+    assert set(os.listdir(parent)) == before, "the sandbox's cgroup was left behind"
+
+
+# -- mandatory in CI (audit G3) -----------------------------------------------------------------------
+
+
+SKIPPING = """
+from sandbox_helpers import need_root, skip_or_fail
+
+
+def test_refused() -> None:
+    skip_or_fail("this kernel refuses some namespaces: network (Operation not permitted)")
+
+
+def test_as_root() -> None:
+    need_root("needs root")
+"""
+
+
+def test_where_isolation_is_required_a_missing_namespace_fails_instead_of_skipping(tmp_path: Path) -> None:
+    """Today: the isolation tests skip when the kernel refuses a namespace or the tests are not
+    root, even in CI; with ACTORLOG_REQUIRE_ISOLATION=1 (which `.ci/run` sets) they fail."""
+    (tmp_path / "test_skipping.py").write_text(SKIPPING)
+    tests = str(Path(__file__).resolve().parent)
+
+    def outcome(**env: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", str(tmp_path)],
+            capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path,
+            env={**{k: v for k, v in os.environ.items() if k != REQUIRE_ISOLATION_ENV},
+                 "PYTHONPATH": tests, **env},
+        )
+        return done.stdout.strip().splitlines()[-1]
+
+    assert "skipped" in outcome() and "failed" not in outcome()
+    required = outcome(**{REQUIRE_ISOLATION_ENV: "1"})
+    assert ("2 failed" if os.geteuid() != 0 else "1 failed") in required, required
+    ci = (Path(__file__).resolve().parent.parent / ".ci" / "run").read_text()
+    assert f"export {REQUIRE_ISOLATION_ENV}=1" in ci

@@ -9,8 +9,10 @@ CLI command prints about the log, and the exceptions raised.
 from __future__ import annotations
 
 import json
+import os
 import random
 import string
+import subprocess
 import traceback
 from pathlib import Path
 from typing import Any
@@ -96,6 +98,26 @@ def test_a_config_file_with_a_credential_where_a_name_belongs_exits_2_without_ec
     assert len(done.stderr.strip().splitlines()) == 1 and "'api_key_env'" in done.stderr
     assert "evil.toml: key `plugins.llm.config`" in done.stderr
     assert not (tmp_path / "app.db").exists()  # refused while the file was checked, before the log was opened
+
+
+def test_a_plugin_without_a_check_of_its_own_is_refused_the_same_from_a_config_file(tmp_path: Path) -> None:
+    """The generic rule, not a plugin's own `validate_config` (audit G5): `Worker` checks
+    nothing, yet ``token_var = "ghp_..."`` is refused while the file is checked. Today (before
+    the generic check): `actorlog run` starts and logs the token in plugin.registered."""
+    config = tmp_path / "evil.toml"
+    config.write_text(
+        'log = "app.db"\n[plugins.worker]\nclass = "actor_helpers:Worker"\n'
+        f'config = {{ token_var = "{GITHUB}" }}\n'
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    try:
+        done = run_cli("run", config, env=env, timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail("actorlog run started the system: the token went into plugin.registered")
+    assert done.returncode == 2 and GITHUB not in done.stdout + done.stderr, done.stdout + done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "'token_var'" in done.stderr, done.stderr
+    assert "evil.toml: key `plugins.worker.config`" in done.stderr
+    assert not (tmp_path / "app.db").exists()
 
 
 # -- configs, at any depth ----------------------------------------------------------------------------
@@ -366,3 +388,38 @@ def test_planted_secrets_stay_out_of_start_errors(
     places = {**live, **everything_written(path, []), "StartError": exception_texts(info.value)}
     for secret in secrets:
         assert not leaks(secret, places), secret
+
+
+# -- the sandbox's output excerpts (audit G6) ---------------------------------------------------------
+
+
+SANDBOX_CUT = 100
+"""``event_output_chars`` for the excerpt test: the token is printed across this cut."""
+
+
+def test_a_token_printed_across_the_cut_of_a_sandbox_excerpt_leaves_no_part_behind(tmp_path: Path) -> None:
+    """``sandbox.finished``/``sandbox.killed`` keep excerpts of the program's stdout and stderr,
+    redacted before they are cut: wherever a ``ghp_`` token falls relative to the cut, no six
+    of its characters are logged (a token glued to the word before it, ``pppghp_...``, is not
+    recognised at all: see the fix-15 notes). The program builds the token from its reversed text, so the
+    message (logged as sent, the documented exemption) does not hold it either."""
+    from actorlog.actors.examples.sandbox import RunPython, SandboxPlugin  # noqa: PLC0415
+    from sandbox_helpers import config as sandbox_config  # noqa: PLC0415
+
+    token = GITHUB
+    path = tmp_path / "app.db"
+    with ActorSystem(path) as system:
+        system.register("sandbox", SandboxPlugin, config=sandbox_config(event_output_chars=SANDBOX_CUT))
+        system.start()
+        for offset in (*range(SANDBOX_CUT - len(token) - 4, SANDBOX_CUT + 4, 7), 0, 3):
+            code = (f"import sys\nt = {token[::-1]!r}[::-1]\nline = 'p' * {offset} + ' ' + t + ' q' * 60\n"
+                    "print(line)\nprint(line, file=sys.stderr)\n")
+            system.ask("sandbox", RunPython(code=code), timeout=30)
+        hung = f"import time\nprint({token[::-1]!r}[::-1] + ' r' * 80, flush=True)\ntime.sleep(60)\n"
+        killed = system.ask("sandbox", RunPython(code=hung, timeout=1.0), timeout=30)
+        assert killed.killed and token in killed.stdout  # the reply has it all: only the log is redacted
+    records = read_log(path, kinds=["sandbox.finished", "sandbox.killed"])
+    assert {r.kind for r in records} == {"sandbox.finished", "sandbox.killed"}
+    excerpts = {f"{r.kind} at {r.seq}": json.dumps([r.event.stdout, r.event.stderr]).encode() for r in records}
+    assert all(len(r.event.stdout) <= SANDBOX_CUT for r in records)
+    assert not leaks(token, excerpts, fragment=6)

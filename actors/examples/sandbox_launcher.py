@@ -198,16 +198,7 @@ def _isolate(spec: Spec, libc: _Libc | None, isolation: _Isolation) -> None:
     if libc is None:
         isolation.missing["namespaces"] = "not Linux, or the C library cannot be called"
         return
-    if os.geteuid() != 0:
-        uid, gid = os.geteuid(), os.getegid()
-        try:  # a user namespace of its own, mapping this user to itself: it may make the others
-            libc.unshare(CLONE_NEWUSER)
-            for name, text in (("uid_map", f"{uid} {uid} 1"), ("setgroups", "deny"), ("gid_map", f"{gid} {gid} 1")):
-                with open(f"/proc/self/{name}", "w") as file:
-                    file.write(text)
-            isolation.made.append("user")
-        except OSError as exc:
-            isolation.missing["user"] = _problem(exc)
+    _user_namespace(libc, isolation)
     wanted = [("mount", CLONE_NEWNS), ("ipc", CLONE_NEWIPC)]
     if not spec.get("network"):
         wanted.insert(1, ("network", CLONE_NEWNET))
@@ -226,6 +217,47 @@ def _isolate(spec: Spec, libc: _Libc | None, isolation: _Isolation) -> None:
         except OSError as exc:
             isolation.missing[{"mount": "private tmp", "network": "loopback"}.get(name, name)] = _problem(exc)
         isolation.made.append(name)
+
+
+def _user_namespace(libc: _Libc, isolation: _Isolation) -> None:
+    """When not root, a user namespace of its own, mapping this user to itself: in it, this
+    process may make the other namespaces."""
+    if os.geteuid() == 0:
+        return
+    uid, gid = os.geteuid(), os.getegid()
+    try:
+        libc.unshare(CLONE_NEWUSER)
+        for name, text in (("uid_map", f"{uid} {uid} 1"), ("setgroups", "deny"), ("gid_map", f"{gid} {gid} 1")):
+            with open(f"/proc/self/{name}", "w") as file:
+                file.write(text)
+        isolation.made.append("user")
+    except OSError as exc:
+        isolation.missing["user"] = _problem(exc)
+
+
+def new_network_namespace() -> dict[str, Any]:
+    """Move this process (single-threaded: the kernel refuses a threaded one) into a fresh
+    network namespace with only loopback, through a user namespace of its own when not root,
+    as a sandbox's launcher does; for `actorlog reproduce`'s child process too. Returns what
+    was made and what was refused and why (`_Isolation.document`): ``"network"`` is in
+    ``made`` only when the namespace exists."""
+    isolation = _Isolation()
+    libc = _libc()
+    if libc is None:
+        isolation.missing["network"] = "not Linux, or the C library cannot be called"
+        return isolation.document()
+    _user_namespace(libc, isolation)
+    try:
+        libc.unshare(CLONE_NEWNET)
+    except OSError as exc:
+        isolation.missing["network"] = _problem(exc)
+        return isolation.document()
+    isolation.made.append("network")
+    try:
+        _loopback_up()
+    except OSError as exc:
+        isolation.missing["loopback"] = _problem(exc)
+    return isolation.document()
 
 
 def _new_pid_namespace(libc: _Libc | None, isolation: _Isolation) -> None:
