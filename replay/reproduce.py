@@ -36,7 +36,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import msgspec
 
@@ -46,6 +46,7 @@ from actorlog.actors.error_policy import qualified_name
 from actorlog.actors.loading import load_plugin_class
 from actorlog.actors.plugin import Plugin, handlers_of
 from actorlog.actors.redaction import redact_text
+from actorlog.actors.retry import RetryPolicy
 from actorlog.actors.tracebacks import format_traceback, is_cut_of
 from actorlog.events import (
     ActorlogError,
@@ -59,10 +60,6 @@ from actorlog.events import (
 )
 from actorlog.store import EventRecord, EventStore
 from actorlog.store.signing import PublicKey
-
-
-if TYPE_CHECKING:
-    from actorlog.actors.retry import RetryPolicy
 
 
 class NotAFailureError(ActorlogError, ValueError):
@@ -248,7 +245,6 @@ class ReplayContext(RecordedClock):
 
     def retry(self, task: str | None = None, *, policy: RetryPolicy | None = None, **options: Any) -> _ReplayRetrying:
         """Retries by the policy alone: no waits, nothing logged (the live error handler's say is not replayed)."""
-        from actorlog.actors.retry import RetryPolicy  # noqa: PLC0415 - actors.retry imports replay at load
 
         for injected in ("clock", "sleep", "async_sleep", "random", "correlation"):
             options.pop(injected, None)

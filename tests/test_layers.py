@@ -6,8 +6,10 @@ the static graph; these tests hold what a user sees at run time.
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -65,3 +67,29 @@ sys.exit(1 if failed else 0)
 """
     result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# Imports of actorlog modules inside functions, each with why it is not at the top: an optional
+# backend or the demo's plugins, loaded only when asked for (never to dodge an import cycle).
+DEFERRED_IMPORTS = {
+    ("store/backend.py", "actorlog.store.sqlite_backend"),  # the backend a location names, only
+    ("store/backend.py", "actorlog.store.postgres_backend"),  # psycopg, only for a postgresql:// log
+    ("replay/app_commands.py", "actorlog.actors.examples.demo"),  # the demo's plugins, only for `demo`
+}
+
+
+def test_no_actorlog_import_is_hidden_in_a_function() -> None:
+    root = Path(__file__).resolve().parent.parent
+    found = set()
+    for folder in ("actors", "events", "store", "replay"):
+        for path in sorted((root / folder).rglob("*.py")):
+            tree = ast.parse(path.read_text(), str(path))
+            for function in ast.walk(tree):
+                if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    continue
+                for node in ast.walk(function):
+                    if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("actorlog"):
+                        found.add((str(path.relative_to(root)), node.module))
+                    elif isinstance(node, ast.Import):
+                        found |= {(str(path.relative_to(root)), a.name) for a in node.names if a.name.startswith("actorlog")}
+    assert found <= DEFERRED_IMPORTS, sorted(found - DEFERRED_IMPORTS)
