@@ -374,14 +374,10 @@ class PostgresWriter:
         return (int(last[0]), str(last[1])) if last is not None else (0, "")
 
     def insert(self, flat: list[Any]) -> None:
-        with self._conn.cursor() as cursor:
-            # rows are formatted on this thread while psycopg's worker thread sends them: without
-            # it, this thread waits on the socket (and then for the GIL) every 32 KB
-            writer = self._psycopg.copy.QueuedLibpqWriter(cursor)
-            with cursor.copy(f"COPY events ({_COLUMNS}) FROM STDIN", writer=writer) as copy:
-                write = copy.write_row  # psycopg's own (C) formatting of COPY's text rows
-                for start in range(0, len(flat), 9):
-                    write(flat[start : start + 9])
+        with self._conn.cursor() as cursor, cursor.copy(f"COPY events ({_COLUMNS}) FROM STDIN") as copy:
+            write = copy.write_row  # psycopg's own (C) formatting of COPY's text rows
+            for start in range(0, len(flat), 9):
+                write(flat[start : start + 9])
 
     def insert_snapshot(self, projection: str, version: int, position: int, run: str, created_at: float,
                         state: str) -> None:
