@@ -106,13 +106,18 @@ class RunMetrics:
         histogram = self.histograms.get(key)
         if histogram is None:
             histogram = self.histograms[key] = Histogram(self.named_buckets.get(key[0], self.buckets), seconds)
-        histogram.seconds = histogram.seconds or seconds
-        histogram.observe(value)
+        elif seconds:
+            histogram.seconds = True
+        # Histogram.observe, inlined: this runs once per observation in a replay
+        histogram.counts[bisect_left(histogram.bounds, value)] += 1
+        histogram.count += 1
+        histogram.sum += value
 
     def count(self, key: SeriesKey, value: float) -> None:
         if value < 0:  # refused at the caller; one in an older log is not exported: a counter never goes down
             return
-        self.counters[key] = self.counters.get(key, 0.0) + value
+        counters = self.counters
+        counters[key] = counters.get(key, 0.0) + value
 
 
 def series_key(name: str, tags: Mapping[str, str] | None) -> SeriesKey:
@@ -227,18 +232,28 @@ class Metrics:
         self.position = 0
         self.runs: dict[str, RunMetrics] = {}
         """Each run's cumulative series (Prometheus' counters, gauges and histograms)."""
+        self._last_run: str | None = None
+        self._last_series = RunMetrics()
+        self._derived: dict[SeriesKey, tuple[SeriesKey, ...]] = {}
 
     def apply(self, record: EventRecord) -> None:
         """Fold one event record."""
-        if record.kind not in MEASUREMENT_KINDS and record.actor != METRICS_ACTOR:
+        self.fold(record.kind, record.event, record.seq, record.ts, record.run, record.actor)
+
+    def fold(self, kind: str, event: Any, seq: int, ts: float, run: str, actor: str) -> None:
+        """Fold one event given with its row's columns (``apply`` without an `EventRecord`)."""
+        if kind not in MEASUREMENT_KINDS and actor != METRICS_ACTOR:
             return
-        self.apply_event(record.event, record.ts, record.run)
-        self.position = record.seq
+        self.apply_event(event, ts, run)
+        self.position = seq
 
     def _run(self, run: str) -> RunMetrics:
+        if run == self._last_run:  # measurements come in long stretches of one run
+            return self._last_series
         found = self.runs.get(run)
         if found is None:
             found = self.runs[run] = RunMetrics()
+        self._last_run, self._last_series = run, found
         return found
 
     def _configure(self, max_history: int) -> None:
@@ -254,27 +269,80 @@ class Metrics:
         """Fold one measurement event that happened at ``ts`` in ``run``."""
         kind = type(event)
         if kind is HistogramObserved:
-            key = series_key(event.name, event.tags)
-            self._point(key, ts, event.value)
-            self._run(run).observe(key, event.value, False)
+            self.observe(event, ts, run)
         elif kind is OperationTimed:
-            key = series_key(event.name, event.tags)
-            self._point(key, ts, event.value)
-            self._run(run).observe(key, event.value, True)
-            self._count(event.name + ".calls", event.tags, ts, 1.0, run)
-            self._count(event.name + (".success" if event.ok else ".errors"), event.tags, ts, 1.0, run)
+            self.time_operation(event, ts, run)
         elif kind is CounterIncremented:
-            self._count(event.name, event.tags, ts, event.value, run)
+            self.increment(event, ts, run)
         elif kind is GaugeSet:
-            key = series_key(event.name, event.tags)
-            self.gauges[key] = event.value
-            self._run(run).gauges[key] = event.value
-            self._point(key, ts, event.value)
+            self.set_gauge(event, ts, run)
         elif kind is MeasurementsDropped:
             self.dropped += event.count
         elif kind is MetricsConfigured:
             self._configure(event.max_history)
             self._configure_buckets(self._run(run), event.buckets, event.histogram_buckets)
+
+    # One method per measurement kind, taking anything with its fields: the event itself
+    # (`apply_event`, live) or replay's view of its payload (`actorlog.replay.measurements`),
+    # so both change the state through the same code.
+
+    # They run once per measurement in a replay, so the lookups are inlined: a series' points
+    # are ``points.get(key) or self._series(key)`` (a kept series is never empty, and an empty
+    # one from a snapshot is replaced in place by an equal one), and the run's cumulative series
+    # is ``_last_series`` while the run stays the same.
+
+    def observe(self, event: Any, ts: float, run: str) -> None:
+        """Fold a ``histogram.observed``: a point of its series and an observation of its run's histogram."""
+        tags = event.tags
+        key = (event.name, tuple(sorted(tags.items())) if tags else ())
+        value = event.value
+        (self.points.get(key) or self._series(key)).append((ts, value))
+        (self._last_series if run == self._last_run else self._run(run)).observe(key, value, False)
+
+    def time_operation(self, event: Any, ts: float, run: str) -> None:
+        """Fold an ``operation.timed``: a point and an observation of ``name`` (in seconds), and
+        increments of ``name.calls`` and of ``name.success`` or ``name.errors``."""
+        tags = event.tags
+        key = (event.name, tuple(sorted(tags.items())) if tags else ())
+        value = event.value
+        points = self.points
+        (points.get(key) or self._series(key)).append((ts, value))
+        series = self._last_series if run == self._last_run else self._run(run)
+        series.observe(key, value, True)
+        derived = self._derived.get(key)
+        if derived is None:  # the counter keys of an operation, made once per series
+            derived = self._derived[key] = tuple(
+                (event.name + suffix, key[1]) for suffix in (".calls", ".success", ".errors")
+            )
+        counters, run_counters = self.counters, series.counters
+        for counter in (derived[0], derived[1] if event.ok else derived[2]):
+            counters[counter] = counters.get(counter, 0.0) + 1.0
+            run_counters[counter] = run_counters.get(counter, 0.0) + 1.0
+            (points.get(counter) or self._series(counter)).append((ts, 1.0))
+
+    def increment(self, event: Any, ts: float, run: str) -> None:
+        """Fold a ``counter.incremented``."""
+        tags = event.tags
+        key = (event.name, tuple(sorted(tags.items())) if tags else ())
+        value = event.value
+        counters = self.counters
+        counters[key] = counters.get(key, 0.0) + value
+        (self._last_series if run == self._last_run else self._run(run)).count(key, value)
+        (self.points.get(key) or self._series(key)).append((ts, value))
+
+    def set_gauge(self, event: Any, ts: float, run: str) -> None:
+        """Fold a ``gauge.set``."""
+        tags = event.tags
+        key = (event.name, tuple(sorted(tags.items())) if tags else ())
+        value = event.value
+        self.gauges[key] = value
+        (self._last_series if run == self._last_run else self._run(run)).gauges[key] = value
+        (self.points.get(key) or self._series(key)).append((ts, value))
+
+    def _series(self, key: SeriesKey) -> deque[tuple[float, float]]:
+        """The points of a series seen for the first time."""
+        points = self.points[key] = deque(maxlen=self.max_history)
+        return points
 
     @staticmethod
     def _configure_buckets(
@@ -286,18 +354,6 @@ class Metrics:
         target.named_buckets = {
             name: tuple(float(b) for b in bounds) for name, bounds in named.items() if bucket_problem(bounds) is None
         }
-
-    def _count(self, name: str, tags: Mapping[str, str], ts: float, value: float, run: str) -> None:
-        key = series_key(name, tags)
-        self.counters[key] = self.counters.get(key, 0.0) + value
-        self._run(run).count(key, value)
-        self._point(key, ts, value)
-
-    def _point(self, key: SeriesKey, ts: float, value: float) -> None:
-        points = self.points.get(key)
-        if points is None:
-            points = self.points[key] = deque(maxlen=self.max_history)
-        points.append((ts, value))
 
     def summary(
         self,

@@ -69,9 +69,9 @@ def _fold(
     statistics: Statistics, store: EventStore, *, run: str | None, from_seq: int, to_seq: int | None,
     until: float | None, progress: Progress | None,
 ) -> int:
-    """Fold the rows after ``from_seq`` along the primary key (see `Statistics.fold_rows`)."""
-    return statistics.fold_rows(
-        store.rows(run=run, from_seq=from_seq, to_seq=to_seq, until=until), store.codec.decode, progress
+    """Fold the rows after ``from_seq`` along the primary key (see `Statistics.fold_columns`)."""
+    return statistics.fold_columns(
+        store.fold_rows(run=run, from_seq=from_seq, to_seq=to_seq, until=until), store.codec, progress
     )
 
 

@@ -22,6 +22,7 @@ from actorlog.store.errors import PayloadTooLargeError, ReadOnlyError, StoreClos
 from actorlog.store.backend import ReadConnection, WriteConnection, open_backend
 from actorlog.store.location import LogLocation, parse_location
 from actorlog.store.query import (
+    FOLD_COLUMNS,
     EventFilter,
     RunSummary,
     count_matching,
@@ -582,6 +583,16 @@ class EventStore:
         self._check_open()
         selection = make_filter(run=run, from_seq=from_seq, to_seq=to_seq, until=until)
         return iter_rows(self._reader, self._read_lock, selection, self.chunk_size)
+
+    def fold_rows(
+        self, *, run: str | None = None, from_seq: int | None = None, to_seq: int | None = None,
+        until: float | None = None,
+    ) -> Iterator[tuple[int, float, str, str, str, int, str]]:
+        """Raw rows ``(seq, ts, run, actor, kind, version, payload)`` in seq order: `rows`
+        without the correlation and the hash, which no projection reads (replay's fast path)."""
+        self._check_open()
+        selection = make_filter(run=run, from_seq=from_seq, to_seq=to_seq, until=until)
+        return iter_rows(self._reader, self._read_lock, selection, self.chunk_size, FOLD_COLUMNS)
 
     def count(self) -> int:
         """How many events the log holds (committed ones only)."""
