@@ -17,7 +17,8 @@ system's, or ``--run``) has one key there; a document of a whole log has one per
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import islice
 from typing import Any
 
 import msgspec
@@ -44,6 +45,13 @@ class ReplayError(ActorlogError, ValueError):
         self.seq = seq
         self.kind = kind
         self.problem = problem
+
+
+def _chunked(rows: Iterable[tuple[Any, ...]], size: int = 1000) -> Iterator[list[tuple[Any, ...]]]:
+    """``rows`` in lists of ``size``."""
+    iterator = iter(rows)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
 
 
 SNAPSHOT_PROJECTION = "statistics"
@@ -93,20 +101,21 @@ class Statistics:
         """Fold raw rows ``(seq, ts, run, actor, kind, version, correlation, payload, hash)`` in
         seq order (`EventStore.rows`), decoding only the kinds a projection reads; returns how
         many were read. ``decode`` is a codec's ``decode`` (measurements of that codec's built-in
-        types take the fast path of `fold_columns`)."""
+        types take the fast path of `fold_chunks`)."""
         codec = getattr(decode, "__self__", None)
-        return self.fold_columns(
-            ((row[0], row[1], row[2], row[3], row[4], row[5], row[7]) for row in rows),
+        return self.fold_chunks(
+            _chunked((row[0], row[1], row[2], row[3], row[4], row[5], row[7]) for row in rows),
             codec if isinstance(codec, Codec) else Codec(), progress, decode=decode,
         )
 
-    def fold_columns(
-        self, rows: Iterable[tuple[Any, ...]], codec: Codec, progress: Progress | None = None,
+    def fold_chunks(
+        self, chunks: Iterable[Sequence[tuple[Any, ...]]], codec: Codec, progress: Progress | None = None,
         *, decode: Callable[..., Any] | None = None,
     ) -> int:
-        """Fold rows ``(seq, ts, run, actor, kind, version, payload)`` in seq order
-        (`EventStore.fold_rows`), decoding only the kinds a projection reads, with no record
-        built per event; returns how many rows were read.
+        """Fold chunks of rows ``(seq, ts, run, actor, kind, version, payload)`` in seq order
+        (`EventStore.fold_chunks`), decoding only the kinds a projection reads, with no record
+        built per event; returns how many rows were read, and calls ``progress`` with the
+        length of each chunk.
 
         Measurements (most of a log) are decoded to views of the fields the metrics read
         (`actorlog.replay.measurements`); every other kind a projection reads goes through
@@ -118,8 +127,8 @@ class Statistics:
         """
         decode = codec.decode if decode is None else decode
         # per kind read: (view type, version, metrics method) for the fast path, and the folds
-        plan: dict[str, tuple[Any, int, Any, tuple[Callable[..., None], ...]]] = {
-            kind: (None, 0, None, folds) for kind, folds in self._folds.items()
+        plan: dict[str, tuple[Any, int | None, Any, tuple[Callable[..., None], ...]]] = {
+            kind: (None, None, None, folds) for kind, folds in self._folds.items()
         }
         for kind, (view, version, method) in measurement_folds(codec.registry, self.metrics).items():
             plan[kind] = (view, version, method, plan[kind][3])
@@ -130,40 +139,44 @@ class Statistics:
         applied_seq, applied_ts = None, self.last_ts
         metrics_seq = 0
         try:
-            for seq, ts, run, actor, kind, version, payload in rows:
-                folded += 1
-                if progress is not None and folded % 10_000 == 0:
-                    progress(10_000)
-                if actor != STORE_ACTOR:
-                    last_seq = seq
-                    if type(ts) is _float and (newest is None or ts > newest):
-                        newest = ts
-                step = plan.get(kind)
-                if step is None:
-                    continue
-                try:
-                    if type(ts) is not _float:  # only a row written by something else than actorlog
-                        raise ValueError(f"its time (ts) is {shown(ts)}, not a number")
-                    view, read = step[0], False
-                    if view is not None and version == step[1]:
-                        try:
-                            measurement = decode_view(payload)
-                        except Exception:  # noqa: BLE001 - decoded again below, by the codec, which names the problem
-                            measurement = None
-                        if type(measurement) is view:
-                            step[2](measurement, ts, run)
-                            metrics_seq, read = seq, True
-                    if not read:
+            for chunk in chunks:
+                folded += len(chunk)
+                for seq, ts, run, actor, kind, version, payload in chunk:
+                    timed = type(ts) is _float
+                    if actor != STORE_ACTOR:
+                        last_seq = seq
+                        if timed and (newest is None or ts > newest):
+                            newest = ts
+                    step = plan.get(kind)
+                    if step is None:
+                        continue
+                    view, current, measure, folds = step
+                    try:
+                        if not timed:  # only a row written by something else than actorlog
+                            raise ValueError(f"its time (ts) is {shown(ts)}, not a number")
+                        if version == current:  # a measurement at its type's version: the fast path
+                            try:
+                                measurement = decode_view(payload)
+                            except Exception:  # noqa: BLE001 - decoded again below, by the codec, which names the problem
+                                measurement = None
+                            if type(measurement) is view:
+                                measure(measurement, ts, run)
+                                metrics_seq = applied_seq = seq
+                                if applied_ts is None or ts > applied_ts:
+                                    applied_ts = ts
+                                continue
                         event = decode(kind, version, payload, seq=seq)
-                        for fold in step[3]:
+                        for fold in folds:
                             fold(kind, event, seq, ts, run, actor)
-                except ActorlogError:
-                    raise  # already names the event
-                except Exception as exc:
-                    raise ReplayError(seq, kind, f"{type(exc).__name__}: {str(exc)[:300]}") from exc
-                applied_seq = seq
-                if applied_ts is None or ts > applied_ts:
-                    applied_ts = ts
+                    except ActorlogError:
+                        raise  # already names the event
+                    except Exception as exc:
+                        raise ReplayError(seq, kind, f"{type(exc).__name__}: {str(exc)[:300]}") from exc
+                    applied_seq = seq
+                    if applied_ts is None or ts > applied_ts:
+                        applied_ts = ts
+                if progress is not None:
+                    progress(len(chunk))
         finally:
             if metrics_seq > self.metrics.position:
                 self.metrics.position = metrics_seq

@@ -28,6 +28,7 @@ from actorlog.store.query import (
     count_matching,
     distinct_values,
     has_value,
+    iter_chunks,
     iter_rows,
     make_filter,
     run_summaries,
@@ -584,15 +585,16 @@ class EventStore:
         selection = make_filter(run=run, from_seq=from_seq, to_seq=to_seq, until=until)
         return iter_rows(self._reader, self._read_lock, selection, self.chunk_size)
 
-    def fold_rows(
+    def fold_chunks(
         self, *, run: str | None = None, from_seq: int | None = None, to_seq: int | None = None,
         until: float | None = None,
-    ) -> Iterator[tuple[int, float, str, str, str, int, str]]:
-        """Raw rows ``(seq, ts, run, actor, kind, version, payload)`` in seq order: `rows`
-        without the correlation and the hash, which no projection reads (replay's fast path)."""
+    ) -> Iterator[list[tuple[int, float, str, str, str, int, str]]]:
+        """Raw rows ``(seq, ts, run, actor, kind, version, payload)`` in seq order, in lists of
+        at most ``chunk_size``: `rows` without the correlation and the hash, which no projection
+        reads, for replay's fast path (`Statistics.fold_chunks`)."""
         self._check_open()
         selection = make_filter(run=run, from_seq=from_seq, to_seq=to_seq, until=until)
-        return iter_rows(self._reader, self._read_lock, selection, self.chunk_size, FOLD_COLUMNS)
+        return iter_chunks(self._reader, self._read_lock, selection, self.chunk_size, FOLD_COLUMNS)
 
     def count(self) -> int:
         """How many events the log holds (committed ones only)."""

@@ -190,12 +190,13 @@ def iter_rows(
     had reached.
     """
     # chained in C: no generator frame resumed per row
-    return chain.from_iterable(_chunks(reader, lock, selection, chunk_size, columns))
+    return chain.from_iterable(iter_chunks(reader, lock, selection, chunk_size, columns))
 
 
-def _chunks(
-    reader: Reader, lock: threading.Lock, selection: EventFilter, chunk_size: int, columns: str
+def iter_chunks(
+    reader: Reader, lock: threading.Lock, selection: EventFilter, chunk_size: int, columns: str = ROW_COLUMNS
 ) -> Iterator[list[Any]]:
+    """`iter_rows` a chunk (a list of at most ``chunk_size`` rows) at a time."""
     clauses, params = selection.where()
     after = clamp_seq(selection.from_seq - 1) if selection.from_seq is not None else -1
     upper = clamp_seq(selection.to_seq) if selection.to_seq is not None else None
