@@ -126,12 +126,9 @@ class Statistics:
         (checkpoints, snapshot records): signing a log or snapshotting it changes no statistic.
         """
         decode = codec.decode if decode is None else decode
-        # per kind read: (view type, version, metrics method) for the fast path, and the folds
-        plan: dict[str, tuple[Any, int | None, Any, tuple[Callable[..., None], ...]]] = {
-            kind: (None, None, None, folds) for kind, folds in self._folds.items()
-        }
-        for kind, (view, version, method) in measurement_folds(codec.registry, self.metrics).items():
-            plan[kind] = (view, version, method, plan[kind][3])
+        routes = self._folds
+        # the measurements read through a view: kind -> (view type, version, Metrics method)
+        fast = measurement_folds(codec.registry, self.metrics)
         _float = float
         folded = 0
         last_seq, newest = 0, None
@@ -142,29 +139,36 @@ class Statistics:
             for chunk in chunks:
                 folded += len(chunk)
                 for seq, ts, run, actor, kind, version, payload in chunk:
-                    timed = type(ts) is _float
-                    if actor != STORE_ACTOR:
-                        last_seq = seq
-                        if timed and (newest is None or ts > newest):
-                            newest = ts
-                    step = plan.get(kind)
-                    if step is None:
-                        continue
-                    view, current, measure, folds = step
-                    try:
-                        if not timed:  # only a row written by something else than actorlog
-                            raise ValueError(f"its time (ts) is {shown(ts)}, not a number")
-                        if version == current:  # a measurement at its type's version: the fast path
+                    if type(ts) is _float:
+                        if actor != STORE_ACTOR:
+                            last_seq = seq
+                            if newest is None or ts > newest:
+                                newest = ts
+                        view = fast.get(kind)
+                        if view is not None and version == view[1]:  # the fast path
                             try:
                                 measurement = decode_view(payload)
                             except Exception:  # noqa: BLE001 - decoded again below, by the codec, which names the problem
                                 measurement = None
-                            if type(measurement) is view:
-                                measure(measurement, ts, run)
+                            if type(measurement) is view[0]:
+                                try:
+                                    view[2](measurement, ts, run)
+                                except ActorlogError:
+                                    raise
+                                except Exception as exc:
+                                    raise ReplayError(seq, kind, f"{type(exc).__name__}: {str(exc)[:300]}") from exc
                                 metrics_seq = applied_seq = seq
                                 if applied_ts is None or ts > applied_ts:
                                     applied_ts = ts
                                 continue
+                    elif actor != STORE_ACTOR:
+                        last_seq = seq
+                    folds = routes.get(kind)
+                    if folds is None:
+                        continue
+                    try:
+                        if type(ts) is not _float:  # only a row written by something else than actorlog
+                            raise ValueError(f"its time (ts) is {shown(ts)}, not a number")
                         event = decode(kind, version, payload, seq=seq)
                         for fold in folds:
                             fold(kind, event, seq, ts, run, actor)
