@@ -64,10 +64,13 @@ class ErrorStatistics:
 
     def apply(self, record: EventRecord) -> None:
         """Fold one event record into the statistics."""
-        event = record.event
-        if type(event) is not FailureAssessed or record.actor != ERRORS_ACTOR:
+        self.fold(record.kind, record.event, record.seq, record.ts, record.run, record.actor)
+
+    def fold(self, kind: str, event: Any, seq: int, ts: float, run: str, actor: str) -> None:
+        """Fold one event given with its row's columns (``apply`` without an `EventRecord`)."""
+        if type(event) is not FailureAssessed or actor != ERRORS_ACTOR:
             return
-        self.position = record.seq
+        self.position = seq
         self.total += 1
         self.by_type[event.exc_type] += 1
         self.by_severity[event.severity] += 1

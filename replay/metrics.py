@@ -103,16 +103,20 @@ class RunMetrics:
         self.histograms: dict[SeriesKey, Histogram] = {}
 
     def observe(self, key: SeriesKey, value: float, seconds: bool) -> None:
-        histogram = self.histograms.get(key)
-        if histogram is None:
-            histogram = self.histograms[key] = Histogram(self.named_buckets.get(key[0], self.buckets), seconds)
+        histogram = self.histograms.get(key) or self.histogram(key, seconds)
         histogram.seconds = histogram.seconds or seconds
         histogram.observe(value)
+
+    def histogram(self, key: SeriesKey, seconds: bool) -> Histogram:
+        """The histogram of a series observed for the first time."""
+        histogram = self.histograms[key] = Histogram(self.named_buckets.get(key[0], self.buckets), seconds)
+        return histogram
 
     def count(self, key: SeriesKey, value: float) -> None:
         if value < 0:  # refused at the caller; one in an older log is not exported: a counter never goes down
             return
-        self.counters[key] = self.counters.get(key, 0.0) + value
+        counters = self.counters
+        counters[key] = counters.get(key, 0.0) + value
 
 
 def series_key(name: str, tags: Mapping[str, str] | None) -> SeriesKey:
@@ -164,6 +168,32 @@ def _latest(points: list[tuple[float, float]]) -> float:
         if point[0] >= newest[0]:
             newest = point
     return newest[1]
+
+
+class _Recent:
+    """What folding a measurement of one name looks up, for the tags and run it last came with."""
+
+    __slots__ = ("tags", "run", "key", "points", "series", "histogram", "derived", "tallies")
+
+    def __init__(
+        self, tags: dict[str, str], run: str, key: SeriesKey, points: deque[tuple[float, float]], series: RunMetrics
+    ) -> None:
+        self.tags, self.run, self.key, self.points, self.series = tags, run, key, points, series
+        self.histogram: Histogram | None = None
+        self.derived: tuple[SeriesKey, ...] | None = None
+        self.tallies: list[deque[tuple[float, float]] | None] = [None, None, None]
+        """The points of the ``derived`` counters, once used."""
+
+    def observed(self, seconds: bool) -> Histogram:
+        """The run's histogram of the series, created when it is first observed."""
+        self.histogram = self.series.histograms.get(self.key) or self.series.histogram(self.key, seconds)
+        return self.histogram
+
+    def operation_keys(self) -> tuple[SeriesKey, ...]:
+        """The counter keys of a timed operation: ``name.calls``, ``name.success``, ``name.errors``."""
+        name, tags = self.key
+        self.derived = (name + ".calls", tags), (name + ".success", tags), (name + ".errors", tags)
+        return self.derived
 
 
 class Summary(msgspec.Struct, frozen=True, kw_only=True):
@@ -227,18 +257,28 @@ class Metrics:
         self.position = 0
         self.runs: dict[str, RunMetrics] = {}
         """Each run's cumulative series (Prometheus' counters, gauges and histograms)."""
+        self._last_run: str | None = None
+        self._last_series = RunMetrics()
+        self._recent: dict[str, _Recent] = {}
 
     def apply(self, record: EventRecord) -> None:
         """Fold one event record."""
-        if record.kind not in MEASUREMENT_KINDS and record.actor != METRICS_ACTOR:
+        self.fold(record.kind, record.event, record.seq, record.ts, record.run, record.actor)
+
+    def fold(self, kind: str, event: Any, seq: int, ts: float, run: str, actor: str) -> None:
+        """Fold one event given with its row's columns (``apply`` without an `EventRecord`)."""
+        if kind not in MEASUREMENT_KINDS and actor != METRICS_ACTOR:
             return
-        self.apply_event(record.event, record.ts, record.run)
-        self.position = record.seq
+        self.apply_event(event, ts, run)
+        self.position = seq
 
     def _run(self, run: str) -> RunMetrics:
+        if run == self._last_run:  # measurements come in long stretches of one run
+            return self._last_series
         found = self.runs.get(run)
         if found is None:
             found = self.runs[run] = RunMetrics()
+        self._last_run, self._last_series = run, found
         return found
 
     def _configure(self, max_history: int) -> None:
@@ -249,32 +289,92 @@ class Metrics:
         if wanted != self.max_history:
             self.max_history = wanted
             self.points = {key: deque(points, maxlen=wanted) for key, points in self.points.items()}
+            self._recent.clear()  # it holds the replaced deques
 
     def apply_event(self, event: Any, ts: float, run: str = "") -> None:
         """Fold one measurement event that happened at ``ts`` in ``run``."""
         kind = type(event)
         if kind is HistogramObserved:
-            key = series_key(event.name, event.tags)
-            self._point(key, ts, event.value)
-            self._run(run).observe(key, event.value, False)
+            self.observe(event, ts, run)
         elif kind is OperationTimed:
-            key = series_key(event.name, event.tags)
-            self._point(key, ts, event.value)
-            self._run(run).observe(key, event.value, True)
-            self._count(event.name + ".calls", event.tags, ts, 1.0, run)
-            self._count(event.name + (".success" if event.ok else ".errors"), event.tags, ts, 1.0, run)
+            self.time_operation(event, ts, run)
         elif kind is CounterIncremented:
-            self._count(event.name, event.tags, ts, event.value, run)
+            self.increment(event, ts, run)
         elif kind is GaugeSet:
-            key = series_key(event.name, event.tags)
-            self.gauges[key] = event.value
-            self._run(run).gauges[key] = event.value
-            self._point(key, ts, event.value)
+            self.set_gauge(event, ts, run)
         elif kind is MeasurementsDropped:
             self.dropped += event.count
         elif kind is MetricsConfigured:
             self._configure(event.max_history)
             self._configure_buckets(self._run(run), event.buckets, event.histogram_buckets)
+
+    # One method per measurement kind, taking anything with its fields: the event itself
+    # (`apply_event`, live) or replay's view of its payload (`actorlog.replay.measurements`),
+    # so both change the state through the same code.
+
+    # They run once per measurement in a replay. What they look up per event (the series
+    # key, made by sorting the tags; its points; the run's cumulative series and histogram)
+    # is kept per metric name as `_Recent`, used while the name comes with the same tags in
+    # the same run, which is what a log mostly holds. Everything is still created in the
+    # order, and at the moment, it was without the cache.
+
+    def observe(self, event: Any, ts: float, run: str) -> None:
+        """Fold a ``histogram.observed``: a point of its series and an observation of its run's histogram."""
+        recent = self._recent.get(event.name)
+        if recent is None or recent.run != run or recent.tags != event.tags:
+            recent = self._remember(event.name, event.tags, run)
+        value = event.value
+        recent.points.append((ts, value))
+        histogram = recent.histogram or recent.observed(False)
+        histogram.counts[bisect_left(histogram.bounds, value)] += 1
+        histogram.count += 1
+        histogram.sum += value
+
+    def time_operation(self, event: Any, ts: float, run: str) -> None:
+        """Fold an ``operation.timed``: a point and an observation of ``name`` (in seconds), and
+        increments of ``name.calls`` and of ``name.success`` or ``name.errors``."""
+        recent = self._recent.get(event.name)
+        if recent is None or recent.run != run or recent.tags != event.tags:
+            recent = self._remember(event.name, event.tags, run)
+        value = event.value
+        recent.points.append((ts, value))
+        histogram = recent.histogram or recent.observed(True)
+        histogram.seconds = True
+        histogram.counts[bisect_left(histogram.bounds, value)] += 1
+        histogram.count += 1
+        histogram.sum += value
+        derived = recent.derived or recent.operation_keys()
+        counters, run_counters = self.counters, recent.series.counters
+        for index in (0, 1 if event.ok else 2):  # name.calls, then name.success or name.errors
+            counter = derived[index]
+            counters[counter] = counters.get(counter, 0.0) + 1.0
+            run_counters[counter] = run_counters.get(counter, 0.0) + 1.0
+            points = recent.tallies[index]
+            if points is None:
+                points = recent.tallies[index] = self.points.get(counter) or self._series(counter)
+            points.append((ts, 1.0))
+
+    def increment(self, event: Any, ts: float, run: str) -> None:
+        """Fold a ``counter.incremented``."""
+        recent = self._recent.get(event.name)
+        if recent is None or recent.run != run or recent.tags != event.tags:
+            recent = self._remember(event.name, event.tags, run)
+        key, value, counters = recent.key, event.value, self.counters
+        counters[key] = counters.get(key, 0.0) + value
+        if value >= 0:  # a negative one (refused at the caller, in an older log) is not exported
+            run_counters = recent.series.counters
+            run_counters[key] = run_counters.get(key, 0.0) + value
+        recent.points.append((ts, value))
+
+    def set_gauge(self, event: Any, ts: float, run: str) -> None:
+        """Fold a ``gauge.set``."""
+        recent = self._recent.get(event.name)
+        if recent is None or recent.run != run or recent.tags != event.tags:
+            recent = self._remember(event.name, event.tags, run)
+        key, value = recent.key, event.value
+        self.gauges[key] = value
+        recent.series.gauges[key] = value
+        recent.points.append((ts, value))
 
     @staticmethod
     def _configure_buckets(
@@ -287,17 +387,19 @@ class Metrics:
             name: tuple(float(b) for b in bounds) for name, bounds in named.items() if bucket_problem(bounds) is None
         }
 
-    def _count(self, name: str, tags: Mapping[str, str], ts: float, value: float, run: str) -> None:
+    def _remember(self, name: str, tags: Mapping[str, str], run: str) -> _Recent:
+        """The series ``name`` with ``tags`` in ``run`` (its points created if new), kept as the name's recent one."""
         key = series_key(name, tags)
-        self.counters[key] = self.counters.get(key, 0.0) + value
-        self._run(run).count(key, value)
-        self._point(key, ts, value)
-
-    def _point(self, key: SeriesKey, ts: float, value: float) -> None:
         points = self.points.get(key)
         if points is None:
-            points = self.points[key] = deque(maxlen=self.max_history)
-        points.append((ts, value))
+            points = self._series(key)
+        recent = self._recent[name] = _Recent(dict(tags), run, key, points, self._run(run))
+        return recent
+
+    def _series(self, key: SeriesKey) -> deque[tuple[float, float]]:
+        """The points of a series seen for the first time."""
+        points = self.points[key] = deque(maxlen=self.max_history)
+        return points
 
     def summary(
         self,

@@ -90,38 +90,41 @@ class PluginStates:
 
     def apply(self, record: EventRecord) -> None:
         """Fold one event record (other kinds, and built-in facts from actors not entitled to them, are ignored)."""
-        event = record.event
-        kind = type(event)
-        if kind is PluginHealthChecked:
-            if record.actor != event.plugin:
+        self.fold(record.kind, record.event, record.seq, record.ts, record.run, record.actor)
+
+    def fold(self, kind: str, event: Any, seq: int, ts: float, run: str, actor: str) -> None:
+        """Fold one event given with its row's columns (``apply`` without an `EventRecord`)."""
+        cls = type(event)
+        if cls is PluginHealthChecked:
+            if actor != event.plugin:
                 return
-        elif record.actor != SUPERVISOR_ACTOR:
+        elif actor != SUPERVISOR_ACTOR:
             return
-        if kind is PluginRegistered:
-            self.plugins[(record.run, event.plugin)] = PluginState(
-                state="registered", version=event.plugin_version, class_path=event.class_path, run=record.run,
-                history=[VersionChange(seq=record.seq, time=record.ts, change="registered",
+        if cls is PluginRegistered:
+            self.plugins[(run, event.plugin)] = PluginState(
+                state="registered", version=event.plugin_version, class_path=event.class_path, run=run,
+                history=[VersionChange(seq=seq, time=ts, change="registered",
                                        version=event.plugin_version, class_path=event.class_path)],
             )
         else:
-            plugin = self.plugins.get((record.run, getattr(event, "plugin", None)))  # type: ignore[arg-type]
+            plugin = self.plugins.get((run, getattr(event, "plugin", None)))  # type: ignore[arg-type]
             if plugin is None:
                 return
-            if kind in _STATES:
-                plugin.state = _STATES[kind]
-                if kind is PluginUpgraded:
+            if cls in _STATES:
+                plugin.state = _STATES[cls]
+                if cls is PluginUpgraded:
                     plugin.version, plugin.class_path = event.plugin_version, event.class_path
-                    plugin.history.append(VersionChange(seq=record.seq, time=record.ts, change="upgraded",
+                    plugin.history.append(VersionChange(seq=seq, time=ts, change="upgraded",
                                                         version=event.plugin_version, class_path=event.class_path))
-            elif kind is PluginUpgradeFailed:
+            elif cls is PluginUpgradeFailed:
                 plugin.state = "running" if event.rolled_back else "failed"
-            elif kind is PluginRestarted:
+            elif cls is PluginRestarted:
                 plugin.restarts = event.restart_count
-            elif kind is PluginHealthChecked:
-                plugin.healthy, plugin.health_detail, plugin.last_health_at = event.healthy, event.detail, record.ts
+            elif cls is PluginHealthChecked:
+                plugin.healthy, plugin.health_detail, plugin.last_health_at = event.healthy, event.detail, ts
             else:
                 return
-        self.position = record.seq
+        self.position = seq
 
     def get(self, run: str, name: str) -> PluginState | None:
         """What the log says about plugin ``name`` of ``run``, if it was registered."""

@@ -58,10 +58,8 @@ def rebuild(
             statistics = newest_snapshot(store, run=run, until_seq=end_seq, max_history=max_history)
         if statistics is None:
             statistics = Statistics(max_history)
-        folded = _fold(statistics, store, run=run, from_seq=statistics.position + 1, to_seq=end_seq,
-                       until=as_of, progress=progress)
-        if progress is not None and folded % 10_000:
-            progress(folded % 10_000)
+        _fold(statistics, store, run=run, from_seq=statistics.position + 1, to_seq=end_seq,
+              until=as_of, progress=progress)
     return statistics
 
 
@@ -69,9 +67,9 @@ def _fold(
     statistics: Statistics, store: EventStore, *, run: str | None, from_seq: int, to_seq: int | None,
     until: float | None, progress: Progress | None,
 ) -> int:
-    """Fold the rows after ``from_seq`` along the primary key (see `Statistics.fold_rows`)."""
-    return statistics.fold_rows(
-        store.rows(run=run, from_seq=from_seq, to_seq=to_seq, until=until), store.codec.decode, progress
+    """Fold the rows after ``from_seq`` along the primary key (see `Statistics.fold_chunks`)."""
+    return statistics.fold_chunks(
+        store.fold_chunks(run=run, from_seq=from_seq, to_seq=to_seq, until=until), store.codec, progress
     )
 
 

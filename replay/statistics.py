@@ -17,15 +17,17 @@ system's, or ``--run``) has one key there; a document of a whole log has one per
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import islice
 from typing import Any
 
 import msgspec
 
-from actorlog.events import ActorlogError
+from actorlog.events import ActorlogError, Codec
 from actorlog.events.errors import shown
 from actorlog.replay.documents import HistogramDocument, StatisticsDocument
 from actorlog.replay.errors import DEFAULT_RECENT, ErrorStatistics
+from actorlog.replay.measurements import decode_view, measurement_folds
 from actorlog.replay.metrics import DEFAULT_MAX_HISTORY, Metrics, series_label
 from actorlog.replay.plugins import PluginStates
 from actorlog.store import EventRecord
@@ -43,6 +45,13 @@ class ReplayError(ActorlogError, ValueError):
         self.seq = seq
         self.kind = kind
         self.problem = problem
+
+
+def _chunked(rows: Iterable[tuple[Any, ...]], size: int = 1000) -> Iterator[list[tuple[Any, ...]]]:
+    """``rows`` in lists of ``size``."""
+    iterator = iter(rows)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
 
 
 SNAPSHOT_PROJECTION = "statistics"
@@ -67,9 +76,11 @@ class Statistics:
 
     def _route(self) -> None:
         self._routes: dict[str, tuple[Any, ...]] = {}
+        self._folds: dict[str, tuple[Callable[..., None], ...]] = {}
         for projection in (self.plugins, self.errors, self.metrics):
             for kind in projection.kinds:
                 self._routes[kind] = self._routes.get(kind, ()) + (projection,)
+                self._folds[kind] = self._folds.get(kind, ()) + (projection.fold,)
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -88,37 +99,94 @@ class Statistics:
         self, rows: Iterable[tuple[Any, ...]], decode: Callable[..., Any], progress: Progress | None = None
     ) -> int:
         """Fold raw rows ``(seq, ts, run, actor, kind, version, correlation, payload, hash)`` in
-        seq order, decoding only the kinds a projection reads; returns how many were read.
+        seq order (`EventStore.rows`), decoding only the kinds a projection reads; returns how
+        many were read. ``decode`` is a codec's ``decode`` (measurements of that codec's built-in
+        types take the fast path of `fold_chunks`)."""
+        codec = getattr(decode, "__self__", None)
+        return self.fold_chunks(
+            _chunked((row[0], row[1], row[2], row[3], row[4], row[5], row[7]) for row in rows),
+            codec if isinstance(codec, Codec) else Codec(), progress, decode=decode,
+        )
+
+    def fold_chunks(
+        self, chunks: Iterable[Sequence[tuple[Any, ...]]], codec: Codec, progress: Progress | None = None,
+        *, decode: Callable[..., Any] | None = None,
+    ) -> int:
+        """Fold chunks of rows ``(seq, ts, run, actor, kind, version, payload)`` in seq order
+        (`EventStore.fold_chunks`), decoding only the kinds a projection reads, with no record
+        built per event; returns how many rows were read, and calls ``progress`` with the
+        length of each chunk.
+
+        Measurements (most of a log) are decoded to views of the fields the metrics read
+        (`actorlog.replay.measurements`); every other kind a projection reads goes through
+        ``decode`` (the codec's, by default). An event that cannot be decoded or folded
+        raises an `ActorlogError` naming its seq.
 
         The position and "now" cover every row read but the store's own bookkeeping
         (checkpoints, snapshot records): signing a log or snapshotting it changes no statistic.
         """
-        wanted = self._routes
-        apply = self.apply
+        decode = codec.decode if decode is None else decode
+        routes = self._folds
+        # the measurements read through a view: kind -> (view type, version, Metrics method)
+        fast = measurement_folds(codec.registry, self.metrics)
+        _float = float
         folded = 0
         last_seq, newest = 0, None
-        _float = float
-        for seq, ts, run, actor, kind, version, correlation, payload, digest in rows:
-            folded += 1
-            if progress is not None and folded % 10_000 == 0:
-                progress(10_000)
-            if actor != STORE_ACTOR:
-                last_seq = seq
-                if type(ts) is _float and (newest is None or ts > newest):
-                    newest = ts
-            if kind not in wanted:
-                continue
-            try:
-                if type(ts) is not _float:  # only a row written by something else than actorlog
-                    raise ValueError(f"its time (ts) is {shown(ts)}, not a number")
-                apply(EventRecord(
-                    seq=seq, ts=ts, run=run, actor=actor, kind=kind, version=version, correlation=correlation,
-                    event=decode(kind, version, payload, seq=seq), hash=digest,
-                ))
-            except ActorlogError:
-                raise  # already names the event
-            except Exception as exc:
-                raise ReplayError(seq, kind, f"{type(exc).__name__}: {str(exc)[:300]}") from exc
+        # what `apply` does per record, kept in locals and stored once at the end
+        applied_seq, applied_ts = None, self.last_ts
+        metrics_seq = 0
+        try:
+            for chunk in chunks:
+                folded += len(chunk)
+                for seq, ts, run, actor, kind, version, payload in chunk:
+                    if type(ts) is _float:
+                        if actor != STORE_ACTOR:
+                            last_seq = seq
+                            if newest is None or ts > newest:
+                                newest = ts
+                        view = fast.get(kind)
+                        if view is not None and version == view[1]:  # the fast path
+                            try:
+                                measurement = decode_view(payload)
+                            except Exception:  # noqa: BLE001 - decoded again below, by the codec, which names the problem
+                                measurement = None
+                            if type(measurement) is view[0]:
+                                try:
+                                    view[2](measurement, ts, run)
+                                except ActorlogError:
+                                    raise
+                                except Exception as exc:
+                                    raise ReplayError(seq, kind, f"{type(exc).__name__}: {str(exc)[:300]}") from exc
+                                metrics_seq = applied_seq = seq
+                                if applied_ts is None or ts > applied_ts:
+                                    applied_ts = ts
+                                continue
+                    elif actor != STORE_ACTOR:
+                        last_seq = seq
+                    folds = routes.get(kind)
+                    if folds is None:
+                        continue
+                    try:
+                        if type(ts) is not _float:  # only a row written by something else than actorlog
+                            raise ValueError(f"its time (ts) is {shown(ts)}, not a number")
+                        event = decode(kind, version, payload, seq=seq)
+                        for fold in folds:
+                            fold(kind, event, seq, ts, run, actor)
+                    except ActorlogError:
+                        raise  # already names the event
+                    except Exception as exc:
+                        raise ReplayError(seq, kind, f"{type(exc).__name__}: {str(exc)[:300]}") from exc
+                    applied_seq = seq
+                    if applied_ts is None or ts > applied_ts:
+                        applied_ts = ts
+                if progress is not None:
+                    progress(len(chunk))
+        finally:
+            if metrics_seq > self.metrics.position:
+                self.metrics.position = metrics_seq
+            if applied_seq is not None:
+                self.position = applied_seq
+            self.last_ts = applied_ts
         self.advance(last_seq, newest)
         return folded
 

@@ -6,6 +6,7 @@ import math
 import os
 import sqlite3
 import threading
+from itertools import chain
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
@@ -24,6 +25,10 @@ class Reader(Protocol):
 
 
 ROW_COLUMNS = "seq, ts, run, actor, kind, version, correlation, payload, hash"
+
+FOLD_COLUMNS = "seq, ts, run, actor, kind, version, payload"
+"""The columns a fold reads: no projection reads the correlation or the hash, and
+each column left out is one Python object less per row."""
 
 
 class EventFilter(msgspec.Struct, frozen=True, kw_only=True):
@@ -174,24 +179,34 @@ def iter_rows(
     lock: threading.Lock,
     selection: EventFilter,
     chunk_size: int,
+    columns: str = ROW_COLUMNS,
 ) -> Iterator[tuple[Any, ...]]:
-    """Yield raw rows in seq order, fetching ``chunk_size`` at a time (keyset paging on seq).
+    """Yield raw rows (``columns``, seq first) in seq order, fetching ``chunk_size`` at a time
+    (keyset paging on seq).
 
     Memory stays bounded by one chunk whatever the log's length, and the connection is
     not held between chunks, so readers in other threads and appends go on meanwhile.
     Errors become `StoreLockedError` or `StoreReadError` naming the log and the seq reading
     had reached.
     """
+    # chained in C: no generator frame resumed per row
+    return chain.from_iterable(iter_chunks(reader, lock, selection, chunk_size, columns))
+
+
+def iter_chunks(
+    reader: Reader, lock: threading.Lock, selection: EventFilter, chunk_size: int, columns: str = ROW_COLUMNS
+) -> Iterator[list[Any]]:
+    """`iter_rows` a chunk (a list of at most ``chunk_size`` rows) at a time."""
     clauses, params = selection.where()
     after = clamp_seq(selection.from_seq - 1) if selection.from_seq is not None else -1
     upper = clamp_seq(selection.to_seq) if selection.to_seq is not None else None
     sql_tail = " AND ".join(["seq > ?"] + (["seq <= ?"] if upper is not None else []) + clauses)
-    sql = f"SELECT {ROW_COLUMNS} FROM events WHERE {sql_tail} ORDER BY seq LIMIT ?"
+    sql = f"SELECT {columns} FROM events WHERE {sql_tail} ORDER BY seq LIMIT ?"
     while True:
         bound = [after] + ([upper] if upper is not None else []) + params + [chunk_size]
         with lock:
             chunk = reader.fetch(sql, bound, f"reading the events after seq {max(after, 0)}")
-        yield from chunk
+        yield chunk
         if len(chunk) < chunk_size:
             return
         after = chunk[-1][0]
