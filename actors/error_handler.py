@@ -24,7 +24,7 @@ import pykka
 from actorlog.actors.error_policy import Decision, ErrorPolicy, Failure, Handler, as_decision, lookup
 from actorlog.actors.error_policy import qualified_name
 from actorlog.actors.failures import record_failure
-from actorlog.actors.protocol import CarryOut, ReportFailure
+from actorlog.actors.protocol import CarryOut, Control, ReportFailure
 from actorlog.actors.router import Router
 from actorlog.actors.tracebacks import fit_texts, safe_str
 from actorlog.events import FailureAssessed, RecoveryDecided, Severity
@@ -32,6 +32,9 @@ from actorlog.events import FailureAssessed, RecoveryDecided, Severity
 logger = logging.getLogger(__name__)
 
 ACTOR = "errors"
+
+MAX_RETRY_DELAY = 60.0
+"""Seconds: a longer retry delay decided is carried out as this one (as the supervisor did)."""
 
 Policy = Callable[[ReportFailure], "CarryOut | Decision"]
 """A low-level decision function, for full control: it replaces handlers, strategies and defaults."""
@@ -50,6 +53,8 @@ class ErrorHandler(pykka.ThreadingActor):
         self.policy = policy
         self.severities = policy if isinstance(policy, ErrorPolicy) else ErrorPolicy()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.escalated = False
+        """Whether this handler decided to escalate: from then on every decision goes to the supervisor."""
 
     def on_stop(self) -> None:
         if self._loop is not None:
@@ -63,6 +68,7 @@ class ErrorHandler(pykka.ThreadingActor):
             except BaseException as exc:  # noqa: BLE001 - the failure path itself failed (the log is broken)
                 logger.exception("the error handler could not decide on a failure of %r", message.plugin)
                 reason = f"the error handler could not record its decision: {qualified_name(exc)}: {exc}"
+                self.escalated = True
                 self.supervisor.tell(
                     CarryOut(plugin=message.plugin, action="escalate", reason=reason, correlation=message.correlation)
                 )
@@ -86,8 +92,15 @@ class ErrorHandler(pykka.ThreadingActor):
         )
         if truncated:
             assessed = msgspec.structs.replace(assessed, truncated=True)
-        self.store.append(assessed, actor=ACTOR, correlation=report.correlation, refs=refs)
-        decision = self._decide(report, severity)
+        together = self._decides_alone(report)
+        if not together:  # a handler of the user's may take its time, and append events of its own
+            self.store.append(assessed, actor=ACTOR, correlation=report.correlation, refs=refs)
+        try:
+            decision = self._decide(report, severity)
+        except BaseException:
+            if together:
+                self.store.append(assessed, actor=ACTOR, correlation=report.correlation, refs=refs)
+            raise
         decided, _ = fit_texts(
             RecoveryDecided(
                 plugin=report.plugin, action=decision.action, delay=decision.delay, reason=decision.reason,
@@ -95,15 +108,46 @@ class ErrorHandler(pykka.ThreadingActor):
             ),
             ("reason",), limit,
         )
-        self.store.append(decided, actor=ACTOR, correlation=report.correlation, refs=refs)
-        if report.where != "task" or decision.action == "escalate":
-            self.supervisor.tell(
-                CarryOut(
-                    plugin=report.plugin, action=decision.action, reason=decided.reason, delay=decision.delay,
-                    severity=severity, correlation=report.correlation, exc_type=qualified_name(exc),
-                )
-            )
+        if together:  # one failure's assessment and decision are committed in one transaction
+            self.store.append_together([(assessed, refs), (decided, refs)], actor=ACTOR, correlation=report.correlation)
+        else:
+            self.store.append(decided, actor=ACTOR, correlation=report.correlation, refs=refs)
+        self._carry_out(report, decision, decided.reason, severity)
         return decision
+
+    def _decides_alone(self, report: ReportFailure) -> bool:
+        """Whether the decision is the policy's own (no handler, strategy or policy function
+        of the user's runs): quick, and appending nothing, so both events can go together."""
+        policy = self.policy
+        if not isinstance(policy, ErrorPolicy):
+            return False
+        exc_type = type(report.exception)
+        return lookup(policy.handlers, exc_type) is None and lookup(policy.strategies, exc_type) is None
+
+    def _carry_out(self, report: ReportFailure, decision: Decision, reason: str, severity: Severity) -> None:
+        """Have the decision carried out: by the failed plugin's own actor when it needs no
+        supervisor (continue, retry: nothing is logged for them), else by the supervisor."""
+        action = decision.action
+        if report.where == "task" and action != "escalate":
+            return  # the task's caller has the decision as its answer
+        if action in ("continue", "retry") and report.generation is not None and not self.escalated:
+            entry = self.router.plugins.get(report.plugin)
+            if entry is not None and entry.ref is not None:
+                control = (Control(op="retry", delay=min(decision.delay, MAX_RETRY_DELAY), generation=report.generation)
+                           if action == "retry" else Control(op="resume", generation=report.generation))
+                try:
+                    entry.ref.tell(control)
+                except pykka.ActorDeadError:
+                    pass  # stopped meanwhile: there is nothing left to resume
+                return
+        if action == "escalate":
+            self.escalated = True  # later decisions go to the supervisor, which ignores them from now on
+        self.supervisor.tell(
+            CarryOut(
+                plugin=report.plugin, action=action, reason=reason, delay=decision.delay,
+                severity=severity, correlation=report.correlation, exc_type=qualified_name(report.exception),
+            )
+        )
 
     def _decide(self, report: ReportFailure, severity: Severity) -> Decision:
         decision = self._custom(report) if not isinstance(self.policy, ErrorPolicy) else self._policy(report, severity)

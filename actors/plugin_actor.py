@@ -25,7 +25,7 @@ import pykka
 
 from actorlog.actors.context import PluginContext
 from actorlog.actors.error_policy import qualified_name
-from actorlog.actors.errors import PluginNotRunningError, UnhealthyError
+from actorlog.actors.errors import EscalationError, PluginNotRunningError, UnhealthyError
 from actorlog.actors.plugin import Health, Plugin
 from actorlog.actors.protocol import Control, Delivery, ReportFailure, StartFailed, Where
 from actorlog.actors.router import PluginEntry, Router
@@ -184,7 +184,7 @@ class PluginActor(pykka.ThreadingActor):
             ReportFailure(
                 plugin=self.entry.name, exception=exc, where=where, correlation=correlation, failure=failure,
                 failed_at=failed_at, attempt=delivery.attempt if delivery is not None else None,
-                asked=delivery is not None and delivery.reply is not None,
+                asked=delivery is not None and delivery.reply is not None, generation=self.generation,
             )
         )
         return failure
@@ -219,8 +219,12 @@ class PluginActor(pykka.ThreadingActor):
             elif op == "stop":
                 self._stop_plugin()
             elif op == "resume":
+                if self._stale(control):
+                    return
                 self.failed = None
             elif op == "retry":
+                if self._stale(control):
+                    return
                 self._retry_after(control.delay)
             elif op == "redeliver":
                 if control.generation != self.generation:
@@ -241,6 +245,14 @@ class PluginActor(pykka.ThreadingActor):
         _reply(control.reply, result)
         if op in ("resume", "redeliver"):
             self._run_again()
+
+    def _stale(self, control: Control) -> bool:
+        """Whether a decision the error handler sent straight here no longer applies: the
+        suspension it was about has ended (a restart or stop came first), or the system
+        escalated (the supervisor would have ignored it, as it ignores every later decision)."""
+        if not control.generation:
+            return False  # the supervisor's: it checked for itself
+        return control.generation != self.generation or isinstance(self.router.stopped, EscalationError)
 
     def _retry_after(self, delay: float) -> None:
         """Deliver the failed message again after ``delay`` seconds; meanwhile new ones wait."""
