@@ -31,6 +31,8 @@ class RowInbox:
         self._lock = threading.Lock()
         self._not_empty = threading.Condition(self._lock)
         self._not_full = threading.Condition(self._lock)
+        self._writer_waits = False
+        """Whether the writer sleeps in `get` (under the lock): producers notify only then."""
 
     def put(self, item: Any) -> None:
         """Queue a row, a `Batch` or a request; waits while the inbox is full of rows."""
@@ -41,13 +43,18 @@ class RowInbox:
                     self._not_full.wait()
             self._items.append(item)
             self._rows += weight
-            self._not_empty.notify()
+            if self._writer_waits:
+                self._not_empty.notify()
 
     def get(self) -> Any:
         """The oldest item, waiting for one."""
         with self._lock:
             while not self._items:
-                self._not_empty.wait()
+                self._writer_waits = True
+                try:
+                    self._not_empty.wait()
+                finally:
+                    self._writer_waits = False
             item = self._items.popleft()
             weight = _weight(item)
             if weight:
@@ -60,27 +67,38 @@ class RowInbox:
 
         Stops at the first item that is not a row or batch (a request), removes it and
         returns it for the caller to handle after committing; None if there was none.
+
+        The lock is held only to swap the queue out and to put back what is left: producers
+        never wait behind the sorting of a thousand rows (with the interpreter lock to take
+        back after such a wait, that cost them far more than the sorting itself).
         """
         with self._lock:
             waiting = self._items
-            taken = 0
-            other: Any = None
-            while waiting and len(rows) < limit:
-                item = waiting.popleft()
-                kind = type(item)
-                if kind is list:
-                    rows.append(item)
-                    taken += 1
-                elif kind is Batch:
-                    rows.extend(item)
-                    taken += len(item)
-                else:
-                    other = item
-                    break
+            if not waiting:
+                return None
+            self._items = deque()
+        taken = 0
+        other: Any = None
+        while waiting and len(rows) < limit:  # only this thread holds `waiting` now
+            item = waiting.popleft()
+            kind = type(item)
+            if kind is list:
+                rows.append(item)
+                taken += 1
+            elif kind is Batch:
+                rows.extend(item)
+                taken += len(item)
+            else:
+                other = item
+                break
+        with self._lock:
+            if waiting:  # what was left goes back first, in order, before what came meanwhile
+                waiting.extend(self._items)
+                self._items = waiting
             if taken:
                 self._rows -= taken
                 self._not_full.notify_all()
-            return other
+        return other
 
     def statistics(self) -> dict[str, int]:
         """Rows and items waiting now, and the bound (trio's ``statistics()`` habit)."""
