@@ -158,3 +158,29 @@ def test_correlation_ids_are_16_hex_digits_and_distinct() -> None:
     ids = {new_correlation() for _ in range(10_000)}
     assert len(ids) == 10_000
     assert all(len(i) == 16 and int(i, 16) >= 0 for i in ids)
+
+
+def test_a_referring_field_filled_at_commit_reads_as_the_whole_event_encoded_with_it(tmp_path: Path) -> None:
+    import msgspec
+
+    from actorlog.events import FailureAssessed, FailureRaised, MessageReceived, RecoveryDecided
+
+    with EventStore(tmp_path / "log.db") as store:
+        # a nested key of the same name, and the key's text inside a string, are not the field
+        received = MessageReceived(recipient="r", sender="s", message=msgspec.Raw(b'{"trigger_seq":null}'))
+        first = store.append(received, actor="r")
+        raised = FailureRaised(plugin="r", exc_type="x", message='"trigger_seq":null', traceback="t\n")
+        second = store.append(raised, actor="r", refs={"trigger_seq": first})
+        assessed = FailureAssessed(plugin="r", exc_type="x", message="m", severity="low", failed_at=1.5)
+        decided = RecoveryDecided(plugin="r", action="continue")
+        store.append_together([(assessed, {"failure_seq": second}), (decided, {"failure_seq": second})], actor="errors")
+        store.flush()
+        payloads = [row[0] for row in store.db.execute("SELECT payload FROM events ORDER BY seq").fetchall()]
+        expected = [
+            msgspec.json.encode(received),
+            msgspec.json.encode(msgspec.structs.replace(raised, trigger_seq=first.seq)),
+            msgspec.json.encode(msgspec.structs.replace(assessed, failure_seq=second.seq)),
+            msgspec.json.encode(msgspec.structs.replace(decided, failure_seq=second.seq)),
+        ]
+        assert payloads[-4:] == [payload.decode() for payload in expected]
+        assert store.verify().ok
