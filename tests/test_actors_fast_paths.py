@@ -184,3 +184,16 @@ def test_a_referring_field_filled_at_commit_reads_as_the_whole_event_encoded_wit
         ]
         assert payloads[-4:] == [payload.decode() for payload in expected]
         assert store.verify().ok
+
+
+def test_an_event_redacted_again_after_a_secret_is_remembered_has_it_masked() -> None:
+    from actorlog.actors.redaction import redact_event, remember_secret
+    from actorlog.events import FailureRaised
+
+    secret = "fast-path-secret-" + new_correlation()
+    event = FailureRaised(plugin="p", exc_type="x", message=f"failed with {secret}", traceback="")
+    once = redact_event(event)
+    assert redact_event(once) is once and secret in once.message  # not known yet: nothing to mask
+    remember_secret(secret)
+    again = redact_event(once)
+    assert secret not in again.message and "***" in again.message
