@@ -58,12 +58,8 @@ del _cls
 SYSTEM_MESSAGES: tuple[type[Message], ...] = (ReportFailure, CarryOut)
 
 
-class Delivery(msgspec.Struct, gc=False):
-    """An application message on its way to a plugin, with who sent it and where to reply.
-
-    Not tracked by the garbage collector (one is made per message, and each allocation of a
-    tracked object brings the next collection nearer): it is in no reference cycle, since
-    nothing it holds (the message, names, a reply future) refers back to it."""
+class Delivery(msgspec.Struct):
+    """An application message on its way to a plugin, with who sent it and where to reply."""
 
     message: Any
     sender: str
