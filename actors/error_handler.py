@@ -31,7 +31,7 @@ from actorlog.actors.assessment import (
 from actorlog.actors.error_policy import Decision, ErrorPolicy, Failure, Handler, as_decision, lookup
 from actorlog.actors.error_policy import qualified_name
 from actorlog.actors.failures import record_failure
-from actorlog.actors.protocol import CarryOut, Control, ReportFailure
+from actorlog.actors.protocol import CarryOut, ReportFailure
 from actorlog.actors.router import Router
 from actorlog.actors.tracebacks import fit_texts, safe_str
 from actorlog.events import FailureAssessed, RecoveryDecided, Severity
@@ -60,8 +60,6 @@ class ErrorHandler(pykka.ThreadingActor):
         self.policy = policy
         self.severities = policy if isinstance(policy, ErrorPolicy) else ErrorPolicy()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self.escalated = False
-        """Whether this handler decided to escalate: from then on every decision goes to the supervisor."""
 
     def on_stop(self) -> None:
         if self._loop is not None:
@@ -75,7 +73,6 @@ class ErrorHandler(pykka.ThreadingActor):
             except BaseException as exc:  # noqa: BLE001 - the failure path itself failed (the log is broken)
                 logger.exception("the error handler could not decide on a failure of %r", message.plugin)
                 reason = f"the error handler could not record its decision: {qualified_name(exc)}: {exc}"
-                self.escalated = True
                 self.supervisor.tell(
                     CarryOut(plugin=message.plugin, action="escalate", reason=reason, correlation=message.correlation)
                 )
@@ -109,26 +106,13 @@ class ErrorHandler(pykka.ThreadingActor):
         return decision
 
     def _carry_out(self, report: ReportFailure, decision: Decision, reason: str, severity: Severity) -> None:
-        """Have the decision carried out: by the failed plugin's own actor when it needs no
-        supervisor (continue, retry: nothing is logged for them), else by the supervisor."""
-        action = decision.action
-        if report.where == "task" and action != "escalate":
-            return  # the task's caller has the decision as its answer
-        if action in ("continue", "retry") and report.generation is not None and not self.escalated:
-            entry = self.router.plugins.get(report.plugin)
-            if entry is not None and entry.ref is not None:
-                control = (Control(op="retry", delay=min(decision.delay, MAX_RETRY_DELAY), generation=report.generation)
-                           if action == "retry" else Control(op="resume", generation=report.generation))
-                try:
-                    entry.ref.tell(control)
-                except pykka.ActorDeadError:
-                    pass  # stopped meanwhile: there is nothing left to resume
-                return
-        if action == "escalate":
-            self.escalated = True  # later decisions go to the supervisor, which ignores them from now on
+        """Hand the decision to the supervisor, which carries decisions out one at a time in the
+        order they arrive (a task's caller has its decision as its answer, unless it escalates)."""
+        if report.where == "task" and decision.action != "escalate":
+            return
         self.supervisor.tell(
             CarryOut(
-                plugin=report.plugin, action=action, reason=reason, delay=decision.delay,
+                plugin=report.plugin, action=decision.action, reason=reason, delay=decision.delay,
                 severity=severity, correlation=report.correlation, exc_type=qualified_name(report.exception),
             )
         )

@@ -192,7 +192,7 @@ class PluginActor(pykka.ThreadingActor):
         report = ReportFailure(
             plugin=self.entry.name, exception=exc, where=where, correlation=correlation, failure=failure,
             failed_at=failure.ts, attempt=delivery.attempt if delivery is not None else None,
-            asked=delivery is not None and delivery.reply is not None, generation=self.generation + 1,
+            asked=delivery is not None and delivery.reply is not None,
         )
         decided = decide_here(self.router.error_policy, report)
         if decided is not None:
@@ -253,12 +253,8 @@ class PluginActor(pykka.ThreadingActor):
             elif op == "stop":
                 self._stop_plugin()
             elif op == "resume":
-                if self._stale(control):
-                    return
                 self.failed = None
             elif op == "retry":
-                if self._stale(control):
-                    return
                 self._retry_after(control.delay)
             elif op == "redeliver":
                 if control.generation != self.generation:
@@ -279,14 +275,6 @@ class PluginActor(pykka.ThreadingActor):
         _reply(control.reply, result)
         if op in ("resume", "redeliver"):
             self._run_again()
-
-    def _stale(self, control: Control) -> bool:
-        """Whether a decision the error handler sent straight here no longer applies: the
-        suspension it was about has ended (a restart or stop came first), or the system
-        escalated (the supervisor would have ignored it, as it ignores every later decision)."""
-        if not control.generation:
-            return False  # the supervisor's: it checked for itself
-        return control.generation != self.generation or isinstance(self.router.stopped, EscalationError)
 
     def _retry_after(self, delay: float) -> None:
         """Deliver the failed message again after ``delay`` seconds; meanwhile new ones wait."""

@@ -34,9 +34,6 @@ class ReportFailure(Message, tag="actorlog.report_failure", frozen=True):
     retries_left: bool = False
     asked: bool = False
     """For a handler: the message was asked, so its sender already has the exception."""
-    generation: int | None = None
-    """For a plugin's own failure (handler, health): the suspension it began. A decision that
-    needs no supervisor (continue, retry) is carried out by the plugin's actor while it lasts."""
 
 
 class CarryOut(Message, tag="actorlog.carry_out", frozen=True):
@@ -81,8 +78,7 @@ class Control(msgspec.Struct):
     delay: float = 0.0
     """For ``retry``: seconds before the failed message is delivered again."""
     generation: int = 0
-    """For ``redeliver``, and ``resume`` or ``retry`` sent by the error handler: the suspension it
-    belongs to (a later start, stop or restart makes it stale). 0 (the supervisor's): always applies."""
+    """For ``redeliver``: the suspension it belongs to (a later start or stop makes it stale)."""
     upgrade: Any = None
     """For ``upgrade_halt`` and ``upgrade_start``: the `actorlog.actors.upgrade.Version` to hand over to or start."""
     state: Any = None
