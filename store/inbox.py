@@ -31,8 +31,6 @@ class RowInbox:
         self._lock = threading.Lock()
         self._not_empty = threading.Condition(self._lock)
         self._not_full = threading.Condition(self._lock)
-        self._writer_waits = False
-        """Whether the writer sleeps in `get` (under the lock): producers notify only then."""
 
     def put(self, item: Any) -> None:
         """Queue a row, a `Batch` or a request; waits while the inbox is full of rows."""
@@ -43,18 +41,13 @@ class RowInbox:
                     self._not_full.wait()
             self._items.append(item)
             self._rows += weight
-            if self._writer_waits:
-                self._not_empty.notify()
+            self._not_empty.notify()
 
     def get(self) -> Any:
         """The oldest item, waiting for one."""
         with self._lock:
             while not self._items:
-                self._writer_waits = True
-                try:
-                    self._not_empty.wait()
-                finally:
-                    self._writer_waits = False
+                self._not_empty.wait()
             item = self._items.popleft()
             weight = _weight(item)
             if weight:
