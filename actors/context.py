@@ -45,7 +45,9 @@ class PluginRef:
 
     def tell(self, message: object, *, correlation: str | None = None) -> None:
         """Send without waiting. A failure in the handler is reported to the error handler."""
-        self._router.send(self.sender, self.name, message, self._correlation(correlation), None)
+        if correlation is None and self._context is not None:  # inlined `_correlation`: the hot path
+            correlation = self._context.correlation
+        self._router.send(self.sender, self.name, message, correlation, None)
 
     def ask(self, message: object, *, timeout: float | None = None, correlation: str | None = None) -> Any:
         """Send and wait for the handler's return value (or its exception).

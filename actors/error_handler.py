@@ -21,6 +21,13 @@ from typing import Any
 import msgspec
 import pykka
 
+from actorlog.actors.assessment import (
+    assessed_event,
+    carried_out_as,
+    decided_by_defaults,
+    decided_event,
+    failure_of,
+)
 from actorlog.actors.error_policy import Decision, ErrorPolicy, Failure, Handler, as_decision, lookup
 from actorlog.actors.error_policy import qualified_name
 from actorlog.actors.failures import record_failure
@@ -32,6 +39,9 @@ from actorlog.events import FailureAssessed, RecoveryDecided, Severity
 logger = logging.getLogger(__name__)
 
 ACTOR = "errors"
+
+MAX_RETRY_DELAY = 60.0
+"""Seconds: a longer retry delay decided is carried out as this one (as the supervisor did)."""
 
 Policy = Callable[[ReportFailure], "CarryOut | Decision"]
 """A low-level decision function, for full control: it replaces handlers, strategies and defaults."""
@@ -77,46 +87,44 @@ class ErrorHandler(pykka.ThreadingActor):
         severity = self.severities.severity_of(exc)
         refs = {"failure_seq": report.failure} if report.failure is not None else None
         limit = self.store.max_payload_bytes  # texts are cut to fit the log; the policy sees exc itself
-        assessed, truncated = fit_texts(
-            FailureAssessed(
-                plugin=report.plugin, exc_type=qualified_name(exc), message=safe_str(exc), severity=severity,
-                failed_at=report.failed_at if report.failed_at is not None else time.time(),
-            ),
-            ("message",), limit,
-        )
-        if truncated:
-            assessed = msgspec.structs.replace(assessed, truncated=True)
-        self.store.append(assessed, actor=ACTOR, correlation=report.correlation, refs=refs)
-        decision = self._decide(report, severity)
-        decided, _ = fit_texts(
-            RecoveryDecided(
-                plugin=report.plugin, action=decision.action, delay=decision.delay, reason=decision.reason,
-                severity=severity,
-            ),
-            ("reason",), limit,
-        )
-        self.store.append(decided, actor=ACTOR, correlation=report.correlation, refs=refs)
-        if report.where != "task" or decision.action == "escalate":
-            self.supervisor.tell(
-                CarryOut(
-                    plugin=report.plugin, action=decision.action, reason=decided.reason, delay=decision.delay,
-                    severity=severity, correlation=report.correlation, exc_type=qualified_name(exc),
-                )
-            )
+        assessed = assessed_event(report, severity, limit)
+        together = isinstance(self.policy, ErrorPolicy) and decided_by_defaults(self.policy, exc)
+        if not together:  # a handler of the user's may take its time, and append events of its own
+            self.store.append(assessed, actor=ACTOR, correlation=report.correlation, refs=refs)
+        try:
+            decision = self._decide(report, severity)
+        except BaseException:
+            if together:
+                self.store.append(assessed, actor=ACTOR, correlation=report.correlation, refs=refs)
+            raise
+        decided = decided_event(report, decision, severity, limit)
+        if together:  # one failure's assessment and decision are committed in one transaction
+            self.store.append_together([(assessed, refs), (decided, refs)], actor=ACTOR, correlation=report.correlation)
+        else:
+            self.store.append(decided, actor=ACTOR, correlation=report.correlation, refs=refs)
+        self._carry_out(report, decision, decided.reason, severity)
         return decision
+
+    def _carry_out(self, report: ReportFailure, decision: Decision, reason: str, severity: Severity) -> None:
+        """Hand the decision to the supervisor, which carries decisions out one at a time in the
+        order they arrive (a task's caller has its decision as its answer, unless it escalates)."""
+        if report.where == "task" and decision.action != "escalate":
+            return
+        self.supervisor.tell(
+            CarryOut(
+                plugin=report.plugin, action=decision.action, reason=reason, delay=decision.delay,
+                severity=severity, correlation=report.correlation, exc_type=qualified_name(report.exception),
+            )
+        )
 
     def _decide(self, report: ReportFailure, severity: Severity) -> Decision:
         decision = self._custom(report) if not isinstance(self.policy, ErrorPolicy) else self._policy(report, severity)
-        return self._carried_out_as(report, decision)
+        return carried_out_as(report, decision, self.severities.max_redeliveries)
 
     def _policy(self, report: ReportFailure, severity: Severity) -> Decision:
         policy = self.policy
         assert isinstance(policy, ErrorPolicy)
-        failure = Failure(
-            plugin=report.plugin, exception=report.exception, severity=severity, where=report.where,
-            correlation=report.correlation, attempt=report.attempt, retry_delay=report.retry_delay,
-            retries_left=report.retries_left,
-        )
+        failure = failure_of(report, severity)
         decision = None
         for table, kind in ((policy.handlers, "handler"), (policy.strategies, "recovery strategy")):
             function: Handler | None = lookup(table, type(report.exception))
@@ -130,25 +138,6 @@ class ErrorHandler(pykka.ThreadingActor):
                 decision = outcome
                 break
         return decision if decision is not None else policy.default(failure)
-
-    def _carried_out_as(self, report: ReportFailure, decision: Decision) -> Decision:
-        """The decision as it can be carried out for this failure (the one that is logged)."""
-        if report.where == "task" and decision.action == "retry" and not report.retries_left:
-            decision = Decision("stop", reason=f"{decision.reason or 'retry chosen'}, but no retry is left")
-        if report.where == "handler" and decision.action == "retry":
-            chosen = decision.reason or "retry chosen"
-            if report.asked:
-                decision = Decision("continue", reason=f"{chosen}; the message was asked, so its sender has the "
-                                                       f"exception and it is not delivered again")
-            elif (report.attempt or 1) > self.severities.max_redeliveries:
-                decision = Decision("continue", reason=f"{chosen}; delivered {report.attempt} times, so it is not "
-                                                       f"delivered again (max_redeliveries)")
-        if report.where in ("start", "restart") and decision.action in ("continue", "retry"):
-            # its start failed: there is no instance to go on with, so the only way on is another start
-            decision = Decision(
-                "restart", reason=f"{decision.reason}; its start failed, so it is restarted (within the restart limit)"
-            )
-        return decision
 
     def _consult(self, function: Handler, failure: Failure, source: str) -> Any:
         try:
@@ -175,12 +164,7 @@ class ErrorHandler(pykka.ThreadingActor):
             record_failure(self.store, ACTOR, exc, actor=ACTOR, correlation=report.correlation)
             logger.warning("error policy raised; the default policy applies", exc_info=exc)
             severity = self.severities.severity_of(report.exception)
-            failure = Failure(
-                plugin=report.plugin, exception=report.exception, severity=severity, where=report.where,
-                correlation=report.correlation, attempt=report.attempt, retry_delay=report.retry_delay,
-                retries_left=report.retries_left,
-            )
-            return self.severities.default(failure)
+            return self.severities.default(failure_of(report, severity))
 
     def _event_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:

@@ -23,16 +23,20 @@ from typing import Any
 import msgspec
 import pykka
 
+from actorlog.actors.assessment import assessed_event, decide_here, decided_event
 from actorlog.actors.context import PluginContext
+from actorlog.actors.error_handler import ACTOR as ERRORS_ACTOR
+from actorlog.actors.error_handler import MAX_RETRY_DELAY
+from actorlog.actors.error_policy import Decision
 from actorlog.actors.error_policy import qualified_name
-from actorlog.actors.errors import PluginNotRunningError, UnhealthyError
+from actorlog.actors.errors import EscalationError, PluginNotRunningError, UnhealthyError
 from actorlog.actors.plugin import Health, Plugin
 from actorlog.actors.protocol import Control, Delivery, ReportFailure, StartFailed, Where
 from actorlog.actors.router import PluginEntry, Router
 from actorlog.actors.failures import record_failure
 from actorlog.actors.upgrade import NotUpgradable, Version
 from actorlog.actors.tracebacks import fit_texts, safe_str
-from actorlog.events import EncodeError, MessageReceived, MessageRefused, PluginHealthChecked, tag_of
+from actorlog.events import EncodeError, MessageReceived, MessageRefused, PluginHealthChecked, Severity, tag_of
 from actorlog.store import Ticket
 
 logger = logging.getLogger(__name__)
@@ -69,7 +73,10 @@ class PluginActor(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         try:
             if type(message) is Delivery:
-                self._on_delivery(message)
+                if self.suspended or self.instance is None:
+                    self._on_delivery(message)
+                else:  # the common case, one call shorter
+                    self._deliver(message)
             elif type(message) is Control:
                 self._on_control(message)
             else:
@@ -135,8 +142,11 @@ class PluginActor(pykka.ThreadingActor):
             return
         entry.handling = None
         context.end()
-        self._release(delivery)
-        _reply(delivery.reply, result)
+        if delivery.bounded:  # inlined `_release` and `_reply`: the hot path
+            entry.inbox.give_back()
+        reply = delivery.reply
+        if reply is not None and not reply.done():
+            reply.set_result(result)
 
     def _reloaded(self, delivery: Delivery) -> Any:
         """A message sent before an upgrade whose class was imported again (same tag, new class),
@@ -176,18 +186,42 @@ class PluginActor(pykka.ThreadingActor):
         self, exc: BaseException, where: Where, correlation: str | None, trigger: Ticket | None,
         delivery: Delivery | None = None,
     ) -> Ticket:
-        """Record a failure, suspend, and report it to the error handler (for handler and health failures)."""
+        """Record a failure, and decide it here when it needs no supervisor (`_decided_here`);
+        otherwise suspend and report it to the error handler (for handler and health failures)."""
         failure = self.record_failure(exc, correlation, trigger)
-        failed_at = failure.ts
-        self._suspend("suspended")
-        self.router.report(
-            ReportFailure(
-                plugin=self.entry.name, exception=exc, where=where, correlation=correlation, failure=failure,
-                failed_at=failed_at, attempt=delivery.attempt if delivery is not None else None,
-                asked=delivery is not None and delivery.reply is not None,
-            )
+        report = ReportFailure(
+            plugin=self.entry.name, exception=exc, where=where, correlation=correlation, failure=failure,
+            failed_at=failure.ts, attempt=delivery.attempt if delivery is not None else None,
+            asked=delivery is not None and delivery.reply is not None,
         )
+        decided = decide_here(self.router.error_policy, report)
+        if decided is not None:
+            self._decided_here(report, *decided)
+        else:
+            self._suspend("suspended")
+            self.router.report(report)
         return failure
+
+    def _decided_here(self, report: ReportFailure, severity: Severity, decision: Decision) -> None:
+        """Log the error handler's two events for a failure the policy's defaults decide, and
+        carry the decision out: continue at once, or deliver the message again after its delay.
+        After an escalation the plugin stays suspended (the supervisor ignores every decision)."""
+        limit = self.store.max_payload_bytes
+        refs = {"failure_seq": report.failure}
+        self.store.append_together(
+            [(assessed_event(report, severity, limit), refs), (decided_event(report, decision, severity, limit), refs)],
+            actor=ERRORS_ACTOR, correlation=report.correlation,
+        )
+        if decision.action == "continue" and not isinstance(self.router.stopped, EscalationError):
+            self.failed = None  # never suspended: the next message is handled as if nothing happened
+            return
+        self._suspend("suspended")
+        if isinstance(self.router.stopped, EscalationError):
+            return
+        if decision.delay > 0:
+            self._retry_after(min(decision.delay, MAX_RETRY_DELAY))
+        else:  # told, not called: a message failing again must not recurse here
+            self._tell_self(Control(op="redeliver", generation=self.generation))
 
     def _suspend(self, state: str) -> None:
         self.suspended = True

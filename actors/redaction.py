@@ -402,6 +402,10 @@ def redact_event(event: T) -> T:
         fields = _fields_of[cls] = tuple(declared) if isinstance(declared, (tuple, list)) else ()
     if not fields or not isinstance(event, msgspec.Struct):
         return event
+    known = _known_ordered  # read first: a secret remembered meanwhile makes this result stale
+    recent: dict[int, Any] | None = getattr(_recent, "events", None)
+    if recent is not None and _recent.known is known and recent.get(id(event)) is event:
+        return event  # this thread's own result, redacted already (fit_texts, then the store's hook)
     changes: dict[str, Any] = {}
     for name in fields:
         value = getattr(event, name, None)
@@ -410,7 +414,20 @@ def redact_event(event: T) -> T:
         cleaned = _redact(value, None)
         if cleaned != value:
             changes[name] = cleaned
-    return msgspec.structs.replace(event, **changes) if changes else event
+    result = msgspec.structs.replace(event, **changes) if changes else event
+    if event.__struct_config__.frozen:  # a mutable event may be changed after it was redacted
+        if recent is None or _recent.known is not known or len(recent) >= _RECENT_MAX:
+            recent = _recent.events = {}
+            _recent.known = known
+        recent[id(result)] = result  # held, so its id cannot be another object's while it is here
+    return result
+
+
+_recent = threading.local()
+"""Per thread: the frozen events `redact_event` returned lately (by id), and the remembered
+secrets they were redacted against. An event passes through it twice on its way to the log
+(cut to size by `fit_texts`, then the store's hook): the second time costs a lookup."""
+_RECENT_MAX: Final = 32
 
 
 # -- cutting --------------------------------------------------------------------------------------

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import os
 import random as random_module
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
 
 import msgspec
 
+from actorlog.actors.correlation import new_correlation
 from actorlog.actors.error_policy import Decision
 from actorlog.actors.error_policy import qualified_name
 from actorlog.actors.failures import record_failure
@@ -178,7 +178,7 @@ class _Run:
     def __init__(self, retrying: Retrying, task: str) -> None:
         self.retrying = retrying
         self.task = task
-        self.correlation = retrying.correlation or os.urandom(8).hex()
+        self.correlation = retrying.correlation or new_correlation()
         self.started = retrying.clock()
         self.attempt = 1
         self.history: list[Attempt] = []

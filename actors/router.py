@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Collection
 from concurrent.futures import Future
@@ -13,6 +12,7 @@ from typing import Any
 import msgspec
 import pykka
 
+from actorlog.actors.correlation import new_correlation
 from actorlog.actors.errors import (
     AskCycleError,
     PluginNotRunningError,
@@ -20,6 +20,8 @@ from actorlog.actors.errors import (
     SystemStoppedError,
     UnknownPluginError,
 )
+from actorlog.actors.error_policy import ErrorPolicy
+from actorlog.actors.inbox_bound import InboxBound
 from actorlog.actors.metrics import Recorder
 from actorlog.actors.plugin import Plugin
 from actorlog.actors.protocol import Delivery
@@ -40,47 +42,6 @@ INBOX_TIMEOUT = 30.0
 
 ACCEPTING = frozenset({"starting", "running", "suspended", "restarting", "upgrading"})
 """Plugin states in which messages are queued for it (a restart or an upgrade delivers them to the new instance)."""
-
-
-class InboxBound:
-    """How many messages wait for a plugin, and room for more: `take` a slot to send
-    (waiting while the inbox is full), `give_back` once the message is handled or refused.
-
-    The common case (room left) is one uncontended lock round trip; only a full inbox waits.
-    """
-
-    __slots__ = ("_count", "_lock", "_room", "_waiters", "limit")
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._count = 0
-        self._waiters = 0
-        self._lock = threading.Lock()
-        self._room = threading.Condition(self._lock)
-
-    def take(self, timeout: float | None) -> bool:
-        """Take a slot, waiting up to ``timeout`` s for one (0: do not wait); False if none came."""
-        with self._lock:
-            if self._count < self.limit:
-                self._count += 1
-                return True
-            if timeout == 0:
-                return False
-            self._waiters += 1
-            try:
-                if not self._room.wait_for(lambda: self._count < self.limit, timeout):
-                    return False
-            finally:
-                self._waiters -= 1
-            self._count += 1
-            return True
-
-    def give_back(self) -> None:
-        """Return a slot; wakes one waiting sender."""
-        with self._lock:
-            self._count -= 1
-            if self._waiters:
-                self._room.notify()
 
 
 @dataclass
@@ -119,6 +80,9 @@ class PluginEntry:
     sent: set[type[Message]] = field(default_factory=set)
     """Message types sent to it so far (an upgrade must keep handling them); added to under `sent_lock`."""
     sent_lock: threading.Lock = field(default_factory=threading.Lock)
+    checked: dict[tuple[str, type], dict[type[Message], Callable[..., Any]]] = field(default_factory=dict)
+    """(sender, message type) pairs whose checks passed, each with the handlers it was checked
+    against (a cache: any sender may add an entry; every entry it adds is true)."""
 
     def __post_init__(self) -> None:
         if not self.version:
@@ -137,11 +101,6 @@ class PluginEntry:
         return allowed is not None and (sender in allowed or ANYONE in allowed)
 
 
-def new_correlation() -> str:
-    """A fresh correlation id for a message that starts a new story."""
-    return os.urandom(8).hex()
-
-
 class Router:
     """The system's routing table: who is registered, in what state, and how to reach them."""
 
@@ -150,6 +109,8 @@ class Router:
         self.registry = registry
         self.plugins: dict[str, PluginEntry] = {}
         self.errors: pykka.ActorRef[Any] | None = None
+        self.error_policy: ErrorPolicy | None = None
+        """The error handler's policy, when a plugin's actor may decide by its defaults (set once, at setup)."""
         self.recorder: Recorder | None = None
         self.stopped: BaseException | None = None
         self.stopping = False
@@ -172,18 +133,12 @@ class Router:
         if entry is None:
             raise UnknownPluginError(recipient, list(self.plugins))
         message_type = type(message)
-        if message_type not in entry.handlers:
-            self._refuse_type(sender, entry, message)
-        if message_type not in entry.sent:  # the common case is this one set lookup
-            with entry.sent_lock:
-                entry.sent.add(message_type)  # type: ignore[arg-type]
-        if entry.permissions is not None and not entry.accepts(sender, message_type):  # type: ignore[arg-type]
-            kind = self.registry.by_type[message_type][0]  # type: ignore[index]
-            self._refused(sender, recipient, kind, "permission denied", correlation)
-            raise PermissionError(
-                f"{_who(sender)} may not send {kind} ({message_type.__qualname__}) to plugin {recipient!r}; "
-                f"the plugin's permissions allow it from: {_allowed(entry.permissions.get(message_type))}"  # type: ignore[arg-type]
-            )
+        # The checks of (sender, recipient, type) that passed once pass again while the
+        # recipient's handlers are the same (an upgrade replaces them): one dict lookup.
+        key = (sender, message_type)
+        if entry.checked.get(key) is not entry.handlers:
+            self._check(sender, entry, message, correlation)
+            entry.checked[key] = entry.handlers
         if entry.state not in ACCEPTING or entry.ref is None:
             raise PluginNotRunningError(recipient, entry.state)
         # Back-pressure: a full inbox slows the sender. A plugin sending to itself is not
@@ -195,6 +150,22 @@ class Router:
         else:
             bounded = True
         entry.ref.tell(Delivery(message, sender, correlation or new_correlation(), reply, bounded))
+
+    def _check(self, sender: str, entry: PluginEntry, message: object, correlation: str | None) -> None:
+        """Refuse (logged, raised) a message the recipient has no handler for or may not take from ``sender``."""
+        message_type = type(message)
+        if message_type not in entry.handlers:
+            self._refuse_type(sender, entry, message)
+        if message_type not in entry.sent:
+            with entry.sent_lock:
+                entry.sent.add(message_type)  # type: ignore[arg-type]
+        if entry.permissions is not None and not entry.accepts(sender, message_type):  # type: ignore[arg-type]
+            kind = self.registry.by_type[message_type][0]  # type: ignore[index]
+            self._refused(sender, entry.name, kind, "permission denied", correlation)
+            raise PermissionError(
+                f"{_who(sender)} may not send {kind} ({message_type.__qualname__}) to plugin {entry.name!r}; "
+                f"the plugin's permissions allow it from: {_allowed(entry.permissions.get(message_type))}"  # type: ignore[arg-type]
+            )
 
     def _refuse_type(self, sender: str, entry: PluginEntry, message: object) -> None:
         cls = type(message)

@@ -45,7 +45,9 @@ from actorlog.actors.projector import LiveProjections, Read, Seed
 from actorlog.actors.protocol import SYSTEM_MESSAGES, CarryOut, Control
 from actorlog.actors.redaction import check_config, redact_event, redacted
 from actorlog.actors.retry import Retrying, RetryPolicy, make_retrying
-from actorlog.actors.router import ANYONE, APP, InboxBound, PluginEntry, Router, new_correlation
+from actorlog.actors.correlation import new_correlation
+from actorlog.actors.inbox_bound import InboxBound
+from actorlog.actors.router import ANYONE, APP, PluginEntry, Router
 from actorlog.actors.snapshots import AutoSnapshots
 from actorlog.actors.tracebacks import fit_texts
 from actorlog.actors.supervisor import RestartPolicy, StartPlugins, StopPlugin, StopPlugins, Supervisor
@@ -149,7 +151,10 @@ class ActorSystem:
         self._seed_projections()
         self._restart_policy = restart_policy or RestartPolicy()
         self._supervisor = Supervisor.start(self._router, self._restart_policy)
-        self._errors = ErrorHandler.start(self._router, self._supervisor, error_policy or ErrorPolicy())
+        policy = error_policy or ErrorPolicy()
+        self._errors = ErrorHandler.start(self._router, self._supervisor, policy)
+        # a plugin's actor decides by the policy's defaults itself (a policy function: never)
+        self._router.error_policy = policy if isinstance(policy, ErrorPolicy) else None
         self.metrics_options = metrics_options
         backlog = Backlog(self.metrics_options.max_pending, self.metrics_options.overload)
         self._metrics_actor = MetricsCollector.start(self.store, self.metrics_options, backlog)

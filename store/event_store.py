@@ -14,6 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
+import msgspec
 import sqlite_utils
 
 from actorlog.events import Checkpoint, Codec, SnapshotTaken, TypeRegistry
@@ -56,6 +57,7 @@ Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 
 DEFAULT_MAX_PAYLOAD_BYTES = 1 << 20
 _BATCH_MESSAGE_ROWS = 1000
+_plain_encode = msgspec.json.Encoder().encode
 
 logger = logging.getLogger(__name__)
 
@@ -322,6 +324,29 @@ class EventStore:
             row = self._row(kind, version, payload, actor, correlation, self._stamp(None))
             return self._send(writer, row, event, refs)
 
+    def append_together(
+        self,
+        events: Sequence[tuple[object, Mapping[str, Ticket] | None]],
+        *,
+        actor: str = "app",
+        correlation: str | None = None,
+    ) -> list[Ticket]:
+        """Append ``(event, refs)`` pairs (as `append` does each) so that they are committed
+        in one transaction, stamped now in order. All are encoded and checked before any is sent."""
+        writer = self._writable()
+        redact = self._redact
+        encoded = [
+            (self._encoded(event, actor, correlation), event, refs)
+            for event, refs in (events if redact is None else [(redact(event), refs) for event, refs in events])
+        ]
+        batch = Batch()
+        with self._order:
+            for (kind, version, payload), event, refs in encoded:
+                row = self._row(kind, version, payload, actor, correlation, self._stamp(None))
+                batch.append(DeferredRow(row, event, dict(refs), self._reencode) if refs else row)
+            writer.put(batch)  # one item: the writer never splits a batch between transactions
+        return [Ticket(row) for row in batch]
+
     def redact_with(self, function: Callable[[Any], Any] | None) -> None:
         """Pass every event appended from now on through ``function`` before it is encoded
         (None: no longer). The actor system installs its redaction of secrets here, so no
@@ -524,7 +549,9 @@ class EventStore:
         return [None, ts, run, actor, kind, version, correlation, payload.decode(), content]
 
     def _reencode(self, event: object, row: PendingRow) -> tuple[str, bytes]:
-        _, _, payload = self.codec.encode(event)
+        # Only seq fields (ints) were set since `append` checked the event with the codec, so
+        # the plain encoder gives the codec's bytes without its NaN search again.
+        payload = _plain_encode(event)
         return payload.decode(), row_content(row[1], row[2], row[3], row[4], row[5], row[6], payload)
 
     # -- reading -------------------------------------------------------------------------

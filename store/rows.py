@@ -45,6 +45,9 @@ class DeferredRow(list[Any]):
     ``resolve`` runs in the writer, in order, when those seqs are known: it sets the
     referring fields and re-encodes the payload. Appending still validated the event with
     the fields unset, so resolving cannot fail on the event's own data.
+
+    Resolving is on the writer's thread, the one every append waits for, so it splices the
+    seqs into the payload where it can (`_splice_points`) instead of encoding the event again.
     """
 
     def __init__(self, row: PendingRow, event: Any, refs: dict[str, Ticket], encode: Reencode) -> None:
@@ -52,14 +55,73 @@ class DeferredRow(list[Any]):
         self._event = event
         self._refs = refs
         self._encode = encode
+        self._splice = _splice_points(row[7], event, refs)
 
     def resolve(self) -> None:
         """Fill in the referred seqs and re-encode the payload (called by the writer)."""
         changes = {name: ticket.seq for name, ticket in self._refs.items() if ticket.seq is not None}
-        if changes:
-            payload, content = self._encode(msgspec.structs.replace(self._event, **changes), self)
-            self[7] = payload
-            self[8] = content
+        if not changes:
+            return
+        splice = self._splice
+        if splice is None:
+            self[7], self[8] = self._encode(msgspec.structs.replace(self._event, **changes), self)
+            return
+        pieces, names = splice
+        parts = [pieces[0]]
+        for name, piece in zip(names, pieces[1:]):
+            seq = changes.get(name)
+            parts += ("null" if seq is None else str(seq), piece)
+        payload = "".join(parts)
+        old: bytes = self[8]
+        self[7] = payload
+        self[8] = old[: old.index(b"\n") + 1] + payload.encode()  # the header holds no newline
+
+
+def _splice_points(payload: str, event: Any, refs: dict[str, Ticket]) -> tuple[list[str], list[str]] | None:
+    """``payload`` cut just before and after the ``null`` of each referring field, and the
+    fields in the order they appear; None if that cannot be done safely (then `resolve`
+    encodes the event again).
+
+    Safe when each field is None now and its key, followed by ``null``, occurs exactly once:
+    the encoder writes every field (``omit_defaults`` off), compact, and a key inside a JSON
+    string would have its quotes escaped, so that one occurrence is the field itself. An int
+    spliced in reads as the encoder would have written it.
+    """
+    cls = type(event)
+    config = getattr(cls, "__struct_config__", None)
+    if config is None or config.omit_defaults:
+        return None
+    encode_names = _encode_names(cls)
+    found: list[tuple[int, str, int]] = []
+    for name in refs:
+        key = encode_names.get(name)
+        if key is None or getattr(event, name, 0) is not None:
+            return None
+        needle = f'"{key}":null'
+        at = payload.find(needle)
+        if at < 0 or payload.find(needle, at + 1) >= 0:
+            return None
+        start = at + len(needle) - 4
+        found.append((start, name, start + 4))
+    found.sort()
+    pieces: list[str] = []
+    position = 0
+    for start, _, end in found:
+        pieces.append(payload[position:start])
+        position = end
+    pieces.append(payload[position:])
+    return pieces, [name for _, name, _ in found]
+
+
+_encode_names_of: dict[type[Any], dict[str, str]] = {}
+
+
+def _encode_names(cls: type[Any]) -> dict[str, str]:
+    """Each field's name in the JSON (a struct may rename them), built once per type."""
+    names = _encode_names_of.get(cls)
+    if names is None:
+        names = _encode_names_of[cls] = {f.name: f.encode_name for f in msgspec.structs.fields(cls)}
+    return names
 
 
 class Batch(list[PendingRow]):
