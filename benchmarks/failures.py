@@ -78,9 +78,10 @@ def main() -> None:
                 bare.append(bare_raise_per_second(args.failures))
                 ours.append(decided_per_second(Path(tmp), args.failures, plugins))
             rate = statistics.median(ours)
+            target = 10_000 if plugins == 1 else 20_000  # issue 20: one plugin's round trip <= 100 us
             figures.append(
                 Figure(f"failures decided and logged, {plugins} plugin(s)", rate, "failures/s",
-                       statistics.median(bare), "bare raise", ">= 20,000 failures/s", rate >= 20_000)
+                       statistics.median(bare), "bare raise", f">= {target:,} failures/s", rate >= target)
             )
     report("benchmarks/failures.py", figures, args.json)
 

@@ -19,6 +19,7 @@ import sys
 import sqlite3
 import tempfile
 import time
+from statistics import median
 from collections import Counter
 from pathlib import Path
 
@@ -101,11 +102,11 @@ def full_rebuild(path: Path) -> tuple[float, dict]:  # type: ignore[type-arg]
 
 
 def postgres_replay(path: Path, url: str) -> Figure:
-    """A full rebuild of the same log on PostgreSQL (copied verbatim) beside SQLite's, each run twice."""
+    """A full rebuild of the same log on PostgreSQL (copied verbatim) beside SQLite's, medians of three runs each."""
     with EventStore.open_readonly(path) as source:
         copy_log(source, url)
     sqlite_seconds, pg_seconds = [], []
-    for _ in range(2):
+    for _ in range(3):
         elapsed, on_sqlite = full_rebuild(path)
         sqlite_seconds.append(elapsed)
         started = time.perf_counter()
@@ -114,7 +115,7 @@ def postgres_replay(path: Path, url: str) -> Figure:
     assert on_postgres == on_sqlite, "the same log must rebuild to the same statistics on both backends"
     with EventStore.open_readonly(url) as store:
         count = store.count()
-    pg, sqlite = count / min(pg_seconds), count / min(sqlite_seconds)
+    pg, sqlite = count / median(pg_seconds), count / median(sqlite_seconds)
     return Figure(f"PostgreSQL full rebuild of {count:,} events", pg, "events/s", sqlite, "SQLite",
                   ">= 0.8x SQLite", pg >= 0.8 * sqlite)
 
@@ -142,11 +143,16 @@ def main() -> None:
         started = time.perf_counter()
         build_log(path, args.events)
         print(f"built a {args.events:,}-event log in {time.perf_counter() - started:.1f} s")
-        count, bare_elapsed = bare_loop(path)
-        elapsed, document = full_rebuild(path)
-        rate, bare_rate = count / elapsed, count / bare_elapsed
+        bare_runs, rebuild_runs = [], []
+        for _ in range(3):  # interleaved, so a busy moment of the machine weighs on both
+            count, bare_elapsed = bare_loop(path)
+            elapsed, document = full_rebuild(path)
+            bare_runs.append(bare_elapsed)
+            rebuild_runs.append(elapsed)
+        rate, bare_rate = count / median(rebuild_runs), count / median(bare_runs)
         figures.append(Figure(f"full rebuild of {count:,} events (events/s)", rate, "events/s", bare_rate,
-                              "bare decode", ">= 500,000/s and >= 0.6x bare", rate >= 500_000 and rate >= 0.6 * bare_rate))
+                              "bare fetch + decode", ">= 650,000/s and >= 0.6x bare",
+                              rate >= 650_000 and rate >= 0.6 * bare_rate))
         with EventStore(path) as store:  # a snapshot near the end, then a short tail
             take_snapshot(store)
             store.append_many([GaugeSet(name="queue.depth", value=1.0)] * 1000, actor="metrics")
