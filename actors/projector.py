@@ -1,8 +1,10 @@
-"""The live projections: this run's statistics, folded from the records its log commits.
+"""The live projections: this run's statistics, folded from the rows its log commits.
 
-The store hands every commit's records (real seq, time and hash) to this actor, which
-folds them into the same `Statistics` projection replay builds by reading the log. Every
-statistic the live system answers is a read of it, on this actor's thread.
+The store hands every commit's rows (real seq and time, undecoded) to this actor, which
+folds them into the same `Statistics` projection replay builds by reading the log, through
+the same `Statistics.fold_chunks` replay uses, decoding them on this actor's thread (not the
+store writer's, which every producer waits on). Every statistic the live system answers is a
+read of it, on this actor's thread.
 
 It starts from a `Seed`: the run's rows already in the log (a store the application
 appended to before handing it over, or a run id given again), folded by the system.
@@ -19,6 +21,7 @@ from typing import Any
 import msgspec
 import pykka
 
+from actorlog.events import ActorlogError, Codec
 from actorlog.replay.statistics import Statistics
 from actorlog.store import Commit
 
@@ -39,12 +42,14 @@ class Seed(msgspec.Struct, frozen=True):
 
 
 class LiveProjections(pykka.ThreadingActor):
-    """Owns one run's `Statistics`; told a `Seed` and `Commit`s, asked `Read`s."""
+    """Owns one run's `Statistics`; told a `Seed` and `Commit`s (of rows, ``decoded=False``),
+    asked `Read`s. ``codec`` decodes the rows: the store's."""
 
     use_daemon_thread = True
 
-    def __init__(self) -> None:
+    def __init__(self, codec: Codec) -> None:
         super().__init__()
+        self.codec = codec
         self.statistics = Statistics()
         self.seeded = False
         self.waiting: list[Commit] = []
@@ -68,15 +73,19 @@ class LiveProjections(pykka.ThreadingActor):
         return None
 
     def _fold(self, commit: Commit, after: int) -> None:
-        """Fold the commit's records past seq ``after`` (the seed holds the rest)."""
+        """Fold the commit's rows past seq ``after`` (the seed holds the rest)."""
         if commit.last_seq <= after:
             return
         statistics = self.statistics
-        for record in commit.records:
-            if record.seq <= after:
-                continue
+        rows = commit.rows if not after else [row for row in commit.rows if row[0] > after]
+        while rows:
             try:
-                statistics.apply(record)
-            except Exception:  # noqa: BLE001 - one record must not stop the live statistics
-                logger.exception("the live statistics could not fold event seq %d", record.seq)
+                statistics.fold_chunks((rows,), self.codec)
+                break
+            except ActorlogError as exc:  # one row must not stop the live statistics: fold on past it
+                bad = getattr(exc, "seq", None)
+                logger.exception("the live statistics could not fold an event of commit up to seq %d", commit.last_seq)
+                if not isinstance(bad, int):
+                    break
+                rows = [row for row in rows if row[0] > bad]
         statistics.advance(commit.last_seq, commit.newest_ts)

@@ -146,8 +146,8 @@ class ActorSystem:
         self._health: HealthScheduler | None = None
         self._final: Statistics | None = None
         """The statistics once the system has stopped (then no longer changing)."""
-        self._projections = LiveProjections.start()
-        self._unsubscribe = self.store.subscribe(self._projections.tell, kinds=Statistics().kinds)
+        self._projections = LiveProjections.start(self.store.codec)
+        self._unsubscribe = self.store.subscribe(self._projections.tell, kinds=Statistics().kinds, decoded=False)
         self._seed_projections()
         self._restart_policy = restart_policy or RestartPolicy()
         self._supervisor = Supervisor.start(self._router, self._restart_policy)

@@ -442,16 +442,20 @@ class EventStore:
             future = writer.request("snapshot", (projection, version, position, run, state), row)
         future.result()
 
-    def subscribe(self, subscriber: Subscriber, *, kinds: Collection[str] | None = None) -> Callable[[], None]:
+    def subscribe(
+        self, subscriber: Subscriber, *, kinds: Collection[str] | None = None, decoded: bool = True
+    ) -> Callable[[], None]:
         """Hand ``subscriber`` a `Commit` after every later commit of this store: the committed
         `EventRecord`s, decoded, with their real seq, time and hash (only the ``kinds`` given,
-        if any), and the commit's last seq and newest time.
+        if any), and the commit's last seq and newest time. With ``decoded=False`` it gets the
+        rows undecoded instead (`Commit.rows`, for `Statistics.fold_chunks`), and decodes them
+        on its own thread.
 
         It is called on the writer's thread right after each COMMIT, before any `flush` sent
         after those events returns: keep it short (hand the records to a thread of your own)
         and never wait on the store from it. Returns a function that ends the subscription.
         """
-        return self._writable().subscribe(subscriber, kinds)
+        return self._writable().subscribe(subscriber, kinds, decoded=decoded)
 
     def statistics(self) -> dict[str, int]:
         """The writer's figures: rows waiting in its inbox and its bound, events committed,

@@ -28,11 +28,16 @@ class Commit(msgspec.Struct, frozen=True, kw_only=True):
     """What one COMMIT of a store wrote, as its subscribers get it."""
 
     records: list[EventRecord]
-    """The committed records of the kinds the subscriber asked for, in seq order."""
+    """The committed records of the kinds the subscriber asked for, in seq order (empty for a
+    subscriber that asked for rows, ``decoded=False``)."""
     last_seq: int
     """The seq of the last row of the commit (of any kind)."""
     newest_ts: float
     """The newest time among the commit's rows (of any kind)."""
+    rows: list[tuple[Any, ...]] = []
+    """For a subscriber that asked for rows (``decoded=False``): the committed rows of the kinds
+    it asked for, undecoded, as ``(seq, ts, run, actor, kind, version, payload)`` in seq order,
+    as `EventStore.fold_chunks` gives them (empty otherwise)."""
 
 
 def _text(value: Any) -> str:

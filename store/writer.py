@@ -112,7 +112,7 @@ class StoreWriter:
         self._state = state
         self._codec = codec
         self._max_batch_rows = max_batch_rows
-        self._subscribers: tuple[tuple[Subscriber, frozenset[str] | None], ...] = ()
+        self._subscribers: tuple[tuple[Subscriber, frozenset[str] | None, bool], ...] = ()
         self._subscribe_lock = threading.Lock()
         # a daemon: an unclosed store must not hang interpreter exit (atexit closes it)
         self._thread = threading.Thread(target=self._run, name=f"StoreWriter-{connection.location.name}", daemon=True)
@@ -135,12 +135,15 @@ class StoreWriter:
         self.inbox.put(request)
         return request.reply
 
-    def subscribe(self, subscriber: Subscriber, kinds: Collection[str] | None = None) -> Callable[[], None]:
-        """Hand ``subscriber`` the records of every later commit (only ``kinds``, if given).
+    def subscribe(
+        self, subscriber: Subscriber, kinds: Collection[str] | None = None, *, decoded: bool = True
+    ) -> Callable[[], None]:
+        """Hand ``subscriber`` the records of every later commit (only ``kinds``, if given), or
+        with ``decoded=False`` its rows undecoded (`Commit.rows`).
 
         Returns a function that ends the subscription.
         """
-        entry = (subscriber, frozenset(kinds) if kinds is not None else None)
+        entry = (subscriber, frozenset(kinds) if kinds is not None else None, decoded)
         with self._subscribe_lock:
             self._subscribers = self._subscribers + (entry,)
 
@@ -298,11 +301,14 @@ class StoreWriter:
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _publish(self, rows: list[PendingRow], last_seq: int) -> None:
-        """Hand the committed rows, decoded, to every subscriber (each gets the kinds it asked for)."""
+        """Hand the committed rows to every subscriber (each gets the kinds it asked for), decoded
+        into records for those that asked for records; decoding is left to the others' threads
+        (the live projections), off this one, which every producer waits on."""
         subscribers = self._subscribers
         wanted: frozenset[str] | None = frozenset()
-        for _, kinds in subscribers:
-            wanted = None if kinds is None or wanted is None else wanted | kinds
+        for _, kinds, decoded in subscribers:
+            if decoded:
+                wanted = None if kinds is None or wanted is None else wanted | kinds
         decode = self._codec.decode
         records = [
             EventRecord(
@@ -311,17 +317,24 @@ class StoreWriter:
             )
             for row in rows
             if wanted is None or row[4] in wanted
-        ]
+        ] if wanted is None or wanted else []
         # the store's own rows (checkpoints, snapshot records) move no statistic
         counted = [row for row in rows if row[3] != STORE_ACTOR]
         if not counted:
             return
         last_seq = counted[-1][0]
         newest_ts = max(row[1] for row in counted)
-        for subscriber, kinds in subscribers:
-            selected = records if kinds is None else [r for r in records if r.kind in kinds]
+        for subscriber, kinds, decoded in subscribers:
+            if decoded:
+                commit = Commit(records=records if kinds is None else [r for r in records if r.kind in kinds],
+                                last_seq=last_seq, newest_ts=newest_ts)
+            else:
+                commit = Commit(records=[], last_seq=last_seq, newest_ts=newest_ts, rows=[
+                    (row[0], row[1], row[2], row[3], row[4], row[5], row[7])
+                    for row in rows if kinds is None or row[4] in kinds
+                ])
             try:
-                subscriber(Commit(records=selected, last_seq=last_seq, newest_ts=newest_ts))
+                subscriber(commit)
             except Exception:  # noqa: BLE001 - a subscriber must not stop the log
                 logger.exception("a subscriber of event log %r raised", self._name)
 
