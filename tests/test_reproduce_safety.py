@@ -68,6 +68,9 @@ class AttackerServer:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
+        # a connection reset between the server's select and its accept left accept blocked for
+        # good, and shutdown() with it (CI hung in this fixture's teardown): accept gives up instead
+        self._server.socket.settimeout(1.0)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self._stopper = threading.Timer(lifetime, self._server.shutdown)
         self._stopper.daemon = True
