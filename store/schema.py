@@ -10,6 +10,7 @@ import os
 import sqlite3
 import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import sqlite_utils
@@ -476,21 +477,33 @@ def _stale_views(db: sqlite_utils.Database) -> list[str]:
     return [name for name in VIEWS if kept.get(name) != view_sql(name)]
 
 
-def _upgrade_views(db: sqlite_utils.Database) -> None:
-    """Bring a log's views to this version's definitions (the events stay untouched: views only
-    read them), so an older log gets the ordered views with `time` the first time a writer opens it."""
-    if not _stale_views(db):
+def _bring_up_to_date(
+    db: sqlite_utils.Database, outdated: Callable[[sqlite_utils.Database], list[str]], mend: Callable[[str], object]
+) -> None:
+    """``mend`` each name ``outdated`` lists, in one write transaction; listed again once it is
+    held, since another writer may have done it meanwhile. Nothing is written when nothing is outdated."""
+    if not outdated(db):
         return
     db.execute("BEGIN IMMEDIATE")
     try:
-        for name in _stale_views(db):  # again inside the transaction: another writer may have done it
-            db.execute(f'DROP VIEW IF EXISTS "{name}"')
-            db.execute(view_sql(name))
+        for name in outdated(db):
+            mend(name)
         db.execute("COMMIT")
     except BaseException:
         if db.conn.in_transaction:
             db.execute("ROLLBACK")
         raise
+
+
+def _upgrade_views(db: sqlite_utils.Database) -> None:
+    """Bring a log's views to this version's definitions (the events stay untouched: views only
+    read them), so an older log gets the ordered views with `time` the first time a writer opens it."""
+
+    def recreate(name: str) -> None:
+        db.execute(f'DROP VIEW IF EXISTS "{name}"')
+        db.execute(view_sql(name))
+
+    _bring_up_to_date(db, _stale_views, recreate)
 
 
 def _missing_snapshot_triggers(db: sqlite_utils.Database) -> list[str]:
@@ -504,17 +517,8 @@ def _upgrade_snapshot_triggers(db: sqlite_utils.Database) -> None:
     """Give the snapshots table of a log from before snapshots were chained its append-only
     triggers, as `_upgrade_views` does for views. Only missing ones are added: a trigger that is
     there but not actorlog's is left for `verify` to name."""
-    if not _missing_snapshot_triggers(db):
-        return
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        for name in _missing_snapshot_triggers(db):  # again inside the transaction: another writer may have done it
-            db.execute(f"CREATE TRIGGER {name} {SNAPSHOT_TRIGGERS[name]}")
-        db.execute("COMMIT")
-    except BaseException:
-        if db.conn.in_transaction:
-            db.execute("ROLLBACK")
-        raise
+    _bring_up_to_date(db, _missing_snapshot_triggers,
+                      lambda name: db.execute(f"CREATE TRIGGER {name} {SNAPSHOT_TRIGGERS[name]}"))
 
 
 def _is_locked(exc: sqlite3.OperationalError) -> bool:
