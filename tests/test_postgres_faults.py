@@ -368,13 +368,18 @@ class CutAfterCommit:
         self.listener.close()
 
 
-def test_a_commit_that_landed_while_its_answer_was_lost_is_not_written_twice(
-    postgres_server: Any, caplog: pytest.LogCaptureFixture
-) -> None:
+def through_a_cutting_proxy(postgres_server: Any) -> tuple[str, CutAfterCommit, str]:
+    """A new log's URL over TCP, a `CutAfterCommit` proxy to its server, and the URL through the proxy."""
     url = postgres_server.url(new_schema(), tcp=True)
     port = int(url.split("127.0.0.1:")[1].split("/")[0])
     proxy = CutAfterCommit(port)
-    through = url.replace(f"127.0.0.1:{port}", f"127.0.0.1:{proxy.port}") + "&sslmode=disable"
+    return url, proxy, url.replace(f"127.0.0.1:{port}", f"127.0.0.1:{proxy.port}") + "&sslmode=disable"
+
+
+def test_a_commit_that_landed_while_its_answer_was_lost_is_not_written_twice(
+    postgres_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    url, proxy, through = through_a_cutting_proxy(postgres_server)
     try:
         with EventStore(through, run="cut") as store:
             store.append_many([CounterIncremented(name="n", value=float(i)) for i in range(100)], actor="worker")
@@ -398,10 +403,7 @@ def test_a_connection_lost_again_while_checking_whether_a_commit_landed_is_check
     postgres_server: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Found by the kill test under load: a second kill, during the check after the first, failed the log."""
-    url = postgres_server.url(new_schema(), tcp=True)
-    port = int(url.split("127.0.0.1:")[1].split("/")[0])
-    proxy = CutAfterCommit(port)
-    through = url.replace(f"127.0.0.1:{port}", f"127.0.0.1:{proxy.port}") + "&sslmode=disable"
+    url, proxy, through = through_a_cutting_proxy(postgres_server)
     try:
         with EventStore(through, run="cut-twice") as store:
             store.append_many([CounterIncremented(name="n", value=float(i)) for i in range(100)], actor="worker")
