@@ -247,12 +247,19 @@ def wait_decisions(system: ActorSystem, count: int) -> list[EventRecord]:
 
 
 def wait_settled(system: ActorSystem, name: str, states: Iterable[str] = ("running", "stopped")) -> str:
-    """Wait until plugin ``name`` is in one of ``states`` (not suspended or restarting)."""
+    """Wait until plugin ``name`` is in one of ``states`` (not starting or stopping); return it.
+
+    A decision is logged before the supervisor carries it out: to wait for a stop, pass
+    ``["stopped"]``, since the plugin may still read ``running`` just after the decision.
+    """
     wanted = set(states)
-    state: str = wait_until(
-        lambda: system.state(name) if system.state(name) in wanted else None, what=f"{name} settled"
-    )
-    return state
+
+    def settled() -> str | None:
+        state = system.state(name)  # read once: a second read may see a later state
+        return state if state in wanted else None
+
+    found: str = wait_until(settled, what=f"{name} settled")
+    return found
 
 
 def decide_one(system: ActorSystem, name: str, failure: Fail, *, correlation: str | None = None) -> EventRecord:

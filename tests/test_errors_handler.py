@@ -255,7 +255,7 @@ def test_handler_stop(tmp_path: Path, outcome: Any) -> None:
         system.register("other", Faulty)
         system.start()
         decided = decide_one(system, "faulty", Fail(error="ValueError"))
-        assert wait_settled(system, "faulty") == "stopped"
+        wait_settled(system, "faulty", ["stopped"])
         with pytest.raises(PluginNotRunningError):
             system.ask("faulty", Tally(), timeout=5)
         assert system.ask("other", Tally(), timeout=5)[0] == 1
