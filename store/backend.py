@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from actorlog.store.location import LogLocation
+from actorlog.store.rows import PendingRow
 from actorlog.store.schema import open_database
 
 
@@ -78,6 +79,16 @@ class WriteConnection(Protocol):
 
     def insert(self, flat: list[Any]) -> None:
         """Insert rows given as one flat list of the nine columns' values, in seq order."""
+        ...
+
+    def stage(self, rows: list[PendingRow]) -> Any:
+        """Prepare ``rows`` for `insert_chained` before the ordering lock is taken (as much as
+        does not depend on their seqs); what it returns is handed to `insert_chained`."""
+        ...
+
+    def insert_chained(self, previous: str, seq: int, rows: list[PendingRow], staged: Any) -> tuple[str, int]:
+        """Number and chain ``rows`` after ``(seq, previous)`` (in place, as `chain_rows` does) and
+        insert them, inside the transaction; return the last hash and the last seq."""
         ...
 
     def insert_snapshot(self, projection: str, version: int, position: int, run: str, created_at: float,

@@ -31,6 +31,8 @@ from actorlog.store.errors import (
     one_line,
 )
 from actorlog.store.location import LogLocation
+from actorlog.store.postgres_rows import chain_lines, stage
+from actorlog.store.rows import PendingRow
 from actorlog.store.postgres_schema import (
     CREATE_LOCK_SQL,
     EVENT_COLUMN_TYPES,
@@ -52,6 +54,8 @@ CONNECT_TIMEOUT = 10
 """Seconds to wait for the server when connecting."""
 
 _COLUMNS = "seq, ts, run, actor, kind, version, correlation, payload, hash"
+COPY_CHUNK_ROWS = 256
+"""Rows per piece of a group commit's COPY data (about 80 KB of measurements)."""
 
 
 TRIGGER_TYPES = {"BEFORE INSERT": 2 | 4, "BEFORE DELETE": 2 | 8, "BEFORE UPDATE": 2 | 16, "BEFORE TRUNCATE": 2 | 32}
@@ -378,6 +382,19 @@ class PostgresWriter:
             write = copy.write_row  # psycopg's own (C) formatting of COPY's text rows
             for start in range(0, len(flat), 9):
                 write(flat[start : start + 9])
+
+    def stage(self, rows: list[PendingRow]) -> list[bytes | None]:
+        return stage(rows)
+
+    def insert_chained(self, previous: str, seq: int, rows: list[PendingRow],
+                       staged: list[bytes | None]) -> tuple[str, int]:
+        with self._conn.cursor() as cursor, cursor.copy(f"COPY events ({_COLUMNS}) FROM STDIN") as copy:
+            # sent a few hundred rows at a time: the server inserts while the next ones are chained
+            for start in range(0, len(rows), COPY_CHUNK_ROWS):
+                end = start + COPY_CHUNK_ROWS
+                previous, seq, lines = chain_lines(previous, seq, rows[start:end], staged[start:end])
+                copy.write(lines)
+        return previous, seq
 
     def insert_snapshot(self, projection: str, version: int, position: int, run: str, created_at: float,
                         state: str) -> None:

@@ -13,8 +13,10 @@ from typing import Any
 
 import sqlite_utils
 
+from actorlog.store.chain import chain_rows
 from actorlog.store.location import LogLocation
 from actorlog.store.query import fetch_all
+from actorlog.store.rows import PendingRow
 from actorlog.store.schema import TRIGGERS, connect
 from actorlog.store.snapshot_table import INSERT_SNAPSHOT_SQL, SNAPSHOT_TRIGGERS, SNAPSHOT_TRIGGERS_DDL, SNAPSHOTS_DDL
 
@@ -185,6 +187,14 @@ class SqliteWriter:
             conn.executemany(insert_sql(per), [flat[i : i + group] for i in range(0, whole, group)])
         if whole < len(flat):
             conn.execute(insert_sql((len(flat) - whole) // _COLUMNS), flat[whole:])
+
+    def stage(self, rows: list[PendingRow]) -> None:
+        return None  # nothing to gain: the lock is the file's, held by one process at a time anyway
+
+    def insert_chained(self, previous: str, seq: int, rows: list[PendingRow], staged: None) -> tuple[str, int]:
+        previous, seq, flat = chain_rows(previous, seq, rows)
+        self.insert(flat)
+        return previous, seq
 
     def insert_snapshot(self, projection: str, version: int, position: int, run: str, created_at: float,
                         state: str) -> None:

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actorlog.events import Codec
-from actorlog.store.chain import chain_rows
 from actorlog.store.checkpoints import STORE_ACTOR, Checkpointer
 from actorlog.store.errors import StoreWriteError
 from actorlog.store.inbox import RowInbox
@@ -267,25 +266,24 @@ class StoreWriter:
         signed = None
         self._last_outcome = (rows, 0, "", None)
         conn.check()
+        staged = conn.stage(rows)  # before the lock, which other writer processes wait for
         seq, previous = conn.begin()
-        previous, seq, flat = chain_rows(previous, seq, rows)
+        previous, seq = conn.insert_chained(previous, seq, rows, staged)
         if checkpointer is not None and (checkpointer.due(len(rows)) or checkpoint) and seq > 0:
             # its time is its batch's newest, so the run's events stay in time order
             stamp = max((row[1] for row in rows), default=max(time.time(), self._newest_ts))
             row, signed = checkpointer.pending(seq, previous, stamp)
-            previous, seq, more = chain_rows(previous, seq, [row])
-            flat.extend(more)
+            previous, seq = conn.insert_chained(previous, seq, [row], conn.stage([row]))
             rows = rows + [row]
         self._last_outcome = (rows, seq, previous, signed)
-        conn.insert(flat)
         conn.commit(seq)
         return self._last_outcome
 
     def _landed_after(self, rows: list[PendingRow], exc: BaseException) -> bool:
         """After the connection was lost mid-commit: reconnect, and say whether the batch was
         committed after all (its last row is there with the hash computed for it). Lost before
-        its rows were chained: it was not."""
-        _, seq, previous, _ = self._last_outcome  # seq 0: lost before its rows were chained
+        its rows were inserted: it was not."""
+        _, seq, previous, _ = self._last_outcome  # seq 0: lost before COMMIT was sent
         conn = self._conn
         logger.warning("event log %r: the connection was lost while committing %d events (%s); checking whether "
                        "the commit landed", self._name, len(rows), conn.describe(exc))
@@ -360,8 +358,7 @@ class StoreWriter:
             conn.check()
             seq, previous = conn.begin()
             conn.insert_snapshot(projection, version, position, run, time.time(), state)
-            previous, seq, flat = chain_rows(previous, seq, [taken])
-            conn.insert(flat)
+            previous, seq = conn.insert_chained(previous, seq, [taken], conn.stage([taken]))
             conn.commit(seq)
         except Exception as exc:
             conn.rollback()
