@@ -22,6 +22,9 @@ class ReadConnection(Protocol):
     location: LogLocation
     checks_storage: bool
     """Whether `damage` runs a check of the storage itself (SQLite's quick_check; PostgreSQL checks its own)."""
+    reads_ahead: bool
+    """Whether paged reads fetch the next page on a thread of their own while the caller works
+    on this one (PostgreSQL, whose server then works meanwhile; not SQLite, which reads in-process)."""
 
     def fetch(self, sql: str, params: Any, doing: str) -> list[Any]:
         """Rows of a query (``?`` placeholders); errors become store errors naming the log and ``doing``."""

@@ -215,6 +215,7 @@ class PostgresReader:
     """The reading connection of a PostgreSQL log, and its LISTEN connection for followers."""
 
     checks_storage = False
+    reads_ahead = True
 
     def __init__(self, location: LogLocation, conn: Any) -> None:
         self.location = location

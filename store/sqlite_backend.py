@@ -59,6 +59,7 @@ class SqliteReader:
     """The reading connection of an SQLite log (a sqlite-utils `Database`)."""
 
     checks_storage = True
+    reads_ahead = False
 
     def __init__(self, location: LogLocation, db: sqlite_utils.Database) -> None:
         self.location = location
