@@ -80,6 +80,11 @@ class WriteConnection(Protocol):
         """Start a transaction holding the log's ordering lock; return its last ``(seq, hash)`` ((0, "") when empty)."""
         ...
 
+    def begin_insert(self) -> tuple[int, str]:
+        """`begin` for a transaction that only inserts rows (`insert_chained`) before its
+        `commit`: PostgreSQL starts the insert in the same round trip."""
+        ...
+
     def insert(self, flat: list[Any]) -> None:
         """Insert rows given as one flat list of the nine columns' values, in seq order."""
         ...

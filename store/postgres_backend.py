@@ -31,6 +31,7 @@ from actorlog.store.errors import (
     one_line,
 )
 from actorlog.store.location import LogLocation
+from actorlog.store.postgres_copy import OpenCopy
 from actorlog.store.postgres_rows import chain_lines, stage
 from actorlog.store.rows import PendingRow
 from actorlog.store.postgres_schema import (
@@ -352,6 +353,7 @@ class PostgresWriter:
             "synchronous_commit": "off" if synchronous == "OFF" else "on",
         }
         self._conn: Any = None
+        self._copy: OpenCopy | None = None  # the group commit's COPY, from `begin_insert` or `insert_chained` to `commit`
         self._channel = notify_channel(location.schema)  # a plain identifier: safe inline
         self._begin_sql = (
             "BEGIN ISOLATION LEVEL READ COMMITTED; "
@@ -367,16 +369,25 @@ class PostgresWriter:
         return None
 
     def begin(self) -> tuple[int, str]:
-        conn = self._conn
-        if conn is None or conn.closed:
-            raise self._psycopg.OperationalError("the connection to the server is closed")
         # one round trip: at REPEATABLE READ the snapshot would predate the lock, so READ COMMITTED;
         # the last row is read once the lock is held
-        cursor = conn.execute(self._begin_sql)
+        cursor = self._open().execute(self._begin_sql)
         while cursor.nextset():  # BEGIN's result, the lock's, then the last row's
             pass
         last = cursor.fetchone()
         return (int(last[0]), str(last[1])) if last is not None else (0, "")
+
+    def begin_insert(self) -> tuple[int, str]:
+        # `begin` and the start of the COPY in one query string, one round trip
+        self._copy = copy = OpenCopy(self._open(), _COLUMNS, self._channel, before=self._begin_sql + "; ")
+        last = copy.results_before[-1]  # BEGIN's result, the lock's, then the last row's (text)
+        return (int(last.get_value(0, 0)), last.get_value(0, 1).decode()) if last.ntuples else (0, "")
+
+    def _open(self) -> Any:
+        conn = self._conn
+        if conn is None or conn.closed:
+            raise self._psycopg.OperationalError("the connection to the server is closed")
+        return conn
 
     def insert(self, flat: list[Any]) -> None:
         with self._conn.cursor() as cursor, cursor.copy(f"COPY events ({_COLUMNS}) FROM STDIN") as copy:
@@ -389,12 +400,14 @@ class PostgresWriter:
 
     def insert_chained(self, previous: str, seq: int, rows: list[PendingRow],
                        staged: list[bytes | None]) -> tuple[str, int]:
-        with self._conn.cursor() as cursor, cursor.copy(f"COPY events ({_COLUMNS}) FROM STDIN") as copy:
-            # sent a few hundred rows at a time: the server inserts while the next ones are chained
-            for start in range(0, len(rows), COPY_CHUNK_ROWS):
-                end = start + COPY_CHUNK_ROWS
-                previous, seq, lines = chain_lines(previous, seq, rows[start:end], staged[start:end])
-                copy.write(lines)
+        copy = self._copy
+        if copy is None:  # after `begin` (a snapshot's transaction): a COPY of its own, committed with it
+            self._copy = copy = OpenCopy(self._open(), _COLUMNS, self._channel)
+        # sent a few hundred rows at a time: the server inserts while the next ones are chained
+        for start in range(0, len(rows), COPY_CHUNK_ROWS):
+            end = start + COPY_CHUNK_ROWS
+            previous, seq, lines = chain_lines(previous, seq, rows[start:end], staged[start:end])
+            copy.write(lines)
         return previous, seq
 
     def insert_snapshot(self, projection: str, version: int, position: int, run: str, created_at: float,
@@ -405,9 +418,16 @@ class PostgresWriter:
         )
 
     def commit(self, last_seq: int) -> None:
+        copy, self._copy = self._copy, None
+        if copy is not None:
+            copy.finish()  # the COPY's query string ends with the notify and the COMMIT
+            return
         self._conn.execute(f"SELECT pg_notify('{self._channel}', '{int(last_seq)}'); COMMIT")  # one round trip
 
     def rollback(self) -> None:
+        copy, self._copy = self._copy, None
+        if copy is not None:
+            copy.abort()
         conn = self._conn
         if conn is None or conn.closed:
             return
@@ -426,6 +446,7 @@ class PostgresWriter:
         return conn is None or conn.broken or conn.closed or state.startswith(("57P", "08", "25P03"))
 
     def landed(self, last_seq: int, last_hash: str) -> bool:
+        self._copy = None
         if self._conn is not None:
             self._conn.close()
         self._conn = None
@@ -446,6 +467,7 @@ class PostgresWriter:
                 f"{self.location.schema}.events, then open the log again")
 
     def close(self) -> None:
+        self._copy = None  # closing the connection abandons it: nothing of it was committed
         if self._conn is not None:
             try:
                 self._conn.close()

@@ -177,6 +177,9 @@ class SqliteWriter:
         last = conn.execute(LAST_ROW_SQL).fetchone()
         return (int(last[0]), str(last[1])) if last is not None else (0, "")
 
+    def begin_insert(self) -> tuple[int, str]:
+        return self.begin()
+
     def insert(self, flat: list[Any]) -> None:
         """Insert rows as multi-row statements (executemany over a many-row INSERT costs about a
         third less per row than over a one-row INSERT), the rows left over as one more statement."""

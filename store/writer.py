@@ -267,7 +267,7 @@ class StoreWriter:
         self._last_outcome = (rows, 0, "", None)
         conn.check()
         staged = conn.stage(rows)  # before the lock, which other writer processes wait for
-        seq, previous = conn.begin()
+        seq, previous = conn.begin_insert()
         previous, seq = conn.insert_chained(previous, seq, rows, staged)
         if checkpointer is not None and (checkpointer.due(len(rows)) or checkpoint) and seq > 0:
             # its time is its batch's newest, so the run's events stay in time order

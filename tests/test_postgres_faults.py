@@ -310,6 +310,17 @@ def test_a_writer_brings_an_older_logs_views_up_to_date_and_leaves_events_alone(
         assert store.verify().ok
 
 
+COPY_DONE = b"c\x00\x00\x00\x04"
+"""The protocol's CopyDone message: after ``COPY ...; SELECT pg_notify(...); COMMIT``, it commits
+(text COPY data cannot hold a NUL byte, so it is never taken for data)."""
+
+
+def _commits(data: bytes) -> bool:
+    """Whether ``data`` from the writer is what commits: the end of a group commit's COPY,
+    or a COMMIT sent as a query of its own (a snapshot's transaction)."""
+    return COPY_DONE in data or (b"pg_notify" in data and b"COMMIT" in data and b"COPY events" not in data)
+
+
 class CutAfterCommit:
     """A TCP proxy to the server that, when armed, lets one COMMIT through and cuts the
     connection before its answer comes back: the commit landed, but the writer cannot know."""
@@ -346,7 +357,7 @@ class CutAfterCommit:
                     self.checks_to_cut -= 1
                     self.check_cut.set()
                     break  # the check never reaches the server: the writer loses this connection too
-                if upstream and self.armed.is_set() and b"pg_notify" in data and b"COMMIT" in data:
+                if upstream and self.armed.is_set() and _commits(data):
                     self.armed.clear()
                     committing.set()
                 elif not upstream and committing.is_set():
