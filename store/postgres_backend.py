@@ -33,7 +33,6 @@ from actorlog.store.errors import (
 from actorlog.store.location import LogLocation
 from actorlog.store.postgres_copy import OpenCopy
 from actorlog.store.postgres_rows import chain_lines, stage
-from actorlog.store.rows import PendingRow
 from actorlog.store.postgres_schema import (
     CREATE_LOCK_SQL,
     EVENT_COLUMN_TYPES,
@@ -46,6 +45,7 @@ from actorlog.store.postgres_schema import (
     view_ddl,
     views_digest,
 )
+from actorlog.store.rows import PendingRow
 from actorlog.store.schema import FORMAT_NAME, SCHEMA_VERSION
 
 logger = logging.getLogger(__name__)

@@ -1,12 +1,14 @@
-"""A group commit's COPY and its COMMIT in one round trip, through psycopg's libpq wrapper.
+"""A group commit in two waits for the server, through psycopg's libpq wrapper (``conn.pgconn``).
 
 psycopg's ``Cursor.copy`` takes a statement that is a COPY and nothing else, so a group
-commit cost three waits for the server: the lock, the end of the COPY, the COMMIT. libpq
-also runs a COPY that is followed by more statements in one query string; the results
-come after the data's end. `OpenCopy` sends ``COPY ...; SELECT pg_notify(...); COMMIT``,
-so sending the end of the data commits. A wait for the server is also a wait for the
-interpreter lock (up to its 5 ms switch interval while producers encode), so one wait less
-per group commit is worth more than the round trip itself.
+commit cost four waits for the server: BEGIN with the lock and the last row, the start of
+the COPY, its end, the COMMIT. libpq also runs a COPY among other statements of one query
+string, their results coming after the data's end. `OpenCopy` sends ``BEGIN; lock; SELECT
+last row; COPY ...; SELECT pg_notify(...); COMMIT``: one wait until the server takes data
+(with the last row, which the chain goes on from), and one after the end of the data,
+which commits. A wait for the server is also a wait for the interpreter lock (up to its
+5 ms switch interval while producers encode), so each wait saved is worth more than its
+round trip.
 
 Errors are psycopg's own classes (`psycopg.errors.lookup` by SQLSTATE; a lost connection
 is an `OperationalError` and the connection is then ``broken``), as through a cursor.
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import select
 from typing import Any
-
 
 
 class OpenCopy:
@@ -34,7 +35,7 @@ class OpenCopy:
         self.results_before: list[Any] = []
         # the notify names the newest seq, which this transaction holds the lock for
         query = (f"{before}COPY events ({columns}) FROM STDIN; "
-                 f"SELECT pg_notify('{channel}', (SELECT max(seq) FROM events)::text); COMMIT")
+                 f"SELECT pg_notify('{channel}', (SELECT coalesce(max(seq), 0) FROM events)::text); COMMIT")
         self._pgconn.send_query(query.encode())
         self._flush()
         while (result := self._next_result()) is not None and result.status != pq.ExecStatus.COPY_IN:
@@ -51,13 +52,13 @@ class OpenCopy:
         waiting; the rest goes with the end (`finish`), so the data costs no wait of its own."""
         pgconn = self._pgconn
         while pgconn.put_copy_data(data) == 0:  # libpq could not queue it: wait until it can
-            self._wait(write=True)
+            self._wait_writable()
 
     def finish(self) -> None:
         """End the data, which commits; raise the first error the statements gave."""
         pgconn = self._pgconn
         while pgconn.put_copy_end() == 0:
-            self._wait(write=True)
+            self._wait_writable()
         self._flush()
         error = None
         while (result := self._next_result()) is not None:
@@ -70,11 +71,11 @@ class OpenCopy:
         """End the COPY with an error, so nothing of it is committed; never raises."""
         try:
             while self._pgconn.put_copy_end(b"actorlog: the group commit was abandoned") == 0:
-                self._wait(write=True)
+                self._wait_writable()
             self._flush()
             self._drain()
-        except self._psycopg.Error:
-            pass  # a lost connection commits nothing either
+        except Exception:  # noqa: BLE001 - a lost connection (any error of it) commits nothing either
+            pass
 
     def _drain(self) -> None:
         while self._next_result() is not None:
@@ -82,22 +83,24 @@ class OpenCopy:
 
     def _next_result(self) -> Any:
         pgconn = self._pgconn
+        fd = pgconn.socket
         while pgconn.is_busy():
-            self._wait(write=False)
+            select.select([fd], [], [])
             pgconn.consume_input()
         return pgconn.get_result()
 
     def _flush(self) -> None:
-        pgconn = self._pgconn
-        while pgconn.flush() == 1:
-            if self._wait(write=True):
-                pgconn.consume_input()  # the server may be answering (an error) while we send
+        while self._pgconn.flush() == 1:
+            self._wait_writable()
 
-    def _wait(self, *, write: bool) -> bool:
-        """Wait until the socket can be read (or written, when ``write``); True when it can be read."""
-        fd = self._pgconn.socket
-        readable, _, _ = select.select([fd], [fd] if write else [], [])
-        return bool(readable)
+    def _wait_writable(self) -> None:
+        """Wait until the socket takes more, reading what the server sends meanwhile (a notice,
+        an error) so that neither side waits for the other."""
+        pgconn = self._pgconn
+        fd = pgconn.socket
+        readable, _, _ = select.select([fd], [fd], [])
+        if readable:
+            pgconn.consume_input()
 
     def _error(self, result: Any) -> Exception:
         psycopg = self._psycopg
@@ -106,11 +109,16 @@ class OpenCopy:
                 self._pgconn.error_message.decode(errors="replace").strip() or "the server sent no result for the COPY"
             )
             return lost
-        message = (result.error_message or b"").decode(errors="replace").strip()
-        sqlstate = (result.error_field(self._pq.DiagnosticField.SQLSTATE) or b"").decode()
+        field = self._pq.DiagnosticField
+        # what psycopg's own errors say: the primary message (no "ERROR:" prefix), else the whole text
+        message = (result.error_field(field.MESSAGE_PRIMARY) or result.error_message or b"").decode(
+            errors="replace").strip()
+        sqlstate = (result.error_field(field.SQLSTATE) or b"").decode()
         try:
             kind = psycopg.errors.lookup(sqlstate) if sqlstate else psycopg.OperationalError
         except KeyError:
             kind = psycopg.DatabaseError
-        error: Exception = kind(message)
-        return error
+        error = kind(message)
+        if sqlstate and not error.sqlstate:
+            error.sqlstate = sqlstate  # as psycopg does for a code it has no class for
+        return error  # type: ignore[no-any-return]

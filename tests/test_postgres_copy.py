@@ -1,0 +1,106 @@
+"""A group commit's COPY on PostgreSQL (`OpenCopy`): what goes wrong in it is psycopg's own
+error, commits nothing and leaves the connection usable; the ordering lock is still required."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import pytest
+
+from actorlog.events import GaugeSet
+from actorlog.store import EventStore
+from actorlog.store.location import parse_location
+from actorlog.store.postgres_backend import connect
+from actorlog.store.postgres_copy import OpenCopy
+from actorlog.store.postgres_schema import ORDER_LOCK_SQL, notify_channel
+
+COLUMNS = "seq, ts, run, actor, kind, version, correlation, payload, hash"
+
+
+def _log_with_one_row(url: str) -> None:
+    with EventStore(url) as store:
+        store.append(GaugeSet(name="q", value=1.0), actor="worker")
+        store.flush()
+
+
+def _open(url: str) -> tuple[Any, OpenCopy]:
+    location = parse_location(url)
+    conn = connect(location, purpose="test")
+    lock = "BEGIN ISOLATION LEVEL READ COMMITTED; " + ORDER_LOCK_SQL.replace("%s", f"'{location.schema}'") + "; "
+    return conn, OpenCopy(conn, COLUMNS, notify_channel(location.schema), before=lock)
+
+
+def _rows(url: str) -> int:
+    with EventStore.open_readonly(url) as store:
+        return store.count()
+
+
+def _line(seq: int, payload: str = '{"name":"q","value":2.0,"tags":{}}') -> bytes:
+    return f"{seq}\t1.0\trun\tworker\tgauge.set\t1\t\\N\t{payload}\t{'0' * 64}\n".encode()
+
+
+def test_a_duplicate_seq_is_psycopgs_unique_violation_and_commits_nothing(pg_log: str) -> None:
+    _log_with_one_row(pg_log)
+    conn, copy = _open(pg_log)
+    copy.write(_line(2) + _line(1))
+    with pytest.raises(psycopg.errors.UniqueViolation, match="duplicate key value"):
+        copy.finish()
+    conn.execute("ROLLBACK")
+    assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 1  # the connection still works
+    conn.close()
+    assert _rows(pg_log) == 1
+
+
+def test_bad_copy_data_is_one_error_naming_it(pg_log: str) -> None:
+    _log_with_one_row(pg_log)
+    conn, copy = _open(pg_log)
+    copy.write(b"2\tnot a time\trun\tworker\tgauge.set\t1\t\\N\t{}\t" + b"0" * 64 + b"\n")
+    with pytest.raises(psycopg.errors.InvalidTextRepresentation, match="not a time"):
+        copy.finish()
+    conn.execute("ROLLBACK")
+    conn.close()
+    assert _rows(pg_log) == 1
+
+
+def test_an_abandoned_copy_commits_nothing(pg_log: str) -> None:
+    _log_with_one_row(pg_log)
+    conn, copy = _open(pg_log)
+    copy.write(_line(2))
+    copy.abort()
+    conn.execute("ROLLBACK")
+    assert conn.execute("SELECT 1").fetchone()[0] == 1
+    conn.close()
+    assert _rows(pg_log) == 1
+
+
+def test_a_copy_without_the_ordering_lock_is_refused(pg_log: str) -> None:
+    _log_with_one_row(pg_log)
+    location = parse_location(pg_log)
+    conn = connect(location, purpose="test")
+    copy = OpenCopy(conn, COLUMNS, notify_channel(location.schema), before="BEGIN; ")
+    copy.write(_line(2))
+    # the guard is a statement trigger: the server runs it once the COPY has started taking data
+    with pytest.raises(psycopg.errors.RaiseException, match="without the log's ordering lock is refused"):
+        copy.finish()
+    conn.execute("ROLLBACK")
+    conn.close()
+    assert _rows(pg_log) == 1
+
+
+def test_a_committed_copy_is_announced_with_its_last_seq(pg_log: str) -> None:
+    _log_with_one_row(pg_log)
+    location = parse_location(pg_log)
+    listener = connect(location, purpose="listener")
+    listener.execute(f"LISTEN {notify_channel(location.schema)}")
+    conn, copy = _open(pg_log)
+    assert [r.get_value(0, 0) for r in copy.results_before if r.ntuples] == [b""]  # the lock's one row
+    copy.write(_line(2))
+    copy.finish()
+    notice = next(listener.notifies(timeout=10))
+    assert notice.payload == "2"
+    conn.close()
+    listener.close()
+    with EventStore.open_readonly(pg_log) as store:
+        assert store.count() == 2
+        assert not store.verify().ok  # a hash no chain gave: verify names it, the writer never writes it
