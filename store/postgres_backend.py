@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from actorlog.store.errors import (
     MissingDependencyError,
     NotAnEventLogError,
     SchemaVersionError,
+    StoreClosedError,
     StoreError,
     StoreLockedError,
     StoreReadError,
@@ -36,6 +38,7 @@ from actorlog.store.postgres_rows import chain_lines, stage
 from actorlog.store.postgres_schema import (
     CREATE_LOCK_SQL,
     EVENT_COLUMN_TYPES,
+    FROZEN_HOLDER_SQL,
     FUNCTIONS,
     ORDER_LOCK_SQL,
     TRIGGERS,
@@ -49,6 +52,8 @@ from actorlog.store.rows import PendingRow
 from actorlog.store.schema import FORMAT_NAME, SCHEMA_VERSION
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 INSTALL_HINT = "pip install 'actorlog[postgres]'"
 CONNECT_TIMEOUT = 10
@@ -100,7 +105,9 @@ def connect(location: LogLocation, *, purpose: str, run: str = "", timeouts: dic
         options += f" -c {name}={value}"
     try:
         conn = psycopg.connect(
-            location.conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT, options=options,
+            # UTF-8 whatever the database's or the environment's default: the writer sends COPY text it
+            # encoded itself, which must reach the server as the bytes the chain hashed
+            location.conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT, options=options, client_encoding="UTF8",
             application_name=f"actorlog {purpose} {run}".strip()[:63],
             keepalives=1, keepalives_idle=max(1, int(location.hold_timeout)), keepalives_interval=1,
             keepalives_count=3, tcp_user_timeout=int(location.hold_timeout * 1000),
@@ -224,10 +231,13 @@ class PostgresReader:
         self._listener: Any = None
         self._channel = notify_channel(location.schema)
         self._psycopg = _psycopg()
+        self._closed = False
 
     def fetch(self, sql: str, params: Any, doing: str) -> list[Any]:
         psycopg = self._psycopg
         for attempt in (1, 2):
+            if self._closed:  # a page read ahead for a store closed meanwhile: no new connection
+                raise StoreClosedError(f"event log {self.location.display!r} was closed while {doing}")
             try:
                 if self._conn.closed:
                     self._conn = connect(self.location, purpose="reader")
@@ -330,6 +340,7 @@ class PostgresReader:
             time.sleep(timeout)
 
     def close(self) -> None:
+        self._closed = True
         for conn in (self._listener, self._conn):
             if conn is not None:
                 conn.close()
@@ -345,9 +356,10 @@ class PostgresWriter:
         self._run = run
         self._psycopg = _psycopg()
         hold = location.hold_timeout
+        self._hold = hold
+        self._lock_wait = busy_timeout + hold  # a waiter outlasts a frozen holder, ended after hold_timeout
         self._timeouts = {
-            # a waiter outlasts a frozen holder, whom the server ends after hold_timeout
-            "lock_timeout": f"{int((busy_timeout + hold) * 1000)}ms",
+            "lock_timeout": f"{int(self._lock_wait * 1000)}ms",
             "idle_in_transaction_session_timeout": f"{int(hold * 1000)}ms",
             "statement_timeout": f"{int((busy_timeout + 2 * hold) * 1000)}ms",
             "synchronous_commit": "off" if synchronous == "OFF" else "on",
@@ -355,11 +367,14 @@ class PostgresWriter:
         self._conn: Any = None
         self._copy: OpenCopy | None = None  # the group commit's COPY, from `begin_insert` or `insert_chained` to `commit`
         self._channel = notify_channel(location.schema)  # a plain identifier: safe inline
-        self._begin_sql = (
-            "BEGIN ISOLATION LEVEL READ COMMITTED; "
+        self._lock_sql = (
+            # each wait for the ordering lock lasts up to hold_timeout, then a holder frozen with its
+            # COPY open is ended (`_waiting_for_the_lock`); other locks are waited for as long as before
+            f"BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = '{int(hold * 1000)}ms'; "
             + ORDER_LOCK_SQL.replace("%s", f"'{location.schema}'")
-            + "; SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
+            + f"; SET LOCAL lock_timeout = '{int(self._lock_wait * 1000)}ms'"
         )
+        self._begin_sql = self._lock_sql + "; SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
 
     def open(self) -> int:
         self._conn = connect(self.location, purpose="writer", run=self._run, timeouts=self._timeouts)
@@ -371,17 +386,54 @@ class PostgresWriter:
     def begin(self) -> tuple[int, str]:
         # one round trip: at REPEATABLE READ the snapshot would predate the lock, so READ COMMITTED;
         # the last row is read once the lock is held
-        cursor = self._open().execute(self._begin_sql)
-        while cursor.nextset():  # BEGIN's result, the lock's, then the last row's
+        cursor = self._waiting_for_the_lock(lambda: self._open().execute(self._begin_sql))
+        while cursor.nextset():  # BEGIN's result, SET's, the lock's, SET's, then the last row's
             pass
         last = cursor.fetchone()
         return (int(last[0]), str(last[1])) if last is not None else (0, "")
 
     def begin_insert(self) -> tuple[int, str]:
         # `begin` and the start of the COPY in one query string, one round trip
-        self._copy = copy = OpenCopy(self._open(), _COLUMNS, self._channel, before=self._begin_sql + "; ")
-        last = copy.results_before[-1]  # BEGIN's result, the lock's, then the last row's (text)
+        self._copy = copy = self._waiting_for_the_lock(
+            lambda: OpenCopy(self._open(), _COLUMNS, self._channel, before=self._begin_sql + "; ")
+        )
+        last = copy.results_before[-1]  # BEGIN's, SET's, the lock's, SET's, then the last row's (text)
         return (int(last.get_value(0, 0)), last.get_value(0, 1).decode()) if last.ntuples else (0, "")
+
+    def _waiting_for_the_lock(self, start: Callable[[], T]) -> T:
+        """``start`` (a transaction that takes the ordering lock first), tried again while another
+        session holds the lock, for up to ``busy_timeout + hold_timeout`` seconds in all.
+
+        Each try waits at most ``hold_timeout`` (the session's ``lock_timeout``); after each, a
+        holder that has kept the server waiting for its COPY data that long is ended. The server
+        ends a session frozen between two statements itself (``idle_in_transaction_session_timeout``),
+        but none of its timeouts fires while it waits for COPY data, so a writer frozen there
+        would hold the lock, and stall every host, until it woke.
+        """
+        deadline = time.monotonic() + self._lock_wait
+        while True:
+            try:
+                return start()
+            except self._psycopg.errors.LockNotAvailable:
+                self.rollback()
+                if time.monotonic() >= deadline:
+                    raise
+                self._end_frozen_holder()
+
+    def _end_frozen_holder(self) -> None:
+        psycopg = self._psycopg
+        try:
+            frozen = self._conn.execute(FROZEN_HOLDER_SQL, (self.location.schema, self._hold)).fetchall()
+            for pid, name in frozen:
+                logger.warning("event log %r: ending session %d (%s), which held the ordering lock for over %g s "
+                               "while the server waited for its COPY data (a frozen writer)",
+                               self.location.display, pid, name, self._hold)
+                self._conn.execute("SELECT pg_catalog.pg_terminate_backend(%s)", (pid,))
+        except psycopg.OperationalError:
+            raise  # this connection lost: the caller's to handle
+        except psycopg.Error as exc:  # not allowed to end it (another role): wait on, up to the deadline
+            logger.warning("event log %r: could not end a frozen holder of the ordering lock: %s",
+                           self.location.display, _message(self.location, exc))
 
     def _open(self) -> Any:
         conn = self._conn
@@ -437,13 +489,16 @@ class PostgresWriter:
             pass
 
     def is_disconnect(self, exc: BaseException) -> bool:
+        # the server ended the session (57P: an administrator, a shutdown; 25P03: idle in transaction
+        # too long, an InternalError to psycopg; 08: the connection failed), though psycopg may not
+        # have seen the socket close yet
+        state = getattr(exc, "sqlstate", None) or ""
+        if isinstance(exc, self._psycopg.Error) and state.startswith(("57P", "08", "25P03")):
+            return True
         if not isinstance(exc, self._psycopg.OperationalError):
             return False
-        # the server ended the session (57P: an administrator, a shutdown; 25P03: idle in transaction
-        # too long; 08: the connection failed), though psycopg may not have seen the socket close yet
-        state = getattr(exc, "sqlstate", None) or ""
         conn = self._conn
-        return conn is None or conn.broken or conn.closed or state.startswith(("57P", "08", "25P03"))
+        return conn is None or conn.broken or conn.closed
 
     def landed(self, last_seq: int, last_hash: str) -> bool:
         self._copy = None
@@ -453,7 +508,15 @@ class PostgresWriter:
         self._conn = connect(self.location, purpose="writer", run=self._run, timeouts=self._timeouts)
         if last_seq == 0:
             return False
-        row = self._conn.execute("SELECT hash FROM events WHERE seq = %s", (last_seq,)).fetchone()
+        # under the ordering lock: the lost session may still be committing (its server side did
+        # not see the connection go), and a retry chained before it finished would repeat the batch
+        cursor = self._waiting_for_the_lock(
+            lambda: self._open().execute(f"{self._lock_sql}; SELECT hash FROM events WHERE seq = {int(last_seq)}")
+        )
+        while cursor.nextset():
+            pass
+        row = cursor.fetchone()
+        self._conn.execute("ROLLBACK")
         return row is not None and row[0] == last_hash
 
     def after_failure(self, exc: BaseException) -> None:

@@ -19,6 +19,10 @@ from __future__ import annotations
 import select
 from typing import Any
 
+_OPERATIONAL = ("08", "53", "55", "57", "58")
+"""SQLSTATE classes psycopg raises as OperationalError (connection, resources, object state,
+operator intervention, system)."""
+
 
 class OpenCopy:
     """A COPY into ``events`` whose query string ends with the NOTIFY and the COMMIT."""
@@ -32,6 +36,10 @@ class OpenCopy:
         self._psycopg = psycopg
         self._pq = pq
         self._pgconn = conn.pgconn
+        # poll, not select: a process with a thousand files open has sockets past select's limit
+        self._readable, self._writable = select.poll(), select.poll()
+        self._readable.register(self._pgconn.socket, select.POLLIN)
+        self._writable.register(self._pgconn.socket, select.POLLIN | select.POLLOUT)
         self.results_before: list[Any] = []
         # the notify names the newest seq, which this transaction holds the lock for
         query = (f"{before}COPY events ({columns}) FROM STDIN; "
@@ -55,7 +63,18 @@ class OpenCopy:
             self._wait_writable()
 
     def finish(self) -> None:
-        """End the data, which commits; raise the first error the statements gave."""
+        """End the data, which commits; raise the first error the statements gave. Whatever
+        else goes wrong once the end may have been sent leaves the outcome unknown: it is
+        raised as a lost connection (the connection closed), which the writer resolves."""
+        try:
+            self._finish()
+        except self._psycopg.Error:
+            raise
+        except Exception as exc:
+            self._pgconn.finish()
+            raise self._psycopg.OperationalError(f"the end of a COPY could not be confirmed: {exc!r}") from exc
+
+    def _finish(self) -> None:
         pgconn = self._pgconn
         while pgconn.put_copy_end() == 0:
             self._wait_writable()
@@ -83,9 +102,8 @@ class OpenCopy:
 
     def _next_result(self) -> Any:
         pgconn = self._pgconn
-        fd = pgconn.socket
         while pgconn.is_busy():
-            select.select([fd], [], [])
+            self._readable.poll()
             pgconn.consume_input()
         return pgconn.get_result()
 
@@ -96,11 +114,8 @@ class OpenCopy:
     def _wait_writable(self) -> None:
         """Wait until the socket takes more, reading what the server sends meanwhile (a notice,
         an error) so that neither side waits for the other."""
-        pgconn = self._pgconn
-        fd = pgconn.socket
-        readable, _, _ = select.select([fd], [fd], [])
-        if readable:
-            pgconn.consume_input()
+        if any(events & select.POLLIN for _, events in self._writable.poll()):
+            self._pgconn.consume_input()
 
     def _error(self, result: Any) -> Exception:
         psycopg = self._psycopg
@@ -116,8 +131,8 @@ class OpenCopy:
         sqlstate = (result.error_field(field.SQLSTATE) or b"").decode()
         try:
             kind = psycopg.errors.lookup(sqlstate) if sqlstate else psycopg.OperationalError
-        except KeyError:
-            kind = psycopg.DatabaseError
+        except KeyError:  # a code psycopg has no class for: its class's kind, as psycopg reads it
+            kind = psycopg.OperationalError if sqlstate[:2] in _OPERATIONAL else psycopg.DatabaseError
         error = kind(message)
         if sqlstate and not error.sqlstate:
             error.sqlstate = sqlstate  # as psycopg does for a code it has no class for

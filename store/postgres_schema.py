@@ -22,6 +22,15 @@ CREATE_LOCK_CLASS = 1633907827
 
 ORDER_LOCK_SQL = f"SELECT pg_advisory_xact_lock({ORDER_LOCK_CLASS}, hashtext(%s) & 2147483647)"
 CREATE_LOCK_SQL = f"SELECT pg_advisory_xact_lock({CREATE_LOCK_CLASS}, hashtext(%s) & 2147483647)"
+FROZEN_HOLDER_SQL = (
+    "SELECT a.pid, a.application_name FROM pg_catalog.pg_locks l JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid "
+    f"WHERE l.locktype = 'advisory' AND l.granted AND l.classid = {ORDER_LOCK_CLASS}::oid "
+    "AND l.objid = (pg_catalog.hashtext(%s) & 2147483647)::oid AND l.objsubid = 2 "
+    "AND a.state = 'active' AND a.wait_event = 'ClientRead' "
+    "AND a.state_change < pg_catalog.now() - pg_catalog.make_interval(secs => %s)"
+)
+"""The session holding a log's ordering lock (schema, seconds) if it has kept the server
+waiting for its data that long: a writer frozen with its COPY open."""
 
 EVENT_COLUMN_TYPES = {
     "seq": "bigint", "ts": "double precision", "run": "text", "actor": "text", "kind": "text",

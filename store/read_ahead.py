@@ -16,6 +16,9 @@ T = TypeVar("T")
 
 _END = object()
 
+JOIN_TIMEOUT = 30.0
+"""Seconds to wait for the worker's fetch in progress when the reading stops."""
+
 
 class _Failed:
     """What the worker hands over when fetching raised: the exception, raised again by the caller."""
@@ -70,4 +73,7 @@ def read_ahead(pages: Iterator[T], ahead: int = 4, name: str = "actorlog-read-ah
     finally:
         stop.set()
         wanted.release()
-        worker.join()
+        if threading.current_thread() is not worker:  # the collector may finalize this on any thread
+            # bounded: a finalizer run by the garbage collector on a thread holding what the
+            # worker's fetch waits for (the store's read lock) would otherwise wait forever
+            worker.join(JOIN_TIMEOUT)

@@ -104,3 +104,18 @@ def test_a_committed_copy_is_announced_with_its_last_seq(pg_log: str) -> None:
     with EventStore.open_readonly(pg_log) as store:
         assert store.count() == 2
         assert not store.verify().ok  # a hash no chain gave: verify names it, the writer never writes it
+
+
+def test_text_reaches_the_server_as_hashed_whatever_the_default_client_encoding(
+    pg_log: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer encodes COPY text itself (UTF-8): a LATIN1 default (PGCLIENTENCODING, a role's
+    or a database's setting) must not make the server read those bytes as LATIN1."""
+    monkeypatch.setenv("PGCLIENTENCODING", "LATIN1")
+    with EventStore(pg_log) as store:
+        store.append(GaugeSet(name="ü ✓ 😀", value=1.0, tags={"é": "ß"}), actor="café", correlation="naïve ✓")
+        store.flush()
+        (record,) = store.events()
+        assert (record.actor, record.correlation, record.event.name, record.event.tags) == (
+            "café", "naïve ✓", "ü ✓ 😀", {"é": "ß"})
+        assert store.verify().ok

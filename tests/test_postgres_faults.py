@@ -136,11 +136,17 @@ def test_connections_killed_mid_commit_lose_and_repeat_nothing(pg_log: str) -> N
         assert store.last_seq() == total and store.verify().ok
 
 
-def test_a_writer_frozen_holding_the_lock_stalls_no_one_past_the_hold_timeout(postgres_server: Any) -> None:
+@pytest.mark.parametrize("frozen", ["idle", "copy"], ids=["between-statements", "mid-copy"])
+def test_a_writer_frozen_holding_the_lock_stalls_no_one_past_the_hold_timeout(
+    postgres_server: Any, frozen: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Between two statements the server's idle-in-transaction timeout ends the frozen session;
+    with its COPY open the server waits for data, where no timeout of its own fires, so the
+    next writer to wait past the hold timeout ends it."""
     url = postgres_server.url(new_schema(), hold_timeout="1")
     a_log(url)
-    holder = subprocess.Popen([sys.executable, str(HELPERS / "pg_lock_holder.py"), url], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen([sys.executable, str(HELPERS / "pg_lock_holder.py"), url, frozen],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
         os.kill(holder.pid, signal.SIGSTOP)
@@ -150,6 +156,8 @@ def test_a_writer_frozen_holding_the_lock_stalls_no_one_past_the_hold_timeout(po
         with admin(url) as conn:
             assert not conn.execute("SELECT 1 FROM pg_stat_activity WHERE application_name = 'actorlog writer frozen'"
                                     ).fetchall()
+        if frozen == "copy":
+            assert "which held the ordering lock for over 1 s while the server waited for its COPY data" in caplog.text
     finally:
         os.kill(holder.pid, signal.SIGCONT)
         holder.kill()

@@ -10,7 +10,7 @@ import pytest
 
 from actor_helpers import wait_until
 from actorlog.events import GaugeSet
-from actorlog.store import EventStore
+from actorlog.store import EventStore, StoreClosedError
 from actorlog.store.read_ahead import read_ahead
 
 
@@ -85,4 +85,17 @@ def test_a_postgres_read_left_early_leaves_no_thread(pg_log: str) -> None:
         for record in store.events(from_seq=90):
             assert not _workers()  # one chunk: read by the caller, no thread
         assert sum(len(chunk) for chunk in store.fold_chunks()) == 95
+    assert not _workers()
+
+
+def test_a_postgres_read_of_a_store_closed_meanwhile_ends_with_closed_not_a_new_connection(pg_log: str) -> None:
+    store = EventStore(pg_log, chunk_size=10)
+    store.append_many([GaugeSet(name="q", value=float(i)) for i in range(95)], actor="worker")
+    store.flush()
+    reading = store.events()
+    assert next(reading).seq == 1
+    store.close()
+    with pytest.raises(StoreClosedError, match="was closed"):
+        for _ in reading:
+            pass
     assert not _workers()
