@@ -40,16 +40,22 @@ def _line(seq: int, payload: str = '{"name":"q","value":2.0,"tags":{}}') -> byte
     return f"{seq}\t1.0\trun\tworker\tgauge.set\t1\t\\N\t{payload}\t{'0' * 64}\n".encode()
 
 
+def _nothing_committed(conn: Any, url: str) -> None:
+    """After a refused COPY: the transaction rolls back, the connection still works, the log
+    still holds its one row."""
+    conn.execute("ROLLBACK")
+    assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 1
+    conn.close()
+    assert _rows(url) == 1
+
+
 def test_a_duplicate_seq_is_psycopgs_unique_violation_and_commits_nothing(pg_log: str) -> None:
     _log_with_one_row(pg_log)
     conn, copy = _open(pg_log)
     copy.write(_line(2) + _line(1))
     with pytest.raises(psycopg.errors.UniqueViolation, match="duplicate key value"):
         copy.finish()
-    conn.execute("ROLLBACK")
-    assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 1  # the connection still works
-    conn.close()
-    assert _rows(pg_log) == 1
+    _nothing_committed(conn, pg_log)
 
 
 def test_bad_copy_data_is_one_error_naming_it(pg_log: str) -> None:
@@ -58,9 +64,7 @@ def test_bad_copy_data_is_one_error_naming_it(pg_log: str) -> None:
     copy.write(b"2\tnot a time\trun\tworker\tgauge.set\t1\t\\N\t{}\t" + b"0" * 64 + b"\n")
     with pytest.raises(psycopg.errors.InvalidTextRepresentation, match="not a time"):
         copy.finish()
-    conn.execute("ROLLBACK")
-    conn.close()
-    assert _rows(pg_log) == 1
+    _nothing_committed(conn, pg_log)
 
 
 def test_an_abandoned_copy_commits_nothing(pg_log: str) -> None:
@@ -68,10 +72,7 @@ def test_an_abandoned_copy_commits_nothing(pg_log: str) -> None:
     conn, copy = _open(pg_log)
     copy.write(_line(2))
     copy.abort()
-    conn.execute("ROLLBACK")
-    assert conn.execute("SELECT 1").fetchone()[0] == 1
-    conn.close()
-    assert _rows(pg_log) == 1
+    _nothing_committed(conn, pg_log)
 
 
 def test_a_copy_without_the_ordering_lock_is_refused(pg_log: str) -> None:
@@ -83,9 +84,7 @@ def test_a_copy_without_the_ordering_lock_is_refused(pg_log: str) -> None:
     # the guard is a statement trigger: the server runs it once the COPY has started taking data
     with pytest.raises(psycopg.errors.RaiseException, match="without the log's ordering lock is refused"):
         copy.finish()
-    conn.execute("ROLLBACK")
-    conn.close()
-    assert _rows(pg_log) == 1
+    _nothing_committed(conn, pg_log)
 
 
 def test_a_committed_copy_is_announced_with_its_last_seq(pg_log: str) -> None:
