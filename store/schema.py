@@ -378,6 +378,8 @@ def open_database(
     exists = check_path(path, readonly=readonly)
     if not readonly and not exists and file_mode is not None:
         _create_file(path, file_mode)
+    if not readonly and exists:
+        _refuse_foreign_file(path, busy_timeout)
     conn = connect(path, readonly=readonly, busy_timeout=busy_timeout)
     db = sqlite_utils.Database(conn)
     deadline = time.monotonic() + busy_timeout
@@ -417,6 +419,32 @@ def open_database(
     return db
 
 
+def _refuse_foreign_file(path: Path, busy_timeout: float) -> None:
+    """`check_log_file`'s refusals, before a writable connection opens an existing file.
+
+    Opening another program's database for writing would already change it (SQLite merges
+    its ``-wal`` into it, or rolls back the transaction its hot journal holds), so what the
+    file is has to be read through a read-only connection first. A file that could not be read
+    for another reason (locked, say) is left to the writable open, which reports it.
+    """
+    try:
+        check_log_file(path, busy_timeout=busy_timeout)
+    except (StoreReadError, StoreLockedError):
+        pass
+
+
+def _hot_journal(path: Path, exc: sqlite3.Error) -> NotAnEventLogError | None:
+    """The refusal of a file whose hot rollback journal a read-only connection may not roll
+    back: no event log has one (logs are kept in WAL mode), so it is another program's database."""
+    if getattr(exc, "sqlite_errorname", "") != "SQLITE_READONLY_ROLLBACK":
+        return None
+    return NotAnEventLogError(
+        f"{str(path)!r} is another program's database, not an actorlog event log: it has a rollback "
+        f"journal ({_wal_file(path, 'journal').name}) of a transaction left unfinished, which no event log "
+        f"has; leave it to the program that wrote it and pass a new path"
+    )
+
+
 def check_log_file(path: Path, *, busy_timeout: float = 5.0) -> None:
     """Refuse what `open_database` would refuse for writing, without creating or changing anything.
 
@@ -434,7 +462,7 @@ def check_log_file(path: Path, *, busy_timeout: float = 5.0) -> None:
             if not is_empty(db):
                 check_schema(db, path)
         except sqlite3.OperationalError as exc:
-            raise read_error(path, exc, "reading its schema") from None
+            raise _hot_journal(path, exc) or read_error(path, exc, "reading its schema") from None
         except sqlite3.DatabaseError as exc:
             raise NotAnEventLogError(f"{str(path)!r} cannot be read as an SQLite database: {exc}") from None
     finally:
