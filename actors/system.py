@@ -713,7 +713,15 @@ class ActorSystem:
                 continue
             entry.ref.tell(Control(op="health", reply=future))
             futures[plugin] = future
-        return {plugin: future.result(timeout) for plugin, future in futures.items()}
+        deadline = None if timeout is None else time.monotonic() + timeout
+        results: dict[str, Health] = {}
+        for plugin, future in futures.items():
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                results[plugin] = future.result(left)
+            except TimeoutError:
+                raise TimeoutError(f"plugin {plugin!r} did not answer its health check within {timeout:g} s") from None
+        return results
 
     def _start_health_checks(self) -> None:
         if self._health is not None or not any(e.health_interval for e in self._router.plugins.values()):
