@@ -8,9 +8,10 @@ point recorded before the flush that is not committed; after the last flush it S
 itself, and the test reads the log with `EventStore.open_readonly`: every point recorded
 before that flush began must be there.
 
-Two configurations: back-pressure (a small ``max_pending`` keeps senders waiting for
-room with a batch in hand, the widest window for a flush to overtake it) and the
-default options. CI runs 20 rounds of each; ``ACTORLOG_SOAK=1`` runs 400 of each::
+Three configurations: two with back-pressure (a small ``max_pending`` keeps senders waiting
+for room with a batch in hand, the widest window for a flush to overtake it) and the
+default options. CI runs 10 worker processes of 10 flushes each per configuration (the last
+flush of each ends in a SIGKILL); ``ACTORLOG_SOAK=1`` runs 40 processes of each::
 
     ACTORLOG_SOAK=1 .venv/bin/python -m pytest tests/test_metrics_flush_integrity.py -q
 """
