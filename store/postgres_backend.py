@@ -165,7 +165,7 @@ def _create(conn: Any, location: LogLocation, meta: dict[str, str] | None) -> No
         conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         meta = _read_meta(conn, location)  # again, under the lock: another host may have done it
         if meta is None:
-            for statement in schema_ddl(location.schema):
+            for statement in schema_ddl(location.schema, conn.info.server_version):
                 conn.execute(statement)
             conn.execute(
                 f"INSERT INTO {schema}.meta (key, value) VALUES (%s, %s), (%s, %s), (%s, %s), (%s, %s)",
