@@ -25,6 +25,10 @@ class ReadConnection(Protocol):
     reads_ahead: bool
     """Whether paged reads fetch the next page on a thread of their own while the caller works
     on this one (PostgreSQL, whose server then works meanwhile; not SQLite, which reads in-process)."""
+    walks_indexes: bool
+    """Whether ``min(col) WHERE col > ?`` is one index probe for run, actor and kind (SQLite's
+    B-trees), so their distinct values are walked one probe each; not on PostgreSQL, whose bloom
+    indexes hold no order, where they are read in one scan."""
 
     def fetch(self, sql: str, params: Any, doing: str) -> list[Any]:
         """Rows of a query (``?`` placeholders); errors become store errors naming the log and ``doing``."""

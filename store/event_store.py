@@ -69,6 +69,7 @@ class _Locked:
 
     def __init__(self, reader: ReadConnection, lock: threading.Lock) -> None:
         self._reader, self._lock = reader, lock
+        self.walks_indexes = reader.walks_indexes
 
     def fetch(self, sql: str, params: Any, doing: str) -> list[Any]:
         with self._lock:

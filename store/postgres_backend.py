@@ -224,6 +224,7 @@ class PostgresReader:
 
     checks_storage = False
     reads_ahead = True
+    walks_indexes = False
 
     def __init__(self, location: LogLocation, conn: Any) -> None:
         self.location = location

@@ -18,6 +18,8 @@ from actorlog.store.read_ahead import read_ahead
 class Reader(Protocol):
     """What the queries here read through (a backend's `ReadConnection`)."""
 
+    walks_indexes: bool
+
     def fetch(self, sql: str, params: Any, doing: str) -> list[Any]: ...
 
     def is_text(self, column: str) -> str: ...
@@ -254,28 +256,24 @@ def distinct_values(reader: Reader, column: str, limit: int = 10_000) -> list[st
     """The distinct text values of ``column`` (run, actor or kind), at most ``limit`` of them.
 
     Walked along the column's index one value at a time (``min(col) WHERE col > ?``), so
-    it costs one probe per distinct value, not a scan of a log of any length.
+    it costs one probe per distinct value, not a scan of a log of any length; where the index
+    cannot be walked (`Reader.walks_indexes`), read in one scan, not one per value.
     """
     if column not in LOOKUP_COLUMNS:
         raise ValueError(f"no lookup by {column!r}; one of {', '.join(LOOKUP_COLUMNS)}")
     found: list[str] = []
     text = reader.is_text(column)
+    if not reader.walks_indexes:
+        # in code point order, as SQLite's index gives them
+        sql = f'SELECT {column} FROM events WHERE {text} GROUP BY {column} ORDER BY {column} COLLATE "C" LIMIT ?'
+        rows = reader.fetch(sql, [limit], f"listing the {column}s")
+        return [str(row[0]) for row in rows]
     rows = reader.fetch(f"SELECT min({column}) FROM events WHERE {text}", (), f"listing the {column}s")
     while rows and rows[0][0] is not None and len(found) < limit:
         found.append(str(rows[0][0]))
         rows = reader.fetch(f"SELECT min({column}) FROM events WHERE {column} > ? AND {text}", [found[-1]],
                             f"listing the {column}s")
     return found
-
-
-def runs_in_order(reader: Reader, limit: int = 10_000) -> list[str]:
-    """The runs a log holds, oldest first (by the first seq of each)."""
-    names = distinct_values(reader, "run", limit)
-    firsts = []
-    for name in names:
-        row = reader.fetch("SELECT min(seq) FROM events WHERE run = ?", [name], "listing the runs")
-        firsts.append((row[0][0] or 0, name))
-    return [name for _, name in sorted(firsts)]
 
 
 def run_summary_sql(reader: Reader) -> str:

@@ -60,6 +60,7 @@ class SqliteReader:
 
     checks_storage = True
     reads_ahead = False
+    walks_indexes = True
 
     def __init__(self, location: LogLocation, db: sqlite_utils.Database) -> None:
         self.location = location

@@ -96,6 +96,22 @@ class StoreCases(Backend):
 
         reads_back()
 
+    def test_the_distinct_runs_actors_and_kinds_are_listed_in_code_point_order(self, target: str) -> None:
+        # what a typo's "did you mean" hint chooses from; one scan on PostgreSQL, an index walk on SQLite
+        actors = ["worker", "Zed", "émile", "a b", "llm"]
+        runs = []
+        for run in ("r2", "R1", "r10"):
+            with EventStore(target, run=run) as store:
+                runs.append(run)
+                for actor in actors:
+                    store.append(GaugeSet(name="q", value=1.0), actor=actor)
+                store.append(PluginStarted(plugin="llm"), actor="supervisor")
+        with EventStore.open_readonly(target) as store:
+            assert store.distinct_values("actor") == sorted({*actors, "supervisor"})
+            assert store.distinct_values("run") == sorted(runs)
+            assert store.distinct_values("kind") == ["gauge.set", "plugin.started"]
+            assert store.distinct_values("actor", limit=2) == sorted({*actors, "supervisor"})[:2]
+
     def test_events_read_back_as_appended_with_filters(self, target: str) -> None:
         with EventStore(target, run="r1") as store:
             store.append(PluginStarted(plugin="llm"), actor="supervisor", correlation="c1")
