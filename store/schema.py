@@ -420,24 +420,45 @@ def open_database(
 
 
 def _refuse_foreign_file(path: Path, busy_timeout: float) -> None:
-    """`check_log_file`'s refusals, before a writable connection opens an existing file.
+    """`check_log_file`'s refusals, before a writable connection opens an existing file that
+    has a ``-wal`` or ``-journal`` beside it.
 
-    Opening another program's database for writing would already change it (SQLite merges
+    Opening another program's database for writing would already change it then (SQLite merges
     its ``-wal`` into it, or rolls back the transaction its hot journal holds), so what the
-    file is has to be read through a read-only connection first. A file that could not be read
-    for another reason (locked, say) is left to the writable open, which reports it.
+    file is has to be read through a read-only connection first. Without either file, the
+    writable open changes nothing before it refuses (and leaves nothing behind, which a
+    read-only connection to a WAL database would: the ``-wal`` and ``-shm`` it made). A file that
+    could not be read for another reason (locked, say) is left to the writable open, which reports it.
     """
+    if not _wal_file(path, "wal").exists() and not _wal_file(path, "journal").exists():
+        return
     try:
         check_log_file(path, busy_timeout=busy_timeout)
     except (StoreReadError, StoreLockedError):
         pass
 
 
+JOURNAL_MAGIC = bytes.fromhex("d9d505f920a163d7")
+"""The first bytes of an SQLite rollback journal's header."""
+
+
 def _hot_journal(path: Path, exc: sqlite3.Error) -> NotAnEventLogError | None:
     """The refusal of a file whose hot rollback journal a read-only connection may not roll
-    back: no event log has one (logs are kept in WAL mode), so it is another program's database."""
+    back: no event log has one (logs are kept in WAL mode), so it is another program's database.
+
+    Except when the journal says the database was empty before its transaction: a log whose
+    creation was cut off (switching a new file to WAL goes through a rollback journal) has such
+    a journal, and rolling it back leaves an empty file, so nothing anyone committed is lost.
+    """
     if getattr(exc, "sqlite_errorname", "") != "SQLITE_READONLY_ROLLBACK":
         return None
+    try:
+        with open(_wal_file(path, "journal"), "rb") as journal:
+            header = journal.read(20)
+    except OSError:
+        header = b""
+    if header[:8] == JOURNAL_MAGIC and len(header) == 20 and int.from_bytes(header[16:20], "big") == 0:
+        return None  # the database held nothing before: the writable open rolls it back to empty
     return NotAnEventLogError(
         f"{str(path)!r} is another program's database, not an actorlog event log: it has a rollback "
         f"journal ({_wal_file(path, 'journal').name}) of a transaction left unfinished, which no event log "

@@ -15,12 +15,16 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from demo_helpers import LLM_CLASS
 from log_helpers import sha256_of
 from replay_helpers import assert_one_line_error, run_cli
+
+from actorlog.events import GaugeSet
+from actorlog.store import EventStore, NotAnEventLogError, SchemaVersionError
 
 pytestmark = pytest.mark.slow
 
@@ -178,3 +182,57 @@ def test_a_database_with_its_own_events_table_is_refused_in_one_line_and_left_as
     assert files_of(path) == before, "the other application's database was changed"
     left = sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith("-shm"))
     assert left == sorted(["app.toml", *before]), left
+
+
+def _cut_off_creation(path: Path) -> None:
+    """What a log whose creation was killed leaves (reproduced by killing one with strace):
+    switching the new file to WAL wrote its first page through a rollback journal, which is
+    left hot and says the database was empty (0 pages) before."""
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode=WAL").fetchall()
+    conn.close()
+    magic = bytes.fromhex("d9d505f920a163d7")  # a rollback journal's header: magic, records, nonce,
+    header = magic + (0).to_bytes(4, "big") + (7).to_bytes(4, "big") + (0).to_bytes(4, "big")  # size before,
+    header += (512).to_bytes(4, "big") + (4096).to_bytes(4, "big")  # sector and page sizes
+    Path(f"{path}-journal").write_bytes(header.ljust(512, b"\0"))
+
+
+def test_a_log_whose_creation_was_cut_off_is_created_on_the_next_open(tmp_path: Path) -> None:
+    # rolling back a journal of a database that was empty loses nothing committed
+    path = tmp_path / "new.db"
+    _cut_off_creation(path)
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):  # the journal is hot
+        sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True).execute("SELECT count(*) FROM sqlite_master")
+    with EventStore(path) as store:
+        store.append(GaugeSet(name="q", value=1.0), actor="worker")
+        assert store.flush() == 1
+    assert run_cli("verify", path).returncode == 0
+
+
+def _newer_schema_log(path: Path) -> None:
+    EventStore(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+
+
+def _closed_wal_database(path: Path) -> None:
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, title TEXT)")
+    conn.commit()
+    conn.close()  # the last connection: SQLite removes its -wal and -shm
+
+
+@pytest.mark.parametrize("make, refusal", [(_newer_schema_log, SchemaVersionError),
+                                           (_closed_wal_database, NotAnEventLogError)],
+                         ids=["a log of a newer schema", "another program's WAL database, closed"])
+def test_a_refused_file_is_left_with_nothing_beside_it(tmp_path: Path, make: Any, refusal: type[Exception]) -> None:
+    path = tmp_path / "other.db"
+    make(path)
+    before = files_of(path)
+    with pytest.raises(refusal):
+        EventStore(path)
+    assert files_of(path) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.db"]
