@@ -47,6 +47,11 @@ class ReadConnection(Protocol):
         """What the storage engine's own check finds wrong (at most ``limit``); [] when intact."""
         ...
 
+    def has_value(self, column: str, value: str) -> bool:
+        """Whether any event holds ``value`` in ``column`` (run, actor or kind; the caller checked
+        the column's name): found through the column's index."""
+        ...
+
     def is_text(self, column: str) -> str:
         """An SQL condition true where ``column`` holds text (SQLite's columns may hold anything a foreign writer put)."""
         ...

@@ -78,6 +78,10 @@ class _Locked:
     def is_text(self, column: str) -> str:
         return self._reader.is_text(column)
 
+    def has_value(self, column: str, value: str) -> bool:
+        with self._lock:
+            return self._reader.has_value(column, value)
+
     def payload_value(self, field: str, *, flag: bool = False) -> str:
         return self._reader.payload_value(field, flag=flag)
 

@@ -235,6 +235,25 @@ class PostgresReader:
         self._closed = False
 
     def fetch(self, sql: str, params: Any, doing: str) -> list[Any]:
+        # binary results load about a third faster (floats exact either way); prepared, since a
+        # reader repeats the same few statements (keyset pages)
+        return self._reading(
+            lambda conn: list(conn.execute(_sql(sql), tuple(params), prepare=True, binary=True).fetchall()), doing)
+
+    def has_value(self, column: str, value: str) -> bool:
+        def probe(conn: Any) -> bool:
+            # The planner takes a run's rows for spread over the whole log and scans it from the
+            # start for the first one; a run is one stretch, often the newest, which the bloom
+            # index finds at once (0.06 ms against 75-110 ms on 1,000,000 rows)
+            with conn.transaction():
+                conn.execute("SET LOCAL enable_seqscan = off")
+                return conn.execute(f"SELECT 1 FROM events WHERE {column} = %s LIMIT 1", (value,)).fetchone() is not None
+
+        return self._reading(probe, f"looking up a {column}")
+
+    def _reading(self, read: Callable[[Any], T], doing: str) -> T:
+        """``read(connection)``, on a new connection once if the connection was lost; its errors
+        become store errors naming the log and ``doing``."""
         psycopg = self._psycopg
         for attempt in (1, 2):
             if self._closed:  # a page read ahead for a store closed meanwhile: no new connection
@@ -243,9 +262,7 @@ class PostgresReader:
                 if self._conn.closed:
                     self._conn = connect(self.location, purpose="reader")
                     self._conn.execute("SET default_transaction_read_only = on")
-                # binary results load about a third faster (floats exact either way); prepared,
-                # since a reader repeats the same few statements (keyset pages)
-                return list(self._conn.execute(_sql(sql), tuple(params), prepare=True, binary=True).fetchall())
+                return read(self._conn)
             except psycopg.OperationalError as exc:
                 if attempt == 1 and self._conn.broken:
                     logger.warning("event log %r: the connection was lost while %s; reconnecting",

@@ -68,7 +68,7 @@ TRIGGERS: dict[str, dict[str, tuple[str, str]]] = {
 
 
 INDEX_METHODS = {
-    "ts": "USING brin (ts) WITH (autosummarize = on)",
+    "ts": "USING brin (ts)",
     "correlation": "(correlation) WHERE correlation IS NOT NULL",
 }
 """How the columns SQLite indexes with a plain B-tree are indexed here where it differs, each to
@@ -83,10 +83,17 @@ Each holds a few values repeated over millions of rows, so a B-tree on it grows 
 row, which an append pays for (the three cost the server about three microseconds a row, a
 third of all it does); a bloom summary of each block range costs an append next to nothing,
 and a lookup (``run = ?``, ``kind IN (...)``) reads the block ranges whose summary may hold
-the value. Ranges written since the last summary are read whole until autovacuum summarises them."""
+the value. Ranges written since the last summary are read whole until a VACUUM summarises
+them (`SUMMARISED_EVERY`)."""
 
-BLOOM_METHOD = "USING brin ({column} text_bloom_ops) WITH (pages_per_range = 16, autosummarize = on)"
+BLOOM_METHOD = "USING brin ({column} text_bloom_ops) WITH (pages_per_range = 16)"
 """The bloom BRIN index of one of `BLOOM_COLUMNS` (16 pages, a few hundred rows, per range)."""
+
+SUMMARISED_EVERY = 100_000
+"""Rows appended between two autovacuums of ``events``, each of which summarises the BRIN
+indexes' new ranges: the default (a fifth of the table) would leave millions of rows of a big
+log unsummarised, and BRIN's own ``autosummarize`` queues one request per range in a server-wide
+queue of 256, which three bloom indexes overflow within seconds (each lost request logged)."""
 
 BLOOM_SINCE = 140000
 """The first server version (``server_version_num``) with bloom operator classes for BRIN."""
@@ -160,8 +167,10 @@ def schema_ddl(schema: str, server_version: int) -> list[str]:
         f"{name} {kind}{' PRIMARY KEY' if name == 'seq' else ''}{' NOT NULL' if name not in ('seq', 'correlation') else ''}"
         for name, kind in EVENT_COLUMN_TYPES.items()
     )
+    storage = (f" WITH (autovacuum_vacuum_insert_threshold = {SUMMARISED_EVERY}, "
+               "autovacuum_vacuum_insert_scale_factor = 0)") if server_version >= BLOOM_SINCE else ""
     statements = [
-        f"CREATE TABLE {s}.events ({columns})",
+        f"CREATE TABLE {s}.events ({columns}){storage}",
         f"CREATE TABLE {s}.meta (key text PRIMARY KEY, value text NOT NULL)",
         f"CREATE TABLE {s}.snapshots (id bigserial PRIMARY KEY, projection text NOT NULL, version integer NOT NULL, "
         "position bigint NOT NULL, run text NOT NULL, created_at double precision NOT NULL, state text NOT NULL)",

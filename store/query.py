@@ -24,6 +24,8 @@ class Reader(Protocol):
 
     def is_text(self, column: str) -> str: ...
 
+    def has_value(self, column: str, value: str) -> bool: ...
+
     def payload_value(self, field: str, *, flag: bool = False) -> str: ...
 
 
@@ -242,14 +244,16 @@ def _chunks(
 
 
 LOOKUP_COLUMNS = ("run", "actor", "kind")
-"""Columns `has_value` and `distinct_values` answer for (each has an index)."""
+"""Columns `has_value` and `distinct_values` answer for (each has an index: a B-tree on
+SQLite, a bloom BRIN index on PostgreSQL 14 and later)."""
 
 
 def has_value(reader: Reader, column: str, value: str) -> bool:
-    """Whether any event has ``value`` in ``column`` (run, actor or kind): one index probe."""
+    """Whether any event has ``value`` in ``column`` (run, actor or kind), found through the
+    column's index."""
     if column not in LOOKUP_COLUMNS:
         raise ValueError(f"no lookup by {column!r}; one of {', '.join(LOOKUP_COLUMNS)}")
-    return bool(reader.fetch(f"SELECT 1 FROM events WHERE {column} = ? LIMIT 1", [value], f"looking up a {column}"))
+    return reader.has_value(column, value)
 
 
 def distinct_values(reader: Reader, column: str, limit: int = 10_000) -> list[str]:

@@ -95,6 +95,9 @@ class SqliteReader:
     def is_text(self, column: str) -> str:
         return f"typeof({column}) = 'text'"
 
+    def has_value(self, column: str, value: str) -> bool:
+        return bool(self.fetch(f"SELECT 1 FROM events WHERE {column} = ? LIMIT 1", [value], f"looking up a {column}"))
+
     def payload_value(self, field: str, *, flag: bool = False) -> str:
         return f"CASE WHEN json_valid(payload) THEN json_extract(payload, '$.{field}') END"  # true is 1 already
 

@@ -11,7 +11,7 @@ import pytest
 
 from actorlog.events import CounterIncremented, GaugeSet, HistogramObserved
 from actorlog.store import EventStore
-from actorlog.store.postgres_schema import BLOOM_COLUMNS, BLOOM_SINCE
+from actorlog.store.postgres_schema import BLOOM_COLUMNS, BLOOM_SINCE, SUMMARISED_EVERY
 from pg_helpers import admin
 from replay_helpers import run_cli
 
@@ -69,6 +69,11 @@ def test_a_new_log_indexes_run_actor_and_kind_with_bloom_summaries(pg_log: str) 
         version = conn.info.server_version
         definitions = dict(conn.execute("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = "
                                         "current_schema() AND tablename = 'events'").fetchall())
+        options = conn.execute("SELECT reloptions FROM pg_class WHERE oid = 'events'::regclass").fetchone()[0]
+    if version >= BLOOM_SINCE:  # autovacuum summarises the new ranges every SUMMARISED_EVERY rows
+        assert sorted(options) == ["autovacuum_vacuum_insert_scale_factor=0",
+                                   f"autovacuum_vacuum_insert_threshold={SUMMARISED_EVERY}"], options
+    assert not any("autosummarize" in d for d in definitions.values()), definitions  # floods a server-wide queue
     for column in BLOOM_COLUMNS:
         definition = definitions[f"events_by_{column}"]
         if version >= BLOOM_SINCE:
@@ -85,7 +90,7 @@ def test_lookups_by_run_actor_and_kind_find_every_row_before_and_after_the_range
     for summarised in (False, True):
         if summarised:
             with admin(pg_log) as conn:
-                conn.execute("VACUUM events")  # summarises every block range of the BRIN indexes
+                conn.execute("VACUUM events")  # summarises the BRIN indexes' ranges (all but a last, partial one)
         for (column, value), count in expected.items():
             assert _through_the_indexes(pg_log, column, value) == count, (column, value, summarised)
         assert _counted(pg_log, "--kind", "counter.incremented") == 100
