@@ -720,6 +720,8 @@ class ActorSystem:
             try:
                 results[plugin] = future.result(left)
             except TimeoutError:
+                if future.done():  # the check itself raised it: the plugin did answer
+                    raise
                 raise TimeoutError(f"plugin {plugin!r} did not answer its health check within {timeout:g} s") from None
         return results
 
