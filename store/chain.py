@@ -28,6 +28,10 @@ GENESIS = ""
 _encode = msgspec.json.encode
 _sha256 = hashlib.sha256
 
+LINK = b"%s|%d|%s"
+"""What a row's chain hash covers, formatted with the previous row's hash (hex, as bytes), the
+row's seq and its content: the one definition `link` and the writers' loops share."""
+
 
 def row_content(
     ts: float, run: str, actor: str, kind: str, version: int, correlation: str | None, payload: bytes
@@ -38,7 +42,7 @@ def row_content(
 
 def link(previous: str, seq: int, content: bytes) -> str:
     """The chain hash (hex) of the row at ``seq`` holding ``content``, after a row hashed ``previous``."""
-    return _sha256(b"%s|%d|%s" % (previous.encode(), seq, content)).hexdigest()
+    return _sha256(LINK % (previous.encode(), seq, content)).hexdigest()
 
 
 def chain_rows(previous: str, seq: int, rows: list[list[Any]]) -> tuple[str, int, list[Any]]:
@@ -53,13 +57,13 @@ def chain_rows(previous: str, seq: int, rows: list[list[Any]]) -> tuple[str, int
     """
     flat: list[Any] = []
     extend = flat.extend
-    sha256 = _sha256
+    sha256, covered = _sha256, LINK  # locals: this loop runs once a row
     for row in rows:
         if type(row) is not list:
             row.resolve()  # type: ignore[attr-defined]  # a DeferredRow
         seq += 1
         row[0] = seq
-        row[8] = previous = sha256(b"%s|%d|%s" % (previous.encode(), seq, row[8])).hexdigest()
+        row[8] = previous = sha256(covered % (previous.encode(), seq, row[8])).hexdigest()
         extend(row)
     return previous, seq, flat
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from actorlog.store.chain import LINK
 from actorlog.store.rows import PendingRow
 
 NULL = b"\\N"
@@ -67,7 +68,7 @@ def chain_lines(previous: str, seq: int, rows: list[PendingRow], staged: list[by
     return the last hash, the last seq and the rows' COPY text lines (all nine columns)."""
     lines: list[bytes] = []
     append = lines.append
-    sha256 = hashlib.sha256
+    sha256, covered = hashlib.sha256, LINK  # locals: this loop runs once a row
     last = previous.encode()
     for row, line in zip(rows, staged):
         if line is None:
@@ -77,7 +78,7 @@ def chain_lines(previous: str, seq: int, rows: list[PendingRow], staged: list[by
         seq += 1
         row[0] = seq
         # `link`, inline: this loop runs under the ordering lock that every writer waits for
-        row[8] = previous = sha256(b"%s|%d|%s" % (last, seq, row[8])).hexdigest()
+        row[8] = previous = sha256(covered % (last, seq, row[8])).hexdigest()
         last = previous.encode()
         append(b"%d\t%s\t%s\n" % (seq, line, last))
     return previous, seq, b"".join(lines)
