@@ -49,20 +49,18 @@ def _nothing_committed(conn: Any, url: str) -> None:
     assert _rows(url) == 1
 
 
-def test_a_duplicate_seq_is_psycopgs_unique_violation_and_commits_nothing(pg_log: str) -> None:
+@pytest.mark.parametrize("data, error, match", [
+    (_line(2) + _line(1), psycopg.errors.UniqueViolation, "duplicate key value"),
+    (b"2\tnot a time\trun\tworker\tgauge.set\t1\t\\N\t{}\t" + b"0" * 64 + b"\n",
+     psycopg.errors.InvalidTextRepresentation, "not a time"),
+], ids=["a duplicate seq", "bad copy data"])
+def test_refused_copy_data_is_psycopgs_own_error_and_commits_nothing(
+    pg_log: str, data: bytes, error: type[Exception], match: str
+) -> None:
     _log_with_one_row(pg_log)
     conn, copy = _open(pg_log)
-    copy.write(_line(2) + _line(1))
-    with pytest.raises(psycopg.errors.UniqueViolation, match="duplicate key value"):
-        copy.finish()
-    _nothing_committed(conn, pg_log)
-
-
-def test_bad_copy_data_is_one_error_naming_it(pg_log: str) -> None:
-    _log_with_one_row(pg_log)
-    conn, copy = _open(pg_log)
-    copy.write(b"2\tnot a time\trun\tworker\tgauge.set\t1\t\\N\t{}\t" + b"0" * 64 + b"\n")
-    with pytest.raises(psycopg.errors.InvalidTextRepresentation, match="not a time"):
+    copy.write(data)
+    with pytest.raises(error, match=match):
         copy.finish()
     _nothing_committed(conn, pg_log)
 
